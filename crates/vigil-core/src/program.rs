@@ -1,0 +1,878 @@
+//! supervisord's process state machine, as a pure function of (state, input, now).
+//!
+//! The shell (`src/supervisor`) owns the real child, feeds every observation in as an
+//! [`Input`] with the current monotonic time in milliseconds, carries out the returned
+//! [`Effect`]s, and calls [`Process::on`] with [`Input::Timer`] when
+//! [`Process::next_deadline`] is reached. Nothing here reads a clock, sleeps or spawns.
+//!
+//! The transitions are supervisord 4.3's (see `SUPERVISORD.md` §1.2), with two fixes that
+//! no client depends on: exits are handled the moment they happen (no 1 s poll), and the
+//! "reap race" cannot turn an instant exit into RUNNING → EXITED.
+
+use serde::Serialize;
+
+/// Monotonic milliseconds, supplied by the caller.
+pub type Millis = u64;
+
+/// supervisord's process states, with its numeric codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ProcessState {
+    Stopped,
+    Starting,
+    Running,
+    Backoff,
+    Stopping,
+    Exited,
+    Fatal,
+    Unknown,
+}
+
+impl ProcessState {
+    pub const ALL: [ProcessState; 8] = [
+        ProcessState::Stopped,
+        ProcessState::Starting,
+        ProcessState::Running,
+        ProcessState::Backoff,
+        ProcessState::Stopping,
+        ProcessState::Exited,
+        ProcessState::Fatal,
+        ProcessState::Unknown,
+    ];
+
+    /// supervisord's numeric state code (`getProcessInfo().state`).
+    pub fn code(self) -> i32 {
+        match self {
+            ProcessState::Stopped => 0,
+            ProcessState::Starting => 10,
+            ProcessState::Running => 20,
+            ProcessState::Backoff => 30,
+            ProcessState::Stopping => 40,
+            ProcessState::Exited => 100,
+            ProcessState::Fatal => 200,
+            ProcessState::Unknown => 1000,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcessState::Stopped => "STOPPED",
+            ProcessState::Starting => "STARTING",
+            ProcessState::Running => "RUNNING",
+            ProcessState::Backoff => "BACKOFF",
+            ProcessState::Stopping => "STOPPING",
+            ProcessState::Exited => "EXITED",
+            ProcessState::Fatal => "FATAL",
+            ProcessState::Unknown => "UNKNOWN",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ProcessState> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(name))
+    }
+
+    /// `STOPPED_STATES` in supervisord.
+    pub fn is_stopped(self) -> bool {
+        matches!(
+            self,
+            ProcessState::Stopped
+                | ProcessState::Exited
+                | ProcessState::Fatal
+                | ProcessState::Unknown
+        )
+    }
+
+    /// `RUNNING_STATES` in supervisord (BACKOFF counts as running).
+    pub fn is_running(self) -> bool {
+        matches!(
+            self,
+            ProcessState::Running | ProcessState::Backoff | ProcessState::Starting
+        )
+    }
+
+    /// `SIGNALLABLE_STATES` in supervisord.
+    pub fn is_signallable(self) -> bool {
+        matches!(
+            self,
+            ProcessState::Running | ProcessState::Starting | ProcessState::Stopping
+        )
+    }
+}
+
+impl std::fmt::Display for ProcessState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The legal transitions, one screen: anything else is refused by [`Process::on`].
+pub const ALLOWED: &[(ProcessState, &[ProcessState])] = {
+    use ProcessState::*;
+    &[
+        (Stopped, &[Starting]),
+        (Starting, &[Running, Backoff, Stopping, Unknown]),
+        (Running, &[Stopping, Exited, Unknown]),
+        (Backoff, &[Starting, Fatal, Stopped]),
+        (Stopping, &[Stopped, Unknown]),
+        (Exited, &[Starting]),
+        (Fatal, &[Starting]),
+        (Unknown, &[]),
+    ]
+};
+
+pub fn is_allowed(from: ProcessState, to: ProcessState) -> bool {
+    ALLOWED
+        .iter()
+        .any(|(f, tos)| *f == from && tos.contains(&to))
+}
+
+/// `autorestart`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoRestart {
+    Always,
+    Never,
+    Unexpected,
+}
+
+/// How the BACKOFF delay grows with consecutive failures. supervisord's is linear,
+/// one second per failure, uncapped; `max_ms` and `exponential` are vigil extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct BackoffPolicy {
+    pub step_ms: u64,
+    pub exponential: bool,
+    pub max_ms: Option<u64>,
+}
+
+impl Default for BackoffPolicy {
+    fn default() -> Self {
+        BackoffPolicy {
+            step_ms: 1000,
+            exponential: false,
+            max_ms: None,
+        }
+    }
+}
+
+impl BackoffPolicy {
+    /// Delay before the next spawn after `tries` consecutive failures (tries >= 1).
+    pub fn delay_ms(&self, tries: u32) -> u64 {
+        let raw = if self.exponential {
+            let shift = tries.saturating_sub(1).min(40);
+            self.step_ms.saturating_mul(1u64 << shift)
+        } else {
+            self.step_ms.saturating_mul(u64::from(tries))
+        };
+        match self.max_ms {
+            Some(max) => raw.min(max),
+            None => raw,
+        }
+    }
+}
+
+/// The per-program options the state machine needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    pub startsecs_ms: u64,
+    pub startretries: u32,
+    pub exitcodes: Vec<i32>,
+    pub autorestart: AutoRestart,
+    pub stopwait_ms: u64,
+    pub backoff: BackoffPolicy,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            startsecs_ms: 1000,
+            startretries: 3,
+            exitcodes: vec![0],
+            autorestart: AutoRestart::Unexpected,
+            stopwait_ms: 10_000,
+            backoff: BackoffPolicy::default(),
+        }
+    }
+}
+
+/// How a child ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    /// supervisord's `exitstatus`: the code, or -1 for a death by signal.
+    pub fn exitstatus(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(_) => -1,
+        }
+    }
+}
+
+/// An observation or request fed to the state machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Operator or autostart asks for the process to run.
+    Start,
+    /// Operator or shutdown asks for the process to stop.
+    Stop,
+    /// The shell spawned the child that [`Effect::Spawn`] asked for.
+    Spawned { pid: u32 },
+    /// The shell could not spawn it (command not found, not executable, …).
+    SpawnFailed { error: String },
+    /// The child was reaped.
+    Exited(Exit),
+    /// Sending a signal failed with an unexpected OS error.
+    SignalFailed { error: String },
+    /// [`Process::next_deadline`] was reached.
+    Timer,
+}
+
+/// What the shell must do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Spawn the child now and feed back `Spawned` or `SpawnFailed`.
+    Spawn,
+    /// Send `stopsignal` (to the process group when `stopasgroup`).
+    SendStopSignal { pid: u32 },
+    /// Send SIGKILL (to the process group when `killasgroup`).
+    Kill { pid: u32 },
+    /// A state change, to record and announce.
+    Transition(Transition),
+    /// The process failed `after_failures` times in a row and now stays up again.
+    Recovered { after_failures: u32 },
+}
+
+/// A recorded state change, carrying what supervisord's event payloads need.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Transition {
+    pub from: ProcessState,
+    pub to: ProcessState,
+    /// The backoff counter at the time of the change (`tries` in the payload).
+    pub tries: u32,
+    /// The pid at the time of the change (0 if none).
+    pub pid: u32,
+    /// Only on EXITED: whether the exit status is in `exitcodes`.
+    pub expected: Option<bool>,
+    /// Only on EXITED / STOPPED / BACKOFF-after-exit: how the child ended.
+    pub exit: Option<Exit>,
+    /// Why: a spawn error, "Exited too quickly", "too many start retries", …
+    pub reason: Option<String>,
+}
+
+/// A request the current state does not allow; the variants map to supervisord faults.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("already started")]
+    AlreadyStarted,
+    #[error("not running")]
+    NotRunning,
+    #[error("in an unknown process state")]
+    UnknownState,
+    #[error("busy: process is stopping")]
+    Stopping,
+}
+
+/// One supervised process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
+    pub state: ProcessState,
+    /// Consecutive start failures (supervisord's `backoff`).
+    pub tries: u32,
+    pub pid: Option<u32>,
+    /// Monotonic time of the last spawn.
+    pub laststart: Option<Millis>,
+    /// Monotonic time of the last transition into a stopped state.
+    pub laststop: Option<Millis>,
+    pub spawnerr: Option<String>,
+    pub last_exit: Option<Exit>,
+    /// Unexpected exits and start failures since the process last stayed up.
+    pub consecutive_failures: u32,
+    deadline: Option<Millis>,
+}
+
+impl Default for Process {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Process {
+    pub fn new() -> Self {
+        Process {
+            state: ProcessState::Stopped,
+            tries: 0,
+            pid: None,
+            laststart: None,
+            laststop: None,
+            spawnerr: None,
+            last_exit: None,
+            consecutive_failures: 0,
+            deadline: None,
+        }
+    }
+
+    /// When the shell must feed [`Input::Timer`], if ever.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.deadline
+    }
+
+    /// supervisord's `exitstatus` as `getProcessInfo` reports it (0 after "Exited too quickly").
+    pub fn exitstatus(&self) -> i32 {
+        match (self.state, self.last_exit) {
+            (ProcessState::Backoff | ProcessState::Fatal, _) => 0,
+            (_, Some(e)) => e.exitstatus(),
+            (_, None) => 0,
+        }
+    }
+
+    fn go(&mut self, to: ProcessState, now: Millis, effects: &mut Vec<Effect>) -> Transition {
+        let from = self.state;
+        debug_assert!(is_allowed(from, to), "illegal transition {from} -> {to}");
+        self.state = to;
+        if to.is_stopped() {
+            self.laststop = Some(now);
+        }
+        let t = Transition {
+            from,
+            to,
+            tries: self.tries,
+            pid: self.pid.unwrap_or(0),
+            expected: None,
+            exit: None,
+            reason: None,
+        };
+        effects.push(Effect::Transition(t.clone()));
+        t
+    }
+
+    fn set_last(effects: &mut [Effect], f: impl FnOnce(&mut Transition)) {
+        if let Some(Effect::Transition(t)) = effects.last_mut() {
+            f(t);
+        }
+    }
+
+    fn begin_start(&mut self, now: Millis, effects: &mut Vec<Effect>) {
+        self.laststart = Some(now);
+        self.spawnerr = None;
+        self.pid = None;
+        self.deadline = None;
+        self.go(ProcessState::Starting, now, effects);
+        effects.push(Effect::Spawn);
+    }
+
+    /// Enter BACKOFF (and FATAL right away when the retries are used up).
+    fn fail_start(&mut self, p: &Policy, reason: String, now: Millis, effects: &mut Vec<Effect>) {
+        self.tries = self.tries.saturating_add(1);
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        self.spawnerr = Some(reason.clone());
+        self.pid = None;
+        self.go(ProcessState::Backoff, now, effects);
+        let exit = self.last_exit;
+        Self::set_last(effects, |t| {
+            t.reason = Some(reason);
+            t.exit = exit;
+        });
+        if self.tries > p.startretries {
+            self.deadline = None;
+            self.go(ProcessState::Fatal, now, effects);
+            Self::set_last(effects, |t| {
+                t.reason = Some("too many start retries too quickly".into())
+            });
+            self.tries = 0;
+        } else {
+            self.deadline = Some(now.saturating_add(p.backoff.delay_ms(self.tries)));
+        }
+    }
+
+    fn become_running(&mut self, now: Millis, effects: &mut Vec<Effect>) {
+        self.deadline = None;
+        self.tries = 0;
+        self.go(ProcessState::Running, now, effects);
+        if self.consecutive_failures > 0 {
+            effects.push(Effect::Recovered {
+                after_failures: self.consecutive_failures,
+            });
+            self.consecutive_failures = 0;
+        }
+    }
+
+    /// Feed one input at monotonic time `now`; returns the effects to carry out, in order.
+    pub fn on(&mut self, p: &Policy, input: Input, now: Millis) -> Result<Vec<Effect>, Refused> {
+        use ProcessState::*;
+        let mut fx = Vec::new();
+        match (self.state, input) {
+            // ---- requests
+            (Stopped | Exited | Fatal, Input::Start) => {
+                self.tries = 0;
+                self.begin_start(now, &mut fx);
+            }
+            (Starting | Running | Backoff, Input::Start) => return Err(Refused::AlreadyStarted),
+            (Stopping, Input::Start) => return Err(Refused::Stopping),
+            (Unknown, Input::Start | Input::Stop) => return Err(Refused::UnknownState),
+            (Starting | Running, Input::Stop) => {
+                let pid = self.pid.unwrap_or(0);
+                self.deadline = Some(now.saturating_add(p.stopwait_ms));
+                self.go(Stopping, now, &mut fx);
+                if pid != 0 {
+                    fx.push(Effect::SendStopSignal { pid });
+                } else {
+                    // Spawn not yet confirmed: nothing to signal; the spawn result settles it.
+                }
+            }
+            (Backoff, Input::Stop) => {
+                self.deadline = None;
+                self.pid = None;
+                self.go(Stopped, now, &mut fx);
+            }
+            (Stopping, Input::Stop) => {}
+            (Stopped | Exited | Fatal, Input::Stop) => return Err(Refused::NotRunning),
+
+            // ---- spawn results
+            (Starting, Input::Spawned { pid }) => {
+                self.pid = Some(pid);
+                if p.startsecs_ms == 0 {
+                    self.become_running(now, &mut fx);
+                } else {
+                    self.deadline = Some(now.saturating_add(p.startsecs_ms));
+                }
+            }
+            (Stopping, Input::Spawned { pid }) => {
+                // Stop arrived between spawn request and spawn: stop the new child now.
+                self.pid = Some(pid);
+                fx.push(Effect::SendStopSignal { pid });
+            }
+            (Starting, Input::SpawnFailed { error }) => {
+                self.last_exit = None;
+                self.fail_start(p, error, now, &mut fx);
+            }
+            (Stopping, Input::SpawnFailed { error }) => {
+                self.spawnerr = Some(error);
+                self.deadline = None;
+                self.pid = None;
+                self.go(Stopped, now, &mut fx);
+            }
+
+            // ---- child exits
+            (Starting, Input::Exited(exit)) => {
+                self.last_exit = Some(exit);
+                let up = now.saturating_sub(self.laststart.unwrap_or(now));
+                if up < p.startsecs_ms {
+                    self.fail_start(
+                        p,
+                        "Exited too quickly (process log may have details)".into(),
+                        now,
+                        &mut fx,
+                    );
+                } else {
+                    // It stayed up long enough before the timer fired: RUNNING, then EXITED.
+                    self.become_running(now, &mut fx);
+                    self.exited(p, exit, now, &mut fx);
+                }
+            }
+            (Running, Input::Exited(exit)) => {
+                self.last_exit = Some(exit);
+                self.exited(p, exit, now, &mut fx);
+            }
+            (Stopping, Input::Exited(exit)) => {
+                self.last_exit = Some(exit);
+                self.deadline = None;
+                self.go(Stopped, now, &mut fx);
+                Self::set_last(&mut fx, |t| t.exit = Some(exit));
+                self.pid = None;
+            }
+            (Unknown, Input::Exited(exit)) => {
+                // UNKNOWN is sticky in supervisord; we still forget the dead pid.
+                self.last_exit = Some(exit);
+                self.pid = None;
+            }
+
+            // ---- signal errors
+            (Starting | Running | Stopping, Input::SignalFailed { error }) => {
+                self.deadline = None;
+                self.spawnerr = Some(error.clone());
+                self.go(Unknown, now, &mut fx);
+                Self::set_last(&mut fx, |t| t.reason = Some(error));
+            }
+
+            // ---- deadlines
+            (Starting, Input::Timer) if self.due(now) && self.pid.is_some() => {
+                self.become_running(now, &mut fx);
+            }
+            (Backoff, Input::Timer) if self.due(now) => {
+                self.begin_start(now, &mut fx);
+            }
+            (Stopping, Input::Timer) if self.due(now) => {
+                self.deadline = None;
+                if let Some(pid) = self.pid {
+                    fx.push(Effect::Kill { pid });
+                }
+            }
+            // Anything else is stale or impossible in this state: ignored, never applied.
+            _ => {}
+        }
+        Ok(fx)
+    }
+
+    fn due(&self, now: Millis) -> bool {
+        matches!(self.deadline, Some(d) if now >= d)
+    }
+
+    fn exited(&mut self, p: &Policy, exit: Exit, now: Millis, fx: &mut Vec<Effect>) {
+        let expected = matches!(exit, Exit::Code(c) if p.exitcodes.contains(&c));
+        let pid = self.pid.take();
+        self.deadline = None;
+        self.pid = pid;
+        self.go(ProcessState::Exited, now, fx);
+        self.pid = None;
+        Self::set_last(fx, |t| {
+            t.expected = Some(expected);
+            t.exit = Some(exit);
+            if !expected {
+                t.reason = Some(match exit {
+                    Exit::Code(c) => format!("Bad exit code {c}"),
+                    Exit::Signal(s) => format!("terminated by signal {s}"),
+                });
+            }
+        });
+        if !expected {
+            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        }
+        let restart = match p.autorestart {
+            AutoRestart::Always => true,
+            AutoRestart::Never => false,
+            AutoRestart::Unexpected => !expected,
+        };
+        if restart {
+            self.begin_start(now, fx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProcessState::*;
+    use super::*;
+
+    fn transitions(fx: &[Effect]) -> Vec<(ProcessState, ProcessState)> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Transition(t) => Some((t.from, t.to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn policy() -> Policy {
+        Policy::default()
+    }
+
+    /// Start and confirm a spawn at `now`; returns the process in STARTING.
+    fn started(p: &Policy, now: Millis) -> Process {
+        let mut pr = Process::new();
+        let fx = pr.on(p, Input::Start, now).unwrap();
+        assert_eq!(transitions(&fx), vec![(Stopped, Starting)]);
+        assert!(fx.contains(&Effect::Spawn));
+        pr.on(p, Input::Spawned { pid: 42 }, now).unwrap();
+        pr
+    }
+
+    fn running(p: &Policy) -> Process {
+        let mut pr = started(p, 0);
+        let fx = pr.on(p, Input::Timer, p.startsecs_ms).unwrap();
+        assert_eq!(transitions(&fx), vec![(Starting, Running)]);
+        pr
+    }
+
+    #[test]
+    fn table_is_consistent_with_state_groups() {
+        for s in ProcessState::ALL {
+            assert_eq!(ProcessState::from_name(s.name()), Some(s));
+            // no state is both running and stopped
+            assert!(!(s.is_running() && s.is_stopped()), "{s}");
+        }
+        assert!(!Stopping.is_running() && !Stopping.is_stopped());
+        assert_eq!(Backoff.code(), 30);
+        assert_eq!(Unknown.code(), 1000);
+    }
+
+    #[test]
+    fn starting_to_running_at_startsecs() {
+        let p = policy();
+        let mut pr = started(&p, 100);
+        assert_eq!(pr.next_deadline(), Some(1100));
+        // early timer is ignored
+        assert!(pr.on(&p, Input::Timer, 1099).unwrap().is_empty());
+        let fx = pr.on(&p, Input::Timer, 1100).unwrap();
+        assert_eq!(transitions(&fx), vec![(Starting, Running)]);
+        assert_eq!(pr.next_deadline(), None);
+    }
+
+    #[test]
+    fn startsecs_zero_runs_at_once() {
+        let p = Policy {
+            startsecs_ms: 0,
+            ..policy()
+        };
+        let mut pr = Process::new();
+        pr.on(&p, Input::Start, 0).unwrap();
+        let fx = pr.on(&p, Input::Spawned { pid: 7 }, 0).unwrap();
+        assert_eq!(transitions(&fx), vec![(Starting, Running)]);
+    }
+
+    #[test]
+    fn crash_loop_backs_off_linearly_then_fatal() {
+        let p = Policy {
+            startretries: 3,
+            ..policy()
+        };
+        let mut pr = started(&p, 0);
+        let mut now = 0;
+        let mut spawns = vec![0];
+        for attempt in 1..=4u32 {
+            now += 100; // dies 100 ms after each spawn
+            let fx = pr.on(&p, Input::Exited(Exit::Code(3)), now).unwrap();
+            if attempt <= 3 {
+                assert_eq!(transitions(&fx), vec![(Starting, Backoff)]);
+                assert_eq!(pr.tries, attempt);
+                let due = pr.next_deadline().unwrap();
+                assert_eq!(due - now, 1000 * u64::from(attempt), "linear backoff");
+                let fx = pr.on(&p, Input::Timer, due).unwrap();
+                assert_eq!(transitions(&fx), vec![(Backoff, Starting)]);
+                assert!(fx.contains(&Effect::Spawn));
+                now = due;
+                spawns.push(now);
+                pr.on(&p, Input::Spawned { pid: 42 + attempt }, now).unwrap();
+            } else {
+                assert_eq!(
+                    transitions(&fx),
+                    vec![(Starting, Backoff), (Backoff, Fatal)]
+                );
+                assert_eq!(pr.tries, 0, "counter reset on FATAL");
+                assert_eq!(pr.next_deadline(), None);
+            }
+        }
+        // startretries + 1 spawns, at t=0, +1.1 s, +3.2 s, +6.3 s
+        assert_eq!(spawns, vec![0, 1100, 3200, 6300]);
+        assert_eq!(pr.consecutive_failures, 4);
+        assert_eq!(
+            pr.spawnerr.as_deref(),
+            Some("Exited too quickly (process log may have details)")
+        );
+    }
+
+    #[test]
+    fn spawn_failure_goes_to_backoff_with_the_error() {
+        let p = Policy {
+            startretries: 0,
+            ..policy()
+        };
+        let mut pr = Process::new();
+        pr.on(&p, Input::Start, 0).unwrap();
+        let fx = pr
+            .on(
+                &p,
+                Input::SpawnFailed {
+                    error: "can't find command 'nope'".into(),
+                },
+                0,
+            )
+            .unwrap();
+        assert_eq!(
+            transitions(&fx),
+            vec![(Starting, Backoff), (Backoff, Fatal)]
+        );
+        assert_eq!(pr.spawnerr.as_deref(), Some("can't find command 'nope'"));
+        // FATAL can be started again by hand
+        let fx = pr.on(&p, Input::Start, 10).unwrap();
+        assert_eq!(transitions(&fx), vec![(Fatal, Starting)]);
+    }
+
+    #[test]
+    fn autorestart_policies_matrix() {
+        // (autorestart, exit, expected?, restarts?)
+        let cases = [
+            (AutoRestart::Always, Exit::Code(0), true, true),
+            (AutoRestart::Always, Exit::Code(2), false, true),
+            (AutoRestart::Never, Exit::Code(2), false, false),
+            (AutoRestart::Never, Exit::Code(0), true, false),
+            (AutoRestart::Unexpected, Exit::Code(0), true, false),
+            (AutoRestart::Unexpected, Exit::Code(2), false, true),
+            (AutoRestart::Unexpected, Exit::Signal(9), false, true),
+        ];
+        for (ar, exit, expected, restarts) in cases {
+            let p = Policy {
+                autorestart: ar,
+                ..policy()
+            };
+            let mut pr = running(&p);
+            let fx = pr.on(&p, Input::Exited(exit), 5000).unwrap();
+            let t = transitions(&fx);
+            assert_eq!(t[0], (Running, Exited), "{ar:?} {exit:?}");
+            let Effect::Transition(tr) = &fx[0] else {
+                panic!("first effect is the EXITED transition")
+            };
+            assert_eq!(tr.expected, Some(expected), "{ar:?} {exit:?}");
+            assert_eq!(tr.pid, 42);
+            assert_eq!(
+                t.len() == 2 && t[1] == (Exited, Starting),
+                restarts,
+                "{ar:?} {exit:?}"
+            );
+            assert_eq!(fx.contains(&Effect::Spawn), restarts);
+        }
+    }
+
+    #[test]
+    fn exitcodes_decide_expected() {
+        let p = Policy {
+            exitcodes: vec![0, 2],
+            autorestart: AutoRestart::Unexpected,
+            ..policy()
+        };
+        let mut pr = running(&p);
+        let fx = pr.on(&p, Input::Exited(Exit::Code(2)), 5000).unwrap();
+        assert_eq!(transitions(&fx), vec![(Running, Exited)]);
+        assert_eq!(pr.exitstatus(), 2);
+    }
+
+    #[test]
+    fn stop_signals_then_kills_after_stopwait() {
+        let p = Policy {
+            stopwait_ms: 3000,
+            ..policy()
+        };
+        let mut pr = running(&p);
+        let fx = pr.on(&p, Input::Stop, 2000).unwrap();
+        assert_eq!(transitions(&fx), vec![(Running, Stopping)]);
+        assert!(fx.contains(&Effect::SendStopSignal { pid: 42 }));
+        assert_eq!(pr.next_deadline(), Some(5000));
+        let fx = pr.on(&p, Input::Timer, 5000).unwrap();
+        assert_eq!(fx, vec![Effect::Kill { pid: 42 }]);
+        assert_eq!(pr.state, Stopping);
+        let fx = pr.on(&p, Input::Exited(Exit::Signal(9)), 5001).unwrap();
+        assert_eq!(transitions(&fx), vec![(Stopping, Stopped)]);
+        assert_eq!(pr.pid, None);
+        assert_eq!(pr.exitstatus(), -1);
+    }
+
+    #[test]
+    fn stop_in_backoff_is_stopped_without_signal() {
+        let p = policy();
+        let mut pr = started(&p, 0);
+        pr.on(&p, Input::Exited(Exit::Code(1)), 10).unwrap();
+        assert_eq!(pr.state, Backoff);
+        let fx = pr.on(&p, Input::Stop, 20).unwrap();
+        assert_eq!(transitions(&fx), vec![(Backoff, Stopped)]);
+        let Effect::Transition(t) = &fx[0] else {
+            panic!()
+        };
+        assert_eq!(t.pid, 0);
+        assert_eq!(pr.next_deadline(), None);
+    }
+
+    #[test]
+    fn stop_during_starting() {
+        let p = policy();
+        let mut pr = started(&p, 0);
+        let fx = pr.on(&p, Input::Stop, 10).unwrap();
+        assert_eq!(transitions(&fx), vec![(Starting, Stopping)]);
+        let fx = pr.on(&p, Input::Exited(Exit::Signal(15)), 11).unwrap();
+        assert_eq!(transitions(&fx), vec![(Stopping, Stopped)]);
+    }
+
+    #[test]
+    fn refusals_match_supervisord_faults() {
+        let p = policy();
+        let mut pr = running(&p);
+        assert_eq!(pr.on(&p, Input::Start, 1), Err(Refused::AlreadyStarted));
+        let mut stopped = Process::new();
+        assert_eq!(stopped.on(&p, Input::Stop, 1), Err(Refused::NotRunning));
+        pr.on(&p, Input::SignalFailed { error: "EPERM".into() }, 2)
+            .unwrap();
+        assert_eq!(pr.state, Unknown);
+        assert_eq!(pr.on(&p, Input::Start, 3), Err(Refused::UnknownState));
+    }
+
+    #[test]
+    fn exit_after_startsecs_but_before_timer_is_running_then_exited() {
+        let p = Policy {
+            autorestart: AutoRestart::Never,
+            ..policy()
+        };
+        let mut pr = started(&p, 0);
+        let fx = pr.on(&p, Input::Exited(Exit::Code(0)), 1000).unwrap();
+        assert_eq!(transitions(&fx), vec![(Starting, Running), (Running, Exited)]);
+    }
+
+    #[test]
+    fn recovered_after_failures() {
+        let p = policy();
+        let mut pr = running(&p);
+        pr.on(&p, Input::Exited(Exit::Signal(9)), 5000).unwrap(); // EXITED -> STARTING
+        pr.on(&p, Input::Spawned { pid: 43 }, 5000).unwrap();
+        assert_eq!(pr.consecutive_failures, 1);
+        let fx = pr.on(&p, Input::Timer, 6000).unwrap();
+        assert!(fx.contains(&Effect::Recovered { after_failures: 1 }));
+        assert_eq!(pr.consecutive_failures, 0);
+    }
+
+    #[test]
+    fn backoff_policy_extensions() {
+        let lin = BackoffPolicy::default();
+        assert_eq!(
+            (1..=4).map(|t| lin.delay_ms(t)).collect::<Vec<_>>(),
+            vec![1000, 2000, 3000, 4000]
+        );
+        let exp = BackoffPolicy {
+            step_ms: 500,
+            exponential: true,
+            max_ms: Some(3000),
+        };
+        assert_eq!(
+            (1..=5).map(|t| exp.delay_ms(t)).collect::<Vec<_>>(),
+            vec![500, 1000, 2000, 3000, 3000]
+        );
+    }
+
+    #[test]
+    fn every_emitted_transition_is_in_the_table() {
+        // Drive many random-ish sequences and check every transition is allowed.
+        let p = Policy {
+            startretries: 2,
+            ..policy()
+        };
+        let inputs = [
+            Input::Start,
+            Input::Stop,
+            Input::Spawned { pid: 1 },
+            Input::SpawnFailed { error: "x".into() },
+            Input::Exited(Exit::Code(0)),
+            Input::Exited(Exit::Code(1)),
+            Input::Exited(Exit::Signal(9)),
+            Input::Timer,
+        ];
+        let mut seed: u64 = 0x9e3779b97f4a7c15;
+        for _ in 0..200 {
+            let mut pr = Process::new();
+            let mut now = 0;
+            for _ in 0..50 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let i = inputs[(seed % inputs.len() as u64) as usize].clone();
+                now += seed % 3000;
+                if let Ok(fx) = pr.on(&p, i, now) {
+                    for (f, t) in transitions(&fx) {
+                        assert!(is_allowed(f, t), "{f} -> {t}");
+                    }
+                }
+            }
+        }
+    }
+}
