@@ -214,7 +214,7 @@ pub const SIGNALS: &[(&str, i32)] = &[
 
 impl Config {
     /// The group each program's processes belong to: its `[group.X]`, else the program itself.
-    pub fn group_of(&self, program: &str) -> &str {
+    pub fn group_of<'a>(&'a self, program: &'a str) -> &'a str {
         self.groups
             .iter()
             .find(|g| g.programs.iter().any(|p| p == program))
