@@ -1,2 +1,10 @@
 //! vigil: keeps automated trading systems alive and safe. See ARCHITECTURE.md.
+pub mod api;
+pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod events;
+pub mod sim;
+pub mod store;
+pub mod supervisor;

@@ -1,0 +1,295 @@
+//! HTTP: the only module that knows response shapes. axum router over handles
+//! (supervisor, event log); no shared locks with the domains.
+
+pub mod sse;
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::config::Signal;
+use crate::events::EventLog;
+use crate::supervisor::{ActionResult, Health, SupervisorError, SupervisorHandle};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub supervisor: SupervisorHandle,
+    pub events: EventLog,
+}
+
+/// A stable error body: `{ "error": code, "message": text }`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(code = self.code, message = %self.message, "request failed");
+        }
+        (
+            self.status,
+            Json(json!({"error": self.code, "message": self.message})),
+        )
+            .into_response()
+    }
+}
+
+impl From<SupervisorError> for ApiError {
+    fn from(e: SupervisorError) -> Self {
+        match e {
+            SupervisorError::NoSuchProcess(_) | SupervisorError::NoSuchGroup(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "no_such_process", e.to_string())
+            }
+            SupervisorError::ShuttingDown => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                e.to_string(),
+            ),
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/programs", get(programs))
+        .route("/api/programs/{name}/log", get(program_log))
+        .route("/api/programs/{name}/{action}", post(program_action))
+        .route("/api/events", get(events))
+        .route("/api/events/stream", get(sse::stream))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
+        .with_state(Arc::new(state))
+}
+
+type St = State<Arc<AppState>>;
+
+async fn health(State(st): St) -> Json<Value> {
+    let snap = st.supervisor.snapshot();
+    let mut programs = serde_json::Map::new();
+    let mut worst = "ok";
+    for p in &snap.processes {
+        let out = st.supervisor.output(&p.name);
+        let stderr_tail = out
+            .map(|o| {
+                let mut l = o.stderr.last_lines(20);
+                if l.is_empty() {
+                    l = o.stdout.last_lines(0);
+                }
+                l
+            })
+            .unwrap_or_default();
+        let last_error = match (p.health, p.last_exit, &p.spawnerr) {
+            (Health::Running | Health::NotStarted, _, _) => Value::Null,
+            (_, exit, spawnerr) => json!({
+                "exit_status": exit.and_then(|e| match e { vigil_core::program::Exit::Code(c) => Some(c), _ => None }),
+                "signal": exit.and_then(|e| match e { vigil_core::program::Exit::Signal(s) => Some(crate::supervisor::signal_name(s)), _ => None }),
+                "spawnerr": spawnerr,
+                "at": crate::supervisor::ts(p.stop),
+            }),
+        };
+        if matches!(p.health, Health::Crashed | Health::Fatal) && p.autostart {
+            worst = "degraded";
+        }
+        programs.insert(
+            p.name.clone(),
+            json!({
+                "status": p.health,
+                "state": p.state,
+                "pid": p.pid,
+                "uptime_secs": p.uptime_secs,
+                "restarts": p.restarts,
+                "consecutive_failures": p.consecutive_failures,
+                "last_error": last_error,
+                "stderr_tail": stderr_tail,
+            }),
+        );
+    }
+    Json(json!({
+        "status": worst,
+        "programs": programs,
+    }))
+}
+
+async fn programs(State(st): St) -> Json<Value> {
+    let snap = st.supervisor.snapshot();
+    Json(json!({ "programs": snap.processes }))
+}
+
+#[derive(Deserialize)]
+struct ActionQuery {
+    #[serde(default)]
+    signal: Option<String>,
+    #[serde(default)]
+    wait: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+struct ActionBody {
+    #[serde(default)]
+    signal: Option<String>,
+}
+
+async fn program_action(
+    State(st): St,
+    Path((name, action)): Path<(String, String)>,
+    Query(q): Query<ActionQuery>,
+    body: Option<Json<ActionBody>>,
+) -> Result<Response, ApiError> {
+    let wait = q.wait.unwrap_or(true);
+    let results: Vec<ActionResult> = match action.as_str() {
+        "start" => st.supervisor.start(&name, wait).await?,
+        "stop" => st.supervisor.stop(&name, wait).await?,
+        "restart" => st.supervisor.restart(&name).await?,
+        "signal" => {
+            let raw = q
+                .signal
+                .or_else(|| body.and_then(|b| b.0.signal))
+                .ok_or_else(|| {
+                    ApiError::bad_request("signal: required (name like HUP or number)")
+                })?;
+            let sig = Signal::parse(&raw)
+                .ok_or_else(|| ApiError::bad_request(format!("signal: unknown signal {raw:?}")))?;
+            st.supervisor.signal(&name, sig.number).await?
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("unknown action {other:?}: expected start, stop, restart or signal"),
+            ));
+        }
+    };
+    let all_ok = results.iter().all(|r| r.ok);
+    let status = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    Ok((status, Json(json!({"ok": all_ok, "results": results}))).into_response())
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    lines: Option<usize>,
+    #[serde(default)]
+    follow: Option<bool>,
+}
+
+async fn program_log(
+    State(st): St,
+    Path(name): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> Result<Response, ApiError> {
+    let out = st.supervisor.output(&name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_process",
+            format!("no such process: {name}"),
+        )
+    })?;
+    let channel = q.channel.unwrap_or_else(|| "stdout".into());
+    let stderr = match channel.as_str() {
+        "stdout" => false,
+        "stderr" => true,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "channel: expected stdout or stderr, got {other:?}"
+            )));
+        }
+    };
+    let tap = move |o: &crate::supervisor::output::Output| -> Vec<String> {
+        let t = if stderr { &o.stderr } else { &o.stdout };
+        t.last_lines(q.lines.unwrap_or(100))
+    };
+    if q.follow.unwrap_or(false) {
+        let mut rx = if stderr {
+            out.stderr.follow()
+        } else {
+            out.stdout.follow()
+        };
+        let mut initial = tap(&out).join("\n");
+        if !initial.is_empty() {
+            initial.push('\n');
+        }
+        let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(64);
+        tokio::spawn(async move {
+            if tx.send(Ok(initial.into_bytes())).await.is_err() {
+                return;
+            }
+            loop {
+                match rx.recv().await {
+                    Ok(chunk) => {
+                        if tx.send(Ok(chunk.to_vec())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        let msg = format!("\n[vigil: {n} chunks skipped: reader too slow]\n");
+                        if tx.send(Ok(msg.into_bytes())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(body_rx);
+        return Ok((
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            axum::body::Body::from_stream(stream),
+        )
+            .into_response());
+    }
+    Ok(Json(json!({"process": name, "channel": channel, "lines": tap(&out)})).into_response())
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    since: Option<u64>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn events(State(st): St, Query(q): Query<EventsQuery>) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let evs = st
+        .events
+        .since(q.since.unwrap_or(0), q.kind, limit)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()))?;
+    let last = evs.last().map(|e| e.seq);
+    Ok(Json(json!({"events": evs, "last_seq": last})))
+}

@@ -1,0 +1,127 @@
+//! `GET /api/events/stream`: Server-Sent Events, `id:` = `seq`. A client that reconnects
+//! with `Last-Event-ID` (or `?since=`) gets every event after it from the store, then the
+//! live feed, without gaps or duplicates: subscribe first, replay from the store, then
+//! forward live events with `seq` above the last one sent. A subscriber that lags behind
+//! the in-process broadcast resyncs from the store.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{ApiError, AppState};
+use crate::events::{Event, EventLog};
+
+#[derive(Deserialize)]
+pub struct StreamQuery {
+    #[serde(default)]
+    since: Option<u64>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+}
+
+fn to_sse(e: &Event) -> SseEvent {
+    SseEvent::default()
+        .id(e.seq.to_string())
+        .event(e.kind.clone())
+        .data(e.to_json())
+}
+
+pub async fn stream(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<StreamQuery>,
+) -> Result<Sse<impl futures::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let last_id = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| ApiError::bad_request("Last-Event-ID: expected an event seq"))?,
+        ),
+        None => None,
+    };
+    let log = st.events.clone();
+    let rx = log.subscribe();
+    let start = match last_id.or(q.since) {
+        Some(s) => s,
+        None => {
+            let store = log.store().clone();
+            tokio::task::spawn_blocking(move || store.last_seq())
+                .await
+                .map_err(|e| ApiError::bad_request(e.to_string()))?
+                .map_err(|e| {
+                    ApiError::new(
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "store",
+                        e.to_string(),
+                    )
+                })?
+        }
+    };
+    let (tx, out) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
+    tokio::spawn(pump(log, rx, start, q.kind, tx));
+    Ok(Sse::new(tokio_stream::wrappers::ReceiverStream::new(out)).keep_alive(KeepAlive::default()))
+}
+
+/// Send every event with seq > `last` to `tx`, replaying from the store when needed.
+pub async fn pump(
+    log: EventLog,
+    mut rx: tokio::sync::broadcast::Receiver<Arc<Event>>,
+    mut last: u64,
+    kind: Option<String>,
+    tx: tokio::sync::mpsc::Sender<Result<SseEvent, Infallible>>,
+) {
+    let wanted = |e: &Event| kind.as_deref().is_none_or(|k| k == e.kind);
+    // Replay, in pages, whatever the store has after `last`.
+    macro_rules! replay {
+        () => {
+            loop {
+                let page = match log.since(last, None, 1000).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(error = %e, "SSE replay failed");
+                        return;
+                    }
+                };
+                let n = page.len();
+                for e in page {
+                    last = e.seq;
+                    if wanted(&e) && tx.send(Ok(to_sse(&e))).await.is_err() {
+                        return;
+                    }
+                }
+                if n < 1000 {
+                    break;
+                }
+            }
+        };
+    }
+    replay!();
+    loop {
+        match rx.recv().await {
+            Ok(e) => {
+                if e.seq <= last {
+                    continue;
+                }
+                if e.seq > last + 1 {
+                    // Something between was committed before we subscribed-and-replayed; fetch it.
+                    replay!();
+                    if e.seq <= last {
+                        continue;
+                    }
+                }
+                last = e.seq;
+                if wanted(&e) && tx.send(Ok(to_sse(&e))).await.is_err() {
+                    return;
+                }
+            }
+            Err(RecvError::Lagged(_)) => replay!(),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}

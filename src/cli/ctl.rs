@@ -1,0 +1,373 @@
+//! `vigil ctl …` and `vigil events`: supervisorctl-like client of the REST API.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::{ClientArgs, exit};
+
+#[derive(Subcommand, Clone)]
+pub enum Action {
+    /// Show processes (all, or the named ones).
+    Status { names: Vec<String> },
+    /// Start processes (`name`, `group:*`, `all`).
+    Start {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop processes.
+    Stop {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Stop then start processes.
+    Restart {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Send a signal (`HUP`, `SIGUSR1`, `15`).
+    Signal {
+        signal: String,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Print the pid of a process (or of every process with `all`).
+    Pid { name: String },
+    /// Show the end of a process's output.
+    Tail {
+        name: String,
+        /// Keep following.
+        #[arg(short, long)]
+        follow: bool,
+        /// stderr instead of stdout.
+        #[arg(long)]
+        stderr: bool,
+        /// Lines to show.
+        #[arg(short = 'n', long, default_value_t = 40)]
+        lines: usize,
+    },
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+enum Fail {
+    Unreachable(String),
+    Other(anyhow::Error),
+}
+
+impl Client {
+    fn new(args: &ClientArgs) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: args.url.trim_end_matches('/').to_string(),
+            token: args.token.clone(),
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut r = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            r = r.bearer_auth(t);
+        }
+        r
+    }
+
+    async fn send(&self, rb: reqwest::RequestBuilder) -> Result<(u16, Value), Fail> {
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| Fail::Unreachable(format!("cannot reach vigil at {}: {e}", self.base)))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .json::<Value>()
+            .await
+            .map_err(|e| Fail::Other(anyhow::anyhow!("bad response from vigil: {e}")))?;
+        Ok((status, body))
+    }
+}
+
+fn fail_code(f: Fail) -> anyhow::Result<ExitCode> {
+    match f {
+        Fail::Unreachable(msg) => {
+            eprintln!("vigil: {msg}");
+            Ok(ExitCode::from(exit::UNREACHABLE))
+        }
+        Fail::Other(e) => Err(e),
+    }
+}
+
+fn display_name(p: &Value) -> String {
+    let name = p["name"].as_str().unwrap_or("?");
+    let group = p["group"].as_str().unwrap_or(name);
+    if group == name {
+        name.to_string()
+    } else {
+        format!("{group}:{name}")
+    }
+}
+
+fn matches(p: &Value, sel: &str) -> bool {
+    let name = p["name"].as_str().unwrap_or("");
+    let group = p["group"].as_str().unwrap_or("");
+    let program = p["program"].as_str().unwrap_or("");
+    sel == "all"
+        || sel == name
+        || sel == group
+        || sel == program
+        || sel == display_name(p)
+        || sel.strip_suffix(":*").is_some_and(|g| g == group)
+}
+
+pub async fn run(args: &ClientArgs, action: Action) -> anyhow::Result<ExitCode> {
+    let c = Client::new(args);
+    match action {
+        Action::Status { names } => {
+            let (_, body) = match c.send(c.req(reqwest::Method::GET, "/api/programs")).await {
+                Ok(v) => v,
+                Err(f) => return fail_code(f),
+            };
+            let procs = body["programs"].as_array().cloned().unwrap_or_default();
+            let mut code = exit::OK;
+            for sel in &names {
+                if !procs.iter().any(|p| matches(p, sel)) {
+                    println!("{sel}: ERROR (no such process)");
+                    code = exit::NO_SUCH_PROCESS;
+                }
+            }
+            let shown: Vec<&Value> = procs
+                .iter()
+                .filter(|p| names.is_empty() || names.iter().any(|s| matches(p, s)))
+                .collect();
+            let width = shown
+                .iter()
+                .map(|p| display_name(p).len())
+                .max()
+                .unwrap_or(0)
+                .max(32);
+            for p in &shown {
+                let state = p["state"].as_str().unwrap_or("UNKNOWN");
+                println!(
+                    "{:<width$} {:<10} {}",
+                    display_name(p),
+                    state,
+                    p["description"].as_str().unwrap_or("")
+                );
+                if state != "RUNNING" && code == exit::OK {
+                    code = exit::NOT_RUNNING;
+                }
+            }
+            Ok(ExitCode::from(code))
+        }
+        Action::Start { names } => act(&c, "start", &names, None).await,
+        Action::Stop { names } => act(&c, "stop", &names, None).await,
+        Action::Restart { names } => act(&c, "restart", &names, None).await,
+        Action::Signal { signal, names } => act(&c, "signal", &names, Some(signal)).await,
+        Action::Pid { name } => {
+            let (_, body) = match c.send(c.req(reqwest::Method::GET, "/api/programs")).await {
+                Ok(v) => v,
+                Err(f) => return fail_code(f),
+            };
+            let procs = body["programs"].as_array().cloned().unwrap_or_default();
+            let sel: Vec<&Value> = procs.iter().filter(|p| matches(p, &name)).collect();
+            if sel.is_empty() {
+                println!("{name}: ERROR (no such process)");
+                return Ok(ExitCode::from(exit::NO_SUCH_PROCESS));
+            }
+            let mut code = exit::OK;
+            for p in sel {
+                match p["pid"].as_u64() {
+                    Some(pid) => println!("{pid}"),
+                    None => {
+                        println!("0");
+                        code = exit::NOT_RUNNING;
+                    }
+                }
+            }
+            Ok(ExitCode::from(code))
+        }
+        Action::Tail {
+            name,
+            follow,
+            stderr,
+            lines,
+        } => {
+            let channel = if stderr { "stderr" } else { "stdout" };
+            let path =
+                format!("/api/programs/{name}/log?channel={channel}&lines={lines}&follow={follow}");
+            let resp = match c.req(reqwest::Method::GET, &path).send().await {
+                Ok(r) => r,
+                Err(e) => return fail_code(Fail::Unreachable(format!("cannot reach vigil: {e}"))),
+            };
+            if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                println!("{name}: ERROR (no such process)");
+                return Ok(ExitCode::from(exit::NO_SUCH_PROCESS));
+            }
+            if follow {
+                let mut s = resp.bytes_stream();
+                use std::io::Write;
+                while let Some(chunk) = s.next().await {
+                    let chunk = chunk.context("reading the log stream")?;
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&chunk)?;
+                    out.flush()?;
+                }
+            } else {
+                let body: Value = resp.json().await.context("reading the log")?;
+                for l in body["lines"].as_array().cloned().unwrap_or_default() {
+                    println!("{}", l.as_str().unwrap_or(""));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn act(
+    c: &Client,
+    verb: &str,
+    names: &[String],
+    signal: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let mut code = exit::OK;
+    for name in names {
+        let mut path = format!("/api/programs/{name}/{verb}");
+        if let Some(s) = &signal {
+            path.push_str(&format!("?signal={s}"));
+        }
+        let (status, body) = match c.send(c.req(reqwest::Method::POST, &path)).await {
+            Ok(v) => v,
+            Err(f) => return fail_code(f),
+        };
+        if status == 404 {
+            println!("{name}: ERROR (no such process)");
+            code = code.max(exit::NO_SUCH_PROCESS);
+            continue;
+        }
+        if status == 400 {
+            println!(
+                "{name}: ERROR ({})",
+                body["message"].as_str().unwrap_or("bad request")
+            );
+            code = code.max(exit::USAGE);
+            continue;
+        }
+        for r in body["results"].as_array().cloned().unwrap_or_default() {
+            let n = r["name"].as_str().unwrap_or(name);
+            let n = match n.split_once(':') {
+                Some((g, p)) if g == p => p,
+                _ => n,
+            };
+            if r["ok"].as_bool() == Some(true) {
+                let done = match verb {
+                    "start" => "started".to_string(),
+                    "stop" => "stopped".to_string(),
+                    "restart" => "restarted".to_string(),
+                    _ => format!("signalled"),
+                };
+                println!("{n}: {done}");
+            } else {
+                let fault = r["fault"].as_str().unwrap_or("FAILED");
+                let msg = match fault {
+                    "ALREADY_STARTED" => "already started".to_string(),
+                    "NOT_RUNNING" => "not running".to_string(),
+                    "SPAWN_ERROR" => "spawn error".to_string(),
+                    "ABNORMAL_TERMINATION" => "abnormal termination".to_string(),
+                    _ => r["message"].as_str().unwrap_or(fault).to_string(),
+                };
+                println!("{n}: ERROR ({msg})");
+                code = code.max(exit::FAILED);
+            }
+        }
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// `vigil events`: history, then (with --follow) the live SSE stream, resuming by seq.
+pub async fn events(
+    args: &ClientArgs,
+    since: Option<u64>,
+    kind: Option<String>,
+    follow: bool,
+) -> anyhow::Result<ExitCode> {
+    let c = Client::new(args);
+    let mut last = since.unwrap_or(0);
+    loop {
+        let mut path = format!("/api/events?since={last}&limit=1000");
+        if let Some(k) = &kind {
+            path.push_str(&format!("&type={k}"));
+        }
+        let (status, body) = match c.send(c.req(reqwest::Method::GET, &path)).await {
+            Ok(v) => v,
+            Err(f) => return fail_code(f),
+        };
+        if status != 200 {
+            eprintln!(
+                "vigil: {}",
+                body["message"].as_str().unwrap_or("request failed")
+            );
+            return Ok(ExitCode::from(exit::FAILED));
+        }
+        let evs = body["events"].as_array().cloned().unwrap_or_default();
+        for e in &evs {
+            println!("{e}");
+            last = last.max(e["seq"].as_u64().unwrap_or(last));
+        }
+        if evs.len() < 1000 {
+            break;
+        }
+    }
+    if !follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Follow: SSE with Last-Event-ID = last printed seq; reconnect on drop without loss.
+    loop {
+        let mut path = "/api/events/stream".to_string();
+        if let Some(k) = &kind {
+            path.push_str(&format!("?type={k}"));
+        }
+        let resp = c
+            .req(reqwest::Method::GET, &path)
+            .header("Last-Event-ID", last.to_string())
+            .send()
+            .await;
+        let resp = match resp {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => {
+                eprintln!("vigil: event stream refused: {}", r.status());
+                return Ok(ExitCode::from(exit::FAILED));
+            }
+            Err(e) => {
+                eprintln!("vigil: event stream lost ({e}); retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut s = resp.bytes_stream();
+        let mut buf = String::new();
+        while let Some(chunk) = s.next().await {
+            let Ok(chunk) = chunk else { break };
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(i) = buf.find("\n\n") {
+                let block: String = buf.drain(..i + 2).collect();
+                for line in block.lines() {
+                    if let Some(d) = line.strip_prefix("data:") {
+                        let d = d.trim_start();
+                        println!("{d}");
+                        if let Ok(v) = serde_json::from_str::<Value>(d) {
+                            last = last.max(v["seq"].as_u64().unwrap_or(last));
+                        }
+                    }
+                }
+            }
+        }
+        eprintln!("vigil: event stream ended; reconnecting from seq {last}");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}

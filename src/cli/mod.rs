@@ -1,0 +1,166 @@
+//! The command line: clap derive; client verbs talk to the daemon's REST API.
+
+pub mod ctl;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "Keeps automated trading systems alive and safe"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct ClientArgs {
+    /// The daemon's URL.
+    #[arg(
+        long,
+        env = "VIGIL_URL",
+        default_value = "http://127.0.0.1:7070",
+        global = true
+    )]
+    pub url: String,
+    /// Bearer token.
+    #[arg(long, env = "VIGIL_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Run the daemon in the foreground.
+    Run {
+        /// Config file (`vigil.toml`; `.conf`/`.ini` is read as supervisord's format).
+        #[arg(short, long, default_value = "vigil.toml")]
+        config: PathBuf,
+    },
+    /// Run the daemon on an embedded demo config with a simulated trading bot.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: String,
+        /// Where the demo keeps its state.
+        #[arg(long, default_value = "vigil-data/demo")]
+        data_dir: PathBuf,
+    },
+    /// Validate a config file; exit 2 on any error.
+    CheckConfig { file: PathBuf },
+    /// Event history and live stream.
+    Events {
+        #[arg(long)]
+        since: Option<u64>,
+        #[arg(long = "type")]
+        kind: Option<String>,
+        #[arg(short, long)]
+        follow: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Control a running daemon (supervisorctl-like).
+    Ctl {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        action: ctl::Action,
+    },
+    /// Simulated trading processes for the demo.
+    #[command(subcommand)]
+    Sim(crate::sim::SimCmd),
+}
+
+/// Exit codes scripts can rely on (documented in docs/cli.md).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const NOT_RUNNING: u8 = 3;
+    pub const NO_SUCH_PROCESS: u8 = 4;
+    pub const UNREACHABLE: u8 = 5;
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Cmd::Run { config } => {
+            let cfg = match crate::config::load(&config) {
+                Ok(c) => c,
+                Err(errs) => {
+                    eprintln!("{errs}");
+                    return Ok(ExitCode::from(exit::USAGE));
+                }
+            };
+            init_tracing(&cfg.vigil.log_level);
+            let abs = std::path::absolute(&config).unwrap_or(config);
+            runtime()?.block_on(crate::daemon::run(crate::daemon::RunOptions {
+                config: cfg,
+                reload_from: Some(abs),
+                banner: None,
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Demo { listen, data_dir } => {
+            let (cfg, banner) = crate::demo::config(&listen, &data_dir)?;
+            init_tracing(&cfg.vigil.log_level);
+            runtime()?.block_on(crate::daemon::run(crate::daemon::RunOptions {
+                config: cfg,
+                reload_from: None,
+                banner: Some(banner),
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::CheckConfig { file } => match crate::config::load(&file) {
+            Ok(cfg) => {
+                let n: usize = cfg.programs.iter().map(|p| p.processes.len()).sum();
+                println!(
+                    "{}: ok ({} programs, {} processes, {} groups)",
+                    file.display(),
+                    cfg.programs.len(),
+                    n,
+                    cfg.groups.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errs) => {
+                eprintln!("{errs}");
+                eprintln!("{}: {} error(s)", file.display(), errs.0.len());
+                Ok(ExitCode::from(exit::USAGE))
+            }
+        },
+        Cmd::Events {
+            since,
+            kind,
+            follow,
+            client,
+        } => client_runtime()?.block_on(ctl::events(&client, since, kind, follow)),
+        Cmd::Ctl { client, action } => client_runtime()?.block_on(ctl::run(&client, action)),
+        Cmd::Sim(cmd) => client_runtime()?.block_on(crate::sim::run(cmd)),
+    }
+}
+
+/// The daemon runs on a current-thread runtime: its only worker is the main thread, which
+/// lives as long as vigil, so the children's parent-death signal fires only when vigil dies.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    runtime()
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

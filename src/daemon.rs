@@ -1,0 +1,169 @@
+//! The composition root: open the store, start the event log and the supervisor, serve
+//! HTTP, and own the shutdown order. Signals arrive only through `tokio::signal::unix`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::api::{self, AppState};
+use crate::config::{self, Config};
+use crate::events::EventLog;
+use crate::fields;
+use crate::store::Store;
+use crate::supervisor::{self, SupervisorHandle};
+
+/// How the daemon was started.
+pub struct RunOptions {
+    pub config: Config,
+    /// Where to re-read the config on SIGHUP (None for the embedded demo config).
+    pub reload_from: Option<PathBuf>,
+    /// Printed after the listening line (the demo's greeting).
+    pub banner: Option<String>,
+}
+
+/// Refuse addresses that would expose an unauthenticated API.
+pub fn check_listen(addr: &SocketAddr) -> anyhow::Result<()> {
+    if !addr.ip().is_loopback() {
+        bail!(
+            "refusing to listen on {addr}: it is not a loopback address and authentication is not \
+             configured; use 127.0.0.1 or ::1"
+        );
+    }
+    Ok(())
+}
+
+pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+    let config = opts.config;
+    check_listen(&config.vigil.listen)?;
+    let db = config.db_path();
+    let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let events = EventLog::start(store).context("starting the event writer")?;
+
+    let listener = tokio::net::TcpListener::bind(config.vigil.listen)
+        .await
+        .with_context(|| format!("binding {}", config.vigil.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let url = format!("http://{addr}");
+
+    events.submit(
+        "daemon_started",
+        fields! {"pid" => std::process::id(), "version" => env!("CARGO_PKG_VERSION"), "listen" => url},
+    );
+    let sup = supervisor::start(
+        &config,
+        events.clone(),
+        supervisor::Options {
+            extra_env: vec![("VIGIL_URL".into(), url.clone())],
+            stdout_events: None,
+        },
+    );
+
+    let app = api::router(AppState {
+        supervisor: sup.clone(),
+        events: events.clone(),
+    });
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let http_stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_stop.cancelled().await })
+            .await
+    });
+    // The readiness line tests and scripts wait for; it carries the bound address.
+    println!("vigil: listening on {url}");
+    if let Some(b) = &opts.banner {
+        println!("{b}");
+    }
+    tokio::spawn(notify_ready(sup.clone()));
+    tokio::spawn(watchdog(sup.clone(), events.clone()));
+
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("received SIGTERM indicating exit request"); break; }
+            _ = int.recv() => { tracing::info!("received SIGINT indicating exit request"); break; }
+            _ = hup.recv() => reload(&opts.reload_from, &sup, &config).await,
+        }
+    }
+    // Shutdown order: stop programs (reverse priority), stop HTTP, flush the store.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    sup.shutdown().await;
+    shutdown.cancel();
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
+        Err(_) => tracing::warn!("HTTP server did not stop within 5 s (open streams)"),
+    }
+    events.submit("daemon_stopped", fields! {"pid" => std::process::id()});
+    events.flush().await;
+    Ok(())
+}
+
+async fn reload(path: &Option<PathBuf>, sup: &SupervisorHandle, current: &Config) {
+    let Some(path) = path else {
+        tracing::warn!("SIGHUP: this configuration is embedded; nothing to re-read");
+        return;
+    };
+    tracing::info!("received SIGHUP indicating restart request");
+    match config::load(path) {
+        Ok(new) => {
+            if new.vigil != current.vigil {
+                tracing::warn!(
+                    "SIGHUP: changes to [vigil] (listen, data_dir, log_level) need a restart; applying programs only"
+                );
+            }
+            if let Err(e) = sup.reload(new).await {
+                tracing::error!(error = %e, "reload failed");
+            }
+        }
+        Err(errs) => {
+            tracing::error!("SIGHUP: configuration has errors; keeping the running one:\n{errs}");
+        }
+    }
+}
+
+/// READY=1 once every autostart program has left STARTING.
+async fn notify_ready(sup: SupervisorHandle) {
+    let mut w = sup.watch();
+    loop {
+        if w.borrow_and_update().started {
+            break;
+        }
+        if w.changed().await.is_err() {
+            return;
+        }
+    }
+    tracing::info!("all autostart programs are up");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+}
+
+/// WATCHDOG=1 at half the unit's WatchdogSec, and only after the supervisor loop and the
+/// event writer both answered: a hung actor or store makes systemd restart vigil.
+async fn watchdog(sup: SupervisorHandle, events: EventLog) {
+    let Some(period) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let every = period / 2;
+    loop {
+        tokio::time::sleep(every).await;
+        let alive = tokio::time::timeout(every, async {
+            sup.ping().await && {
+                events.flush().await;
+                true
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if alive {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        } else {
+            tracing::error!("liveness check failed; withholding WATCHDOG=1");
+        }
+    }
+}

@@ -1,0 +1,1357 @@
+//! The supervisor actor: owns every process's [`vigil_core::program::Process`] state
+//! machine and the real children. One tokio task; it `select!`s on commands, child exits
+//! (tokio's SIGCHLD-driven `Child::wait`, no polling) and the earliest state-machine
+//! deadline (startsecs, backoff, stopwaitsecs), so every reaction happens when its cause
+//! does. Reads go through a `watch` snapshot published after every change.
+
+pub mod output;
+pub mod spawn;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+use vigil_core::program::{Effect, Exit, Input, Policy, Process, ProcessState, Transition};
+
+use crate::config::{Config, ProcessConfig, ProgramConfig};
+use crate::events::{EventLog, rfc3339};
+use crate::fields;
+use output::{Output, RotatingFile, Sink};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("no such process: {0}")]
+    NoSuchProcess(String),
+    #[error("no such group: {0}")]
+    NoSuchGroup(String),
+    #[error("supervisor is shutting down")]
+    ShuttingDown,
+}
+
+/// The outcome of an action on one process.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ActionResult {
+    /// `group:process`.
+    pub name: String,
+    pub ok: bool,
+    /// supervisord-style fault name when not ok: ALREADY_STARTED, NOT_RUNNING, SPAWN_ERROR, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl ActionResult {
+    fn ok(name: String) -> Self {
+        ActionResult {
+            name,
+            ok: true,
+            fault: None,
+            message: None,
+        }
+    }
+    fn fail(name: String, fault: &str, message: impl Into<String>) -> Self {
+        ActionResult {
+            name,
+            ok: false,
+            fault: Some(fault.into()),
+            message: Some(message.into()),
+        }
+    }
+}
+
+type Reply<T> = oneshot::Sender<T>;
+type ActionReply = Reply<Result<Vec<ActionResult>, SupervisorError>>;
+
+/// Requests to the actor.
+pub enum Command {
+    Start {
+        target: String,
+        wait: bool,
+        reply: ActionReply,
+    },
+    Stop {
+        target: String,
+        wait: bool,
+        reply: ActionReply,
+    },
+    Restart {
+        target: String,
+        reply: ActionReply,
+    },
+    Signal {
+        target: String,
+        signal: i32,
+        reply: ActionReply,
+    },
+    Reload {
+        config: Box<Config>,
+        reply: Reply<ReloadReport>,
+    },
+    Shutdown {
+        reply: Reply<()>,
+    },
+    Ping {
+        reply: Reply<()>,
+    },
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ReloadReport {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// Health-endpoint status of one process (seed 001's vocabulary).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    NotStarted,
+    Running,
+    Stopped,
+    Crashed,
+    Fatal,
+}
+
+/// A read-only view of one process.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessInfo {
+    pub name: String,
+    pub group: String,
+    pub program: String,
+    pub state: ProcessState,
+    pub statecode: i32,
+    pub health: Health,
+    pub pid: Option<u32>,
+    pub priority: i32,
+    /// When the current (or last) child was spawned.
+    pub start: Option<DateTime<Utc>>,
+    /// When it last entered a stopped state.
+    pub stop: Option<DateTime<Utc>>,
+    pub uptime_secs: Option<u64>,
+    pub exitstatus: i32,
+    pub last_exit: Option<Exit>,
+    pub spawnerr: Option<String>,
+    pub tries: u32,
+    pub consecutive_failures: u32,
+    pub restarts: u64,
+    pub autostart: bool,
+    pub critical: bool,
+    pub stdout_logfile: Option<String>,
+    pub stderr_logfile: Option<String>,
+    /// supervisorctl's description column.
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub processes: Vec<ProcessInfo>,
+    /// True once every autostart process has left STARTING (RUNNING, or failed for good).
+    pub started: bool,
+}
+
+/// Options that do not come from the config file.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Extra environment for every child (VIGIL_URL, SUPERVISOR_SERVER_URL, …).
+    pub extra_env: Vec<(String, String)>,
+    /// Where stdout lines of `events = "stdout"` programs go: (process, line).
+    pub stdout_events: Option<mpsc::UnboundedSender<(String, String)>>,
+}
+
+/// The API's handle on the supervisor; cheap to clone.
+#[derive(Clone)]
+pub struct SupervisorHandle {
+    tx: mpsc::Sender<Command>,
+    snapshot: watch::Receiver<Arc<Snapshot>>,
+    outputs: Arc<std::sync::RwLock<HashMap<String, Arc<Output>>>>,
+}
+
+impl SupervisorHandle {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.borrow().clone()
+    }
+
+    pub fn watch(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.snapshot.clone()
+    }
+
+    /// The output taps of a process (by process name or `group:name`).
+    pub fn output(&self, name: &str) -> Option<Arc<Output>> {
+        let key = name.rsplit(':').next().unwrap_or(name);
+        self.outputs.read().ok()?.get(key).cloned()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, SupervisorError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| SupervisorError::ShuttingDown)?;
+        rx.await.map_err(|_| SupervisorError::ShuttingDown)
+    }
+
+    pub async fn start(
+        &self,
+        target: &str,
+        wait: bool,
+    ) -> Result<Vec<ActionResult>, SupervisorError> {
+        let target = target.to_string();
+        self.ask(|reply| Command::Start {
+            target,
+            wait,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn stop(
+        &self,
+        target: &str,
+        wait: bool,
+    ) -> Result<Vec<ActionResult>, SupervisorError> {
+        let target = target.to_string();
+        self.ask(|reply| Command::Stop {
+            target,
+            wait,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn restart(&self, target: &str) -> Result<Vec<ActionResult>, SupervisorError> {
+        let target = target.to_string();
+        self.ask(|reply| Command::Restart { target, reply }).await?
+    }
+
+    pub async fn signal(
+        &self,
+        target: &str,
+        signal: i32,
+    ) -> Result<Vec<ActionResult>, SupervisorError> {
+        let target = target.to_string();
+        self.ask(|reply| Command::Signal {
+            target,
+            signal,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn reload(&self, config: Config) -> Result<ReloadReport, SupervisorError> {
+        self.ask(|reply| Command::Reload {
+            config: Box::new(config),
+            reply,
+        })
+        .await
+    }
+
+    /// Stop everything in reverse priority order and end the actor.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(|reply| Command::Shutdown { reply }).await;
+    }
+
+    /// Round-trip through the actor's loop (liveness check for the systemd watchdog).
+    pub async fn ping(&self) -> bool {
+        self.ask(|reply| Command::Ping { reply }).await.is_ok()
+    }
+}
+
+enum AfterStop {
+    Start,
+    Remove,
+    Replace(Box<Spec>, bool),
+}
+
+/// The configuration of one process entry.
+#[derive(Clone, PartialEq)]
+struct Spec {
+    program: Arc<ProgramConfig>,
+    process: ProcessConfig,
+    group: String,
+    group_priority: i32,
+}
+
+struct Entry {
+    spec: Spec,
+    policy: Policy,
+    fsm: Process,
+    generation: u64,
+    output: Arc<Output>,
+    stdin: Option<tokio::process::ChildStdin>,
+    start_wall: Option<DateTime<Utc>>,
+    stop_wall: Option<DateTime<Utc>>,
+    start_mono: Option<Instant>,
+    restarts: u64,
+    spawned_once: bool,
+    after_stop: Option<AfterStop>,
+    start_waiters: Vec<Reply<Result<(), (String, String)>>>,
+    stop_waiters: Vec<Reply<()>>,
+}
+
+impl Entry {
+    fn new(spec: Spec) -> Entry {
+        Entry {
+            policy: spec.program.policy(),
+            spec,
+            fsm: Process::new(),
+            generation: 0,
+            output: Arc::new(Output::default()),
+            stdin: None,
+            start_wall: None,
+            stop_wall: None,
+            start_mono: None,
+            restarts: 0,
+            spawned_once: false,
+            after_stop: None,
+            start_waiters: Vec::new(),
+            stop_waiters: Vec::new(),
+        }
+    }
+
+    fn full_name(&self) -> String {
+        format!("{}:{}", self.spec.group, self.spec.process.name)
+    }
+
+    fn order(&self) -> (i32, i32, String) {
+        (
+            self.spec.group_priority,
+            self.spec.program.priority,
+            self.spec.process.name.clone(),
+        )
+    }
+}
+
+enum Internal {
+    Exited {
+        name: String,
+        generation: u64,
+        exit: Exit,
+    },
+}
+
+/// Start the actor with the config's processes; autostart ones start in priority order.
+pub fn start(config: &Config, events: EventLog, options: Options) -> SupervisorHandle {
+    let (tx, rx) = mpsc::channel(256);
+    let (itx, irx) = mpsc::unbounded_channel();
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let outputs = Arc::new(std::sync::RwLock::new(HashMap::new()));
+    let mut actor = Actor {
+        entries: BTreeMap::new(),
+        base: Instant::now(),
+        events,
+        options,
+        internal: itx,
+        snapshot: snap_tx,
+        outputs: outputs.clone(),
+        shutdown: None,
+    };
+    for spec in specs(config) {
+        actor.insert(spec);
+    }
+    tokio::spawn(actor.run(rx, irx));
+    SupervisorHandle {
+        tx,
+        snapshot: snap_rx,
+        outputs,
+    }
+}
+
+fn specs(config: &Config) -> Vec<Spec> {
+    let mut out = Vec::new();
+    for p in &config.programs {
+        let group = config.group_of(&p.name).to_string();
+        let group_priority = config
+            .groups
+            .iter()
+            .find(|g| g.name == group)
+            .map(|g| g.priority)
+            .unwrap_or(p.priority);
+        let program = Arc::new(p.clone());
+        for proc_cfg in &p.processes {
+            out.push(Spec {
+                program: program.clone(),
+                process: proc_cfg.clone(),
+                group: group.clone(),
+                group_priority,
+            });
+        }
+    }
+    out
+}
+
+struct ShutdownState {
+    /// Remaining priority levels, highest priority value first.
+    levels: Vec<Vec<String>>,
+    current: Option<Vec<String>>,
+    replies: Vec<Reply<()>>,
+}
+
+struct Actor {
+    entries: BTreeMap<String, Entry>,
+    base: Instant,
+    events: EventLog,
+    options: Options,
+    internal: mpsc::UnboundedSender<Internal>,
+    snapshot: watch::Sender<Arc<Snapshot>>,
+    outputs: Arc<std::sync::RwLock<HashMap<String, Arc<Output>>>>,
+    shutdown: Option<ShutdownState>,
+}
+
+impl Actor {
+    fn now(&self) -> u64 {
+        self.base.elapsed().as_millis() as u64
+    }
+
+    fn insert(&mut self, spec: Spec) {
+        let name = spec.process.name.clone();
+        let entry = Entry::new(spec);
+        if let Ok(mut o) = self.outputs.write() {
+            o.insert(name.clone(), entry.output.clone());
+        }
+        self.entries.insert(name, entry);
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.entries.remove(name);
+        if let Ok(mut o) = self.outputs.write() {
+            o.remove(name);
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        mut irx: mpsc::UnboundedReceiver<Internal>,
+    ) {
+        self.events
+            .submit("supervisor_state", fields! {"state" => "RUNNING"});
+        // Autostart in priority order (ascending), like supervisord.
+        let mut order: Vec<(i32, i32, String)> = self
+            .entries
+            .values()
+            .filter(|e| e.spec.program.autostart)
+            .map(Entry::order)
+            .collect();
+        order.sort();
+        for (_, _, name) in order {
+            self.apply(&name, Input::Start);
+        }
+        self.publish();
+        loop {
+            let deadline = self
+                .entries
+                .values()
+                .filter_map(|e| e.fsm.next_deadline())
+                .min();
+            let sleep = async {
+                match deadline {
+                    Some(ms) => {
+                        tokio::time::sleep_until((self.base + Duration::from_millis(ms)).into())
+                            .await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                Some(msg) = irx.recv() => self.internal_msg(msg),
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => {
+                        // Every handle is gone: stop the children before going away.
+                        if self.shutdown.is_none() {
+                            self.begin_shutdown(None);
+                        }
+                    }
+                },
+                _ = sleep => {
+                    let now = self.now();
+                    let due: Vec<String> = self
+                        .entries
+                        .iter()
+                        .filter(|(_, e)| matches!(e.fsm.next_deadline(), Some(d) if d <= now))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for name in due {
+                        self.apply(&name, Input::Timer);
+                    }
+                }
+            }
+            if self.advance_shutdown() {
+                break;
+            }
+            self.publish();
+        }
+        self.publish();
+        self.events
+            .submit("supervisor_state", fields! {"state" => "STOPPED"});
+    }
+
+    fn internal_msg(&mut self, msg: Internal) {
+        match msg {
+            Internal::Exited {
+                name,
+                generation,
+                exit,
+            } => {
+                let current = self
+                    .entries
+                    .get(&name)
+                    .is_some_and(|e| e.generation == generation);
+                if current {
+                    if let Some(e) = self.entries.get_mut(&name) {
+                        e.stdin = None;
+                    }
+                    self.apply(&name, Input::Exited(exit));
+                }
+            }
+        }
+    }
+
+    /// Resolve `all`, `group:*`, `group:name`, a process name, or a program/group name.
+    fn resolve(&self, target: &str) -> Result<Vec<String>, SupervisorError> {
+        let mut out: Vec<(i32, i32, String)> = Vec::new();
+        if target == "all" {
+            out = self.entries.values().map(Entry::order).collect();
+        } else if let Some((group, name)) = target.split_once(':') {
+            let in_group: Vec<&Entry> = self
+                .entries
+                .values()
+                .filter(|e| e.spec.group == group)
+                .collect();
+            if in_group.is_empty() {
+                return Err(SupervisorError::NoSuchGroup(group.to_string()));
+            }
+            for e in in_group {
+                if name == "*" || name.is_empty() || e.spec.process.name == name {
+                    out.push(e.order());
+                }
+            }
+        } else if let Some(e) = self.entries.get(target) {
+            out.push(e.order());
+        } else {
+            out = self
+                .entries
+                .values()
+                .filter(|e| e.spec.group == target || e.spec.program.name == target)
+                .map(Entry::order)
+                .collect();
+        }
+        if out.is_empty() {
+            return Err(SupervisorError::NoSuchProcess(target.to_string()));
+        }
+        out.sort();
+        Ok(out.into_iter().map(|(_, _, n)| n).collect())
+    }
+
+    fn command(&mut self, cmd: Command) {
+        if self.shutdown.is_some() {
+            match cmd {
+                Command::Shutdown { reply } => {
+                    if let Some(s) = self.shutdown.as_mut() {
+                        s.replies.push(reply);
+                    }
+                }
+                Command::Ping { reply } => {
+                    let _ = reply.send(());
+                }
+                Command::Start { reply, .. }
+                | Command::Stop { reply, .. }
+                | Command::Restart { reply, .. }
+                | Command::Signal { reply, .. } => {
+                    let _ = reply.send(Err(SupervisorError::ShuttingDown));
+                }
+                Command::Reload { .. } => {}
+            }
+            return;
+        }
+        match cmd {
+            Command::Ping { reply } => {
+                let _ = reply.send(());
+            }
+            Command::Start {
+                target,
+                wait,
+                reply,
+            } => match self.resolve(&target) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(names) => {
+                    let mut waits = Vec::new();
+                    let mut results = Vec::new();
+                    for name in names {
+                        let (r, w) = self.start_one(&name, wait);
+                        results.push(r);
+                        waits.push(w);
+                    }
+                    finish_after(results, waits, reply);
+                }
+            },
+            Command::Stop {
+                target,
+                wait,
+                reply,
+            } => match self.resolve(&target) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(mut names) => {
+                    // vigil fixes supervisord#217: stop in reverse priority order.
+                    names.reverse();
+                    let mut results = Vec::new();
+                    let mut waits = Vec::new();
+                    for name in names {
+                        let (r, w) = self.stop_one(&name, wait, None);
+                        results.push(r);
+                        waits.push(w);
+                    }
+                    finish_after(results, waits, reply);
+                }
+            },
+            Command::Restart { target, reply } => match self.resolve(&target) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(names) => {
+                    let mut results = Vec::new();
+                    let mut waits = Vec::new();
+                    for name in names {
+                        let running = self
+                            .entries
+                            .get(&name)
+                            .is_some_and(|e| !e.fsm.state.is_stopped());
+                        if running {
+                            let (r, w) = self.stop_one(&name, false, Some(AfterStop::Start));
+                            // the waiter resolves when the new child is RUNNING
+                            let (tx, rx) = oneshot::channel();
+                            if let Some(e) = self.entries.get_mut(&name) {
+                                e.start_waiters.push(tx);
+                            }
+                            results.push(r);
+                            waits.push(Waiter::Start(rx));
+                            drop(w);
+                        } else {
+                            let (r, w) = self.start_one(&name, true);
+                            results.push(r);
+                            waits.push(w);
+                        }
+                    }
+                    finish_after(results, waits, reply);
+                }
+            },
+            Command::Signal {
+                target,
+                signal,
+                reply,
+            } => match self.resolve(&target) {
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+                Ok(names) => {
+                    let results = names.iter().map(|n| self.signal_one(n, signal)).collect();
+                    let _ = reply.send(Ok(results));
+                }
+            },
+            Command::Reload { config, reply } => {
+                let report = self.reload(&config);
+                let _ = reply.send(report);
+            }
+            Command::Shutdown { reply } => self.begin_shutdown(Some(reply)),
+        }
+    }
+
+    fn start_one(&mut self, name: &str, wait: bool) -> (ActionResult, Waiter) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return (
+                ActionResult::fail(name.into(), "BAD_NAME", "no such process"),
+                Waiter::None,
+            );
+        };
+        let full = e.full_name();
+        let refused = match e.fsm.state {
+            ProcessState::Unknown => {
+                Some(("FAILED", format!("{name} is in an unknown process state")))
+            }
+            ProcessState::Stopping => Some(("FAILED", "process is stopping".to_string())),
+            s if s.is_running() => Some(("ALREADY_STARTED", "already started".to_string())),
+            _ => None,
+        };
+        if let Some((fault, msg)) = refused {
+            return (ActionResult::fail(full, fault, msg), Waiter::None);
+        }
+        let waiter = if wait {
+            let (tx, rx) = oneshot::channel();
+            e.start_waiters.push(tx);
+            Waiter::Start(rx)
+        } else {
+            Waiter::None
+        };
+        self.apply(name, Input::Start);
+        (ActionResult::ok(full), waiter)
+    }
+
+    fn stop_one(
+        &mut self,
+        name: &str,
+        wait: bool,
+        after: Option<AfterStop>,
+    ) -> (ActionResult, Waiter) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return (
+                ActionResult::fail(name.into(), "BAD_NAME", "no such process"),
+                Waiter::None,
+            );
+        };
+        let full = e.full_name();
+        let state = e.fsm.state;
+        if state.is_stopped() {
+            return (
+                ActionResult::fail(full, "NOT_RUNNING", "not running"),
+                Waiter::None,
+            );
+        }
+        if state == ProcessState::Unknown {
+            return (
+                ActionResult::fail(full, "FAILED", "in an unknown process state"),
+                Waiter::None,
+            );
+        }
+        let (tx, rx) = oneshot::channel();
+        if wait {
+            e.stop_waiters.push(tx);
+        }
+        if after.is_some() {
+            e.after_stop = after;
+        }
+        self.apply(name, Input::Stop);
+        (
+            ActionResult::ok(full),
+            if wait { Waiter::Stop(rx) } else { Waiter::None },
+        )
+    }
+
+    fn signal_one(&mut self, name: &str, signal: i32) -> ActionResult {
+        let Some(e) = self.entries.get(name) else {
+            return ActionResult::fail(name.into(), "BAD_NAME", "no such process");
+        };
+        let full = e.full_name();
+        if !e.fsm.state.is_signallable() {
+            return ActionResult::fail(full, "NOT_RUNNING", "not running");
+        }
+        let Some(pid) = e.fsm.pid else {
+            return ActionResult::fail(full, "NOT_RUNNING", "not running");
+        };
+        let Ok(sig) = nix::sys::signal::Signal::try_from(signal) else {
+            return ActionResult::fail(full, "BAD_SIGNAL", format!("bad signal {signal}"));
+        };
+        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig) {
+            Ok(()) => ActionResult::ok(full),
+            Err(nix::errno::Errno::ESRCH) => ActionResult::fail(full, "NOT_RUNNING", "not running"),
+            Err(err) => ActionResult::fail(full, "FAILED", err.to_string()),
+        }
+    }
+
+    /// Feed one input to a process and carry out the effects (spawns feed back at once).
+    fn apply(&mut self, name: &str, input: Input) {
+        let mut queue = vec![input];
+        while let Some(input) = queue.pop() {
+            let now = self.now();
+            let Some(e) = self.entries.get_mut(name) else {
+                return;
+            };
+            let effects = match e.fsm.on(&e.policy, input, now) {
+                Ok(fx) => fx,
+                Err(err) => {
+                    tracing::debug!(process = name, error = %err, "request refused");
+                    return;
+                }
+            };
+            for fx in effects {
+                match fx {
+                    Effect::Spawn => {
+                        let r = self.spawn(name);
+                        queue.insert(0, r);
+                    }
+                    Effect::SendStopSignal { pid } => {
+                        if let Some(r) = self.send_stop(name, pid, false) {
+                            queue.insert(0, r);
+                        }
+                    }
+                    Effect::Kill { pid } => {
+                        tracing::warn!("killing '{name}' ({pid}) with SIGKILL");
+                        if let Some(r) = self.send_stop(name, pid, true) {
+                            queue.insert(0, r);
+                        }
+                    }
+                    Effect::Transition(t) => self.transitioned(name, &t),
+                    Effect::Recovered { after_failures } => {
+                        if let Some(e) = self.entries.get(name) {
+                            tracing::info!(
+                                "recovered: {name} is up again after {after_failures} consecutive failures"
+                            );
+                            self.events.submit(
+                                "recovered",
+                                fields! {
+                                    "program" => e.spec.program.name,
+                                    "group" => e.spec.group,
+                                    "process" => name,
+                                    "after_failures" => after_failures,
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_stop(&mut self, name: &str, pid: u32, kill: bool) -> Option<Input> {
+        let e = self.entries.get(name)?;
+        let program = &e.spec.program;
+        let (sig, group) = if kill {
+            (nix::sys::signal::Signal::SIGKILL, program.killasgroup)
+        } else {
+            (
+                nix::sys::signal::Signal::try_from(program.stopsignal.number)
+                    .unwrap_or(nix::sys::signal::Signal::SIGTERM),
+                program.stopasgroup,
+            )
+        };
+        if !kill {
+            tracing::info!("waiting for {name} to stop");
+        }
+        let target = if group {
+            nix::unistd::Pid::from_raw(-(pid as i32))
+        } else {
+            nix::unistd::Pid::from_raw(pid as i32)
+        };
+        match nix::sys::signal::kill(target, sig) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => None,
+            Err(err) => Some(Input::SignalFailed {
+                error: format!("couldn't signal {name} ({pid}): {err}"),
+            }),
+        }
+    }
+
+    fn spawn(&mut self, name: &str) -> Input {
+        let Some(e) = self.entries.get_mut(name) else {
+            return Input::SpawnFailed {
+                error: "removed".into(),
+            };
+        };
+        let program = e.spec.program.clone();
+        let spec = spawn::SpawnSpec {
+            argv: &e.spec.process.argv,
+            directory: program.directory.as_deref(),
+            environment: &program.environment,
+            user: program.user.as_deref(),
+            redirect_stderr: program.redirect_stderr,
+            process_name: &e.spec.process.name,
+            group_name: &e.spec.group,
+            extra_env: &self.options.extra_env,
+        };
+        match spawn::spawn(&spec) {
+            Err(error) => {
+                tracing::info!("spawnerr: {error}");
+                Input::SpawnFailed { error }
+            }
+            Ok(sp) => {
+                e.generation += 1;
+                if e.spawned_once {
+                    e.restarts += 1;
+                }
+                e.spawned_once = true;
+                e.start_wall = Some(Utc::now());
+                e.start_mono = Some(Instant::now());
+                e.stdin = sp.stdin;
+                let pid = sp.pid;
+                tracing::info!("spawned: '{name}' with pid {pid}");
+                let open = |cfg: &crate::config::LogConfig| {
+                    cfg.path.as_ref().and_then(|p| match RotatingFile::open(cfg, p) {
+                        Ok(f) => Some(f),
+                        Err(err) => {
+                            tracing::error!(process = name, path = %p.display(), error = %err, "cannot open log file");
+                            None
+                        }
+                    })
+                };
+                let stdout_sink = Sink {
+                    file: open(&e.spec.process.stdout_log),
+                    tap: e.output.clone(),
+                    stderr: false,
+                    lines: if program.events_from_stdout {
+                        self.options.stdout_events.as_ref().map(|tx| {
+                            let (ltx, mut lrx) = mpsc::unbounded_channel::<String>();
+                            let tx = tx.clone();
+                            let pname = name.to_string();
+                            tokio::spawn(async move {
+                                while let Some(line) = lrx.recv().await {
+                                    if tx.send((pname.clone(), line)).is_err() {
+                                        break;
+                                    }
+                                }
+                            });
+                            ltx
+                        })
+                    } else {
+                        None
+                    },
+                };
+                tokio::spawn(output::pump(sp.stdout, stdout_sink, name.to_string()));
+                if let Some(stderr) = sp.stderr {
+                    let sink = Sink {
+                        file: open(&e.spec.process.stderr_log),
+                        tap: e.output.clone(),
+                        stderr: true,
+                        lines: None,
+                    };
+                    tokio::spawn(output::pump(stderr, sink, name.to_string()));
+                }
+                let mut child = sp.child;
+                let tx = self.internal.clone();
+                let generation = e.generation;
+                let pname = name.to_string();
+                tokio::spawn(async move {
+                    use std::os::unix::process::ExitStatusExt;
+                    let exit = match child.wait().await {
+                        Ok(st) => match (st.code(), st.signal()) {
+                            (Some(c), _) => Exit::Code(c),
+                            (None, Some(s)) => Exit::Signal(s),
+                            (None, None) => Exit::Code(-1),
+                        },
+                        Err(err) => {
+                            tracing::error!(process = %pname, error = %err, "waiting for child");
+                            Exit::Code(-1)
+                        }
+                    };
+                    let _ = tx.send(Internal::Exited {
+                        name: pname,
+                        generation,
+                        exit,
+                    });
+                });
+                Input::Spawned { pid }
+            }
+        }
+    }
+
+    /// Record a transition: log line, event, waiters, after-stop actions.
+    fn transitioned(&mut self, name: &str, t: &Transition) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        if t.to.is_stopped() {
+            e.stop_wall = Some(Utc::now());
+        }
+        match t.to {
+            ProcessState::Running => tracing::info!(
+                "success: {name} entered RUNNING state, process has stayed up for > than {} seconds (startsecs)",
+                e.spec.program.startsecs
+            ),
+            ProcessState::Exited => {
+                let how = match t.exit {
+                    Some(Exit::Signal(s)) => format!("terminated by {}", signal_name(s)),
+                    Some(Exit::Code(c)) => format!("exit status {c}"),
+                    None => "exit status 0".into(),
+                };
+                let exp = if t.expected == Some(true) {
+                    "expected"
+                } else {
+                    "not expected"
+                };
+                if t.expected == Some(true) {
+                    tracing::info!("exited: {name} ({how}; {exp})");
+                } else {
+                    tracing::warn!("exited: {name} ({how}; {exp})");
+                }
+            }
+            ProcessState::Stopped => {
+                let how = match t.exit {
+                    Some(Exit::Signal(s)) => format!("terminated by {}", signal_name(s)),
+                    Some(Exit::Code(c)) => format!("exit status {c}"),
+                    None => "never started".into(),
+                };
+                tracing::info!("stopped: {name} ({how})");
+            }
+            ProcessState::Fatal => tracing::info!(
+                "gave up: {name} entered FATAL state, too many start retries too quickly"
+            ),
+            ProcessState::Backoff => {
+                if let Some(r) = &t.reason {
+                    tracing::info!("backoff: {name} ({r}), tries {}", t.tries);
+                }
+            }
+            _ => {}
+        }
+        let mut data = fields! {
+            "program" => e.spec.program.name,
+            "group" => e.spec.group,
+            "process" => name,
+            "from" => t.from.name(),
+            "to" => t.to.name(),
+            "pid" => t.pid,
+            "tries" => t.tries,
+        };
+        if let Some(x) = t.expected {
+            data.insert("expected".into(), x.into());
+        }
+        match t.exit {
+            Some(Exit::Code(c)) => {
+                data.insert("exit_status".into(), c.into());
+            }
+            Some(Exit::Signal(s)) => {
+                data.insert("exit_status".into(), (-1).into());
+                data.insert("signal".into(), signal_name(s).into());
+            }
+            None => {}
+        }
+        if let Some(r) = &t.reason {
+            data.insert("reason".into(), r.clone().into());
+        }
+        if e.spec.program.critical {
+            data.insert("critical".into(), true.into());
+        }
+        self.events.submit("process_state", data);
+
+        // Waiters.
+        match t.to {
+            ProcessState::Running => {
+                for w in e.start_waiters.drain(..) {
+                    let _ = w.send(Ok(()));
+                }
+            }
+            ProcessState::Backoff | ProcessState::Fatal | ProcessState::Unknown => {
+                let reason = t.reason.clone().unwrap_or_else(|| "spawn error".into());
+                let fault = if t.to == ProcessState::Fatal || t.from == ProcessState::Starting {
+                    "SPAWN_ERROR"
+                } else {
+                    "ABNORMAL_TERMINATION"
+                };
+                for w in e.start_waiters.drain(..) {
+                    let _ = w.send(Err((fault.to_string(), reason.clone())));
+                }
+            }
+            ProcessState::Exited if t.from == ProcessState::Running => {
+                for w in e.start_waiters.drain(..) {
+                    let _ = w.send(Err((
+                        "ABNORMAL_TERMINATION".to_string(),
+                        "exited before it was confirmed running".into(),
+                    )));
+                }
+            }
+            _ => {}
+        }
+        if t.to.is_stopped() {
+            for w in e.stop_waiters.drain(..) {
+                let _ = w.send(());
+            }
+            if let Some(after) = e.after_stop.take() {
+                match after {
+                    AfterStop::Start => self.apply(name, Input::Start),
+                    AfterStop::Remove => {
+                        self.remove(name);
+                    }
+                    AfterStop::Replace(spec, start) => {
+                        let outputs = e.output.clone();
+                        let mut new = Entry::new(*spec);
+                        new.output = outputs;
+                        new.restarts = e.restarts;
+                        self.entries.insert(name.to_string(), new);
+                        if start {
+                            self.apply(name, Input::Start);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn reload(&mut self, config: &Config) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        let new_specs: BTreeMap<String, Spec> = specs(config)
+            .into_iter()
+            .map(|s| (s.process.name.clone(), s))
+            .collect();
+        let old_names: Vec<String> = self.entries.keys().cloned().collect();
+        for name in old_names {
+            match new_specs.get(&name) {
+                None => {
+                    report.removed.push(name.clone());
+                    let stopped = self
+                        .entries
+                        .get(&name)
+                        .is_some_and(|e| e.fsm.state.is_stopped());
+                    if stopped {
+                        self.remove(&name);
+                    } else {
+                        let _ = self.stop_one(&name, false, Some(AfterStop::Remove));
+                    }
+                }
+                Some(spec) => {
+                    let Some(e) = self.entries.get(&name) else {
+                        continue;
+                    };
+                    if e.spec == *spec {
+                        continue;
+                    }
+                    report.changed.push(name.clone());
+                    let start = spec.program.autostart || !e.fsm.state.is_stopped();
+                    if e.fsm.state.is_stopped() {
+                        let outputs = e.output.clone();
+                        let mut new = Entry::new(spec.clone());
+                        new.output = outputs;
+                        self.entries.insert(name.clone(), new);
+                        if start {
+                            self.apply(&name, Input::Start);
+                        }
+                    } else {
+                        let _ = self.stop_one(
+                            &name,
+                            false,
+                            Some(AfterStop::Replace(Box::new(spec.clone()), start)),
+                        );
+                    }
+                }
+            }
+        }
+        let mut added: Vec<&Spec> = new_specs
+            .values()
+            .filter(|s| !self.entries.contains_key(&s.process.name))
+            .collect();
+        added.sort_by_key(|s| (s.group_priority, s.program.priority, s.process.name.clone()));
+        let added: Vec<Spec> = added.into_iter().cloned().collect();
+        for spec in added {
+            let name = spec.process.name.clone();
+            let autostart = spec.program.autostart;
+            report.added.push(name.clone());
+            self.insert(spec);
+            if autostart {
+                self.apply(&name, Input::Start);
+            }
+        }
+        tracing::info!(
+            added = ?report.added, changed = ?report.changed, removed = ?report.removed,
+            "configuration reloaded"
+        );
+        self.events.submit(
+            "config_reloaded",
+            fields! {"added" => report.added, "changed" => report.changed, "removed" => report.removed},
+        );
+        report
+    }
+
+    fn begin_shutdown(&mut self, reply: Option<Reply<()>>) {
+        tracing::info!("stopping all processes");
+        self.events
+            .submit("supervisor_state", fields! {"state" => "STOPPING"});
+        let mut by_prio: BTreeMap<(i32, i32), Vec<String>> = BTreeMap::new();
+        for e in self.entries.values() {
+            by_prio
+                .entry((e.spec.group_priority, e.spec.program.priority))
+                .or_default()
+                .push(e.spec.process.name.clone());
+        }
+        // Highest priority value stops first (reverse of start order).
+        let levels: Vec<Vec<String>> = by_prio.into_values().collect();
+        self.shutdown = Some(ShutdownState {
+            levels,
+            current: None,
+            replies: reply.into_iter().collect(),
+        });
+    }
+
+    /// Returns true when shutdown is complete.
+    fn advance_shutdown(&mut self) -> bool {
+        loop {
+            let Some(s) = self.shutdown.as_mut() else {
+                return false;
+            };
+            if let Some(cur) = &s.current {
+                let done = cur
+                    .iter()
+                    .all(|n| self.entries.get(n).is_none_or(|e| e.fsm.state.is_stopped()));
+                if !done {
+                    return false;
+                }
+                s.current = None;
+            }
+            let Some(level) = s.levels.pop() else {
+                for r in s.replies.drain(..) {
+                    let _ = r.send(());
+                }
+                return true;
+            };
+            s.current = Some(level.clone());
+            for name in level {
+                if let Some(e) = self.entries.get_mut(&name) {
+                    e.after_stop = None;
+                }
+                let stoppable = self
+                    .entries
+                    .get(&name)
+                    .is_some_and(|e| !e.fsm.state.is_stopped());
+                if stoppable {
+                    self.apply(&name, Input::Stop);
+                }
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let now = Instant::now();
+        let mut processes: Vec<ProcessInfo> = self.entries.values().map(|e| info(e, now)).collect();
+        processes.sort_by(|a, b| {
+            (a.group.as_str(), a.name.as_str()).cmp(&(b.group.as_str(), b.name.as_str()))
+        });
+        let started = self
+            .entries
+            .values()
+            .filter(|e| e.spec.program.autostart)
+            .all(|e| e.fsm.state != ProcessState::Starting);
+        self.snapshot
+            .send_replace(Arc::new(Snapshot { processes, started }));
+    }
+}
+
+enum Waiter {
+    None,
+    Start(oneshot::Receiver<Result<(), (String, String)>>),
+    Stop(oneshot::Receiver<()>),
+}
+
+/// Reply once every waiter has resolved (start → RUNNING, stop → stopped).
+fn finish_after(mut results: Vec<ActionResult>, waits: Vec<Waiter>, reply: ActionReply) {
+    tokio::spawn(async move {
+        for (i, w) in waits.into_iter().enumerate() {
+            match w {
+                Waiter::None => {}
+                Waiter::Stop(rx) => {
+                    let _ = rx.await;
+                }
+                Waiter::Start(rx) => match rx.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err((fault, msg))) => {
+                        if let Some(r) = results.get_mut(i) {
+                            r.ok = false;
+                            r.fault = Some(fault);
+                            r.message = Some(msg);
+                        }
+                    }
+                    Err(_) => {
+                        if let Some(r) = results.get_mut(i) {
+                            r.ok = false;
+                            r.fault = Some("FAILED".into());
+                            r.message = Some("process was removed".into());
+                        }
+                    }
+                },
+            }
+        }
+        let _ = reply.send(Ok(results));
+    });
+}
+
+pub fn signal_name(n: i32) -> String {
+    match nix::sys::signal::Signal::try_from(n) {
+        Ok(s) => s.as_str().to_string(),
+        Err(_) => format!("signal {n}"),
+    }
+}
+
+fn info(e: &Entry, now: Instant) -> ProcessInfo {
+    let st = e.fsm.state;
+    let health = match st {
+        ProcessState::Stopped if !e.spawned_once && e.fsm.spawnerr.is_none() => Health::NotStarted,
+        ProcessState::Starting | ProcessState::Running | ProcessState::Stopping => Health::Running,
+        ProcessState::Stopped => Health::Stopped,
+        ProcessState::Exited
+            if e.fsm
+                .last_exit
+                .is_some_and(|x| matches!(x, Exit::Code(c) if e.policy.exitcodes.contains(&c))) =>
+        {
+            Health::Stopped
+        }
+        ProcessState::Exited | ProcessState::Backoff => Health::Crashed,
+        ProcessState::Fatal | ProcessState::Unknown => Health::Fatal,
+    };
+    let uptime = match (st, e.start_mono) {
+        (ProcessState::Running | ProcessState::Starting | ProcessState::Stopping, Some(t)) => {
+            Some(now.saturating_duration_since(t).as_secs())
+        }
+        _ => None,
+    };
+    let description = match st {
+        ProcessState::Running | ProcessState::Stopping | ProcessState::Starting
+            if e.fsm.pid.is_some() =>
+        {
+            let u = uptime.unwrap_or(0);
+            if st == ProcessState::Running {
+                format!(
+                    "pid {}, uptime {}:{:02}:{:02}",
+                    e.fsm.pid.unwrap_or(0),
+                    u / 3600,
+                    (u / 60) % 60,
+                    u % 60
+                )
+            } else {
+                String::new()
+            }
+        }
+        ProcessState::Backoff | ProcessState::Fatal => e.fsm.spawnerr.clone().unwrap_or_default(),
+        ProcessState::Stopped | ProcessState::Exited => match e.stop_wall {
+            Some(t) if e.spawned_once => t
+                .with_timezone(&chrono::Local)
+                .format("%b %d %I:%M %p")
+                .to_string(),
+            _ => "Not started".into(),
+        },
+        _ => String::new(),
+    };
+    ProcessInfo {
+        name: e.spec.process.name.clone(),
+        group: e.spec.group.clone(),
+        program: e.spec.program.name.clone(),
+        state: st,
+        statecode: st.code(),
+        health,
+        pid: e.fsm.pid,
+        priority: e.spec.program.priority,
+        start: e.start_wall,
+        stop: e.stop_wall,
+        uptime_secs: uptime,
+        exitstatus: e.fsm.exitstatus(),
+        last_exit: e.fsm.last_exit,
+        spawnerr: e.fsm.spawnerr.clone(),
+        tries: e.fsm.tries,
+        consecutive_failures: e.fsm.consecutive_failures,
+        restarts: e.restarts,
+        autostart: e.spec.program.autostart,
+        critical: e.spec.program.critical,
+        stdout_logfile: e
+            .spec
+            .process
+            .stdout_log
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        stderr_logfile: e
+            .spec
+            .process
+            .stderr_log
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        description,
+    }
+}
+
+pub fn ts(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(rfc3339)
+}

@@ -1,0 +1,235 @@
+//! Child output: each channel is copied to a size-rotated log file and kept in memory
+//! (the last lines, for `/health` and `ctl tail`), and streamed to live followers.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::AsyncReadExt;
+use tokio::sync::broadcast;
+
+use crate::config::LogConfig;
+
+/// Lines kept in memory per channel.
+pub const TAIL_LINES: usize = 200;
+
+/// A log file that rotates by size: `path` → `path.1` → … → `path.N`.
+pub struct RotatingFile {
+    path: PathBuf,
+    maxbytes: u64,
+    backups: u32,
+    file: File,
+    size: u64,
+}
+
+impl RotatingFile {
+    pub fn open(cfg: &LogConfig, path: &Path) -> std::io::Result<RotatingFile> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let size = file.metadata()?.len();
+        Ok(RotatingFile {
+            path: path.to_path_buf(),
+            maxbytes: cfg.maxbytes,
+            backups: cfg.backups,
+            file,
+            size,
+        })
+    }
+
+    pub fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        if self.maxbytes > 0 && self.size > 0 && self.size + data.len() as u64 > self.maxbytes {
+            self.rotate()?;
+        }
+        self.file.write_all(data)?;
+        self.size += data.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.file.flush()?;
+        if self.backups == 0 {
+            self.file.set_len(0)?;
+            self.size = 0;
+            return Ok(());
+        }
+        let name = |i: u32| {
+            let mut s = self.path.clone().into_os_string();
+            s.push(format!(".{i}"));
+            PathBuf::from(s)
+        };
+        let _ = std::fs::remove_file(name(self.backups));
+        for i in (1..self.backups).rev() {
+            let from = name(i);
+            if from.exists() {
+                std::fs::rename(&from, name(i + 1))?;
+            }
+        }
+        std::fs::rename(&self.path, name(1))?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+/// The in-memory side of one channel: last lines plus a live feed of raw chunks.
+pub struct Tap {
+    lines: Mutex<VecDeque<String>>,
+    partial: Mutex<String>,
+    live: broadcast::Sender<Arc<[u8]>>,
+    /// Total bytes ever seen on this channel (offsets for `tail -f` style readers).
+    total: Mutex<u64>,
+}
+
+impl Default for Tap {
+    fn default() -> Self {
+        Tap {
+            lines: Mutex::new(VecDeque::with_capacity(TAIL_LINES)),
+            partial: Mutex::new(String::new()),
+            live: broadcast::channel(256).0,
+            total: Mutex::new(0),
+        }
+    }
+}
+
+impl Tap {
+    pub fn push(&self, chunk: &[u8]) {
+        if let Ok(mut t) = self.total.lock() {
+            *t += chunk.len() as u64;
+        }
+        let text = String::from_utf8_lossy(chunk);
+        if let (Ok(mut partial), Ok(mut lines)) = (self.partial.lock(), self.lines.lock()) {
+            partial.push_str(&text);
+            while let Some(i) = partial.find('\n') {
+                let line: String = partial.drain(..=i).collect();
+                if lines.len() == TAIL_LINES {
+                    lines.pop_front();
+                }
+                lines.push_back(line.trim_end_matches(['\n', '\r']).to_string());
+            }
+            if partial.len() > 64 * 1024 {
+                let line = std::mem::take(&mut *partial);
+                if lines.len() == TAIL_LINES {
+                    lines.pop_front();
+                }
+                lines.push_back(line);
+            }
+        }
+        let _ = self.live.send(Arc::from(chunk));
+    }
+
+    /// The last `n` complete lines (plus an unterminated last line, if any).
+    pub fn last_lines(&self, n: usize) -> Vec<String> {
+        let mut out: Vec<String> = match self.lines.lock() {
+            Ok(l) => l.iter().rev().take(n).rev().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        if let Ok(p) = self.partial.lock()
+            && !p.is_empty()
+        {
+            out.push(p.clone());
+            if out.len() > n {
+                out.remove(0);
+            }
+        }
+        out
+    }
+
+    pub fn follow(&self) -> broadcast::Receiver<Arc<[u8]>> {
+        self.live.subscribe()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total.lock().map(|t| *t).unwrap_or(0)
+    }
+}
+
+/// Both channels of one process. Lives as long as the process entry (across respawns).
+#[derive(Default)]
+pub struct Output {
+    pub stdout: Tap,
+    pub stderr: Tap,
+}
+
+/// Where each chunk read from a pipe goes.
+pub struct Sink {
+    pub file: Option<RotatingFile>,
+    pub tap: Arc<Output>,
+    pub stderr: bool,
+    /// Complete stdout lines, for `events = "stdout"`.
+    pub lines: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+}
+
+/// Copy a pipe until EOF.
+pub async fn pump<R: tokio::io::AsyncRead + Unpin>(mut r: R, mut sink: Sink, name: String) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut partial = Vec::new();
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => {
+                let chunk = &buf[..n];
+                if let Some(f) = sink.file.as_mut()
+                    && let Err(e) = f.write(chunk)
+                {
+                    tracing::error!(process = %name, error = %e, "cannot write log file");
+                }
+                let tap = if sink.stderr {
+                    &sink.tap.stderr
+                } else {
+                    &sink.tap.stdout
+                };
+                tap.push(chunk);
+                if let Some(tx) = &sink.lines {
+                    partial.extend_from_slice(chunk);
+                    while let Some(i) = partial.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = partial.drain(..=i).collect();
+                        let _ = tx.send(String::from_utf8_lossy(&line).trim_end().to_string());
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(process = %name, error = %e, "reading child output");
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotates_by_size_and_keeps_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.log");
+        let cfg = LogConfig {
+            path: Some(path.clone()),
+            maxbytes: 10,
+            backups: 2,
+        };
+        let mut f = RotatingFile::open(&cfg, &path).unwrap();
+        for chunk in ["aaaaaaaa\n", "bbbbbbbb\n", "cccccccc\n", "dddddddd\n"] {
+            f.write(chunk.as_bytes()).unwrap();
+        }
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        assert_eq!(read(&path), "dddddddd\n");
+        assert_eq!(read(&dir.path().join("p.log.1")), "cccccccc\n");
+        assert_eq!(read(&dir.path().join("p.log.2")), "bbbbbbbb\n");
+        assert!(!dir.path().join("p.log.3").exists());
+    }
+
+    #[test]
+    fn tap_keeps_last_lines() {
+        let t = Tap::default();
+        t.push(b"one\ntw");
+        t.push(b"o\nthree");
+        assert_eq!(t.last_lines(10), vec!["one", "two", "three"]);
+        assert_eq!(t.last_lines(2), vec!["two", "three"]);
+        assert_eq!(t.total(), 13);
+    }
+}
