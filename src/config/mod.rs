@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 
 use vigil_core::program::{AutoRestart, BackoffPolicy, Policy};
 
-pub use load::{load, load_str};
+pub use load::{
+    DEFAULT_LISTEN, DEFAULT_LOG_BACKUPS, DEFAULT_LOG_MAXBYTES, MAX_NUMPROCS, RESERVED_SECTIONS,
+    line_col, load, load_str,
+};
 
 /// One located problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,15 +31,16 @@ pub struct ConfigError {
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: {}",
-            self.file.display(),
-            self.line,
-            self.col,
-            self.key,
-            self.message
-        )
+        // `FILE:LINE:COL: key: message`; without a position (line 0: the file could not be
+        // read) `FILE: message`, and without a key (TOML syntax errors) `FILE:LINE:COL: message`.
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.col)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
     }
 }
 
