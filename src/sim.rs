@@ -79,7 +79,7 @@ pub async fn run(cmd: SimCmd) -> anyhow::Result<ExitCode> {
                 emit(
                     json!({"type": "cycle", "name": "main", "duration_ms": round(dur), "target_ms": 100}),
                 );
-                if n % 3 == 0 {
+                if n.is_multiple_of(3) {
                     let side = if rand::rng().random_bool(0.5) {
                         "buy"
                     } else {

@@ -269,7 +269,7 @@ async fn act(
                     "start" => "started".to_string(),
                     "stop" => "stopped".to_string(),
                     "restart" => "restarted".to_string(),
-                    _ => format!("signalled"),
+                    _ => "signalled".to_string(),
                 };
                 println!("{n}: {done}");
             } else {

@@ -37,12 +37,33 @@ impl RotatingFile {
         })
     }
 
-    pub fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
-        if self.maxbytes > 0 && self.size > 0 && self.size + data.len() as u64 > self.maxbytes {
+    /// Append, rotating so that no file grows past `maxbytes`. A chunk is cut at the last
+    /// newline that fits, so lines stay whole unless one line alone exceeds `maxbytes`.
+    pub fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        if self.maxbytes == 0 {
+            self.file.write_all(data)?;
+            self.size += data.len() as u64;
+            return Ok(());
+        }
+        while !data.is_empty() {
+            let room = self.maxbytes.saturating_sub(self.size) as usize;
+            if data.len() <= room {
+                self.file.write_all(data)?;
+                self.size += data.len() as u64;
+                return Ok(());
+            }
+            let cut = match data[..room].iter().rposition(|b| *b == b'\n') {
+                Some(i) => i + 1,
+                None if self.size == 0 => room.max(1),
+                None => 0,
+            };
+            if cut > 0 {
+                self.file.write_all(&data[..cut])?;
+                self.size += cut as u64;
+                data = &data[cut..];
+            }
             self.rotate()?;
         }
-        self.file.write_all(data)?;
-        self.size += data.len() as u64;
         Ok(())
     }
 
@@ -221,6 +242,24 @@ mod tests {
         assert_eq!(read(&dir.path().join("p.log.1")), "cccccccc\n");
         assert_eq!(read(&dir.path().join("p.log.2")), "bbbbbbbb\n");
         assert!(!dir.path().join("p.log.3").exists());
+    }
+
+    #[test]
+    fn a_chunk_larger_than_maxbytes_is_split_at_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.log");
+        let cfg = LogConfig {
+            path: Some(path.clone()),
+            maxbytes: 10,
+            backups: 5,
+        };
+        let mut f = RotatingFile::open(&cfg, &path).unwrap();
+        f.write(b"aaaa\nbbbb\ncccc\n0123456789012\n").unwrap();
+        let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap();
+        assert_eq!(read("p.log.3"), "aaaa\nbbbb\n");
+        assert_eq!(read("p.log.2"), "cccc\n");
+        assert_eq!(read("p.log.1"), "0123456789");
+        assert_eq!(read("p.log"), "012\n");
     }
 
     #[test]

@@ -16,15 +16,28 @@ fn ctl_status_start_stop_and_exit_codes() {
     d.wait_state(0, "web", "RUNNING", T);
     let out = d.ctl(&["status"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("web") && text.contains("RUNNING") && text.contains("pid "), "{text}");
-    assert!(text.contains("idle") && text.contains("STOPPED") && text.contains("Not started"), "{text}");
-    assert_eq!(out.status.code(), Some(3), "a stopped process makes status exit 3");
+    assert!(
+        text.contains("web") && text.contains("RUNNING") && text.contains("pid "),
+        "{text}"
+    );
+    assert!(
+        text.contains("idle") && text.contains("STOPPED") && text.contains("Not started"),
+        "{text}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a stopped process makes status exit 3"
+    );
 
     let out = d.ctl(&["start", "idle"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "idle: started");
     assert_eq!(out.status.code(), Some(0));
     let out = d.ctl(&["start", "idle"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "idle: ERROR (already started)");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "idle: ERROR (already started)"
+    );
     assert_eq!(out.status.code(), Some(1));
     let out = d.ctl(&["status"]);
     assert_eq!(out.status.code(), Some(0));
@@ -35,10 +48,16 @@ fn ctl_status_start_stop_and_exit_codes() {
 
     let out = d.ctl(&["stop", "all"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("web: stopped") && text.contains("idle: stopped"), "{text}");
+    assert!(
+        text.contains("web: stopped") && text.contains("idle: stopped"),
+        "{text}"
+    );
 
     let out = d.ctl(&["start", "nosuch"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "nosuch: ERROR (no such process)");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "nosuch: ERROR (no such process)"
+    );
     assert_eq!(out.status.code(), Some(4));
     let out = d.ctl(&["status", "nosuch"]);
     assert_eq!(out.status.code(), Some(4));
@@ -51,12 +70,23 @@ fn ctl_signal_and_unreachable_daemon() {
     let s = script(
         dir.path(),
         "trap.sh",
-        &format!("trap 'touch {}' USR1\nwhile true; do sleep 0.05; done", marker.display()),
+        &format!(
+            "trap 'touch {}' USR1\nwhile true; do sleep 0.05; done",
+            marker.display()
+        ),
     );
-    let d = TestDaemon::start(&format!("[program.t]\ncommand = \"{}\"\nstartsecs = 0\n", s.display()));
+    let d = TestDaemon::start(&format!(
+        "[program.t]\ncommand = \"{}\"\nstartsecs = 0\n",
+        s.display()
+    ));
     d.wait_state(0, "t", "RUNNING", T);
     let out = d.ctl(&["signal", "USR1", "t"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     eventually(T, "USR1 delivered", || marker.exists());
     let out = d.ctl(&["signal", "NOPE", "t"]);
     assert_ne!(out.status.code(), Some(0));
@@ -78,32 +108,65 @@ fn check_config_reports_every_error_with_location() {
         "[vigil]\nlisten = \"127.0.0.1:7070\"\n\n[program.a]\ncommand = \"sleep 1\"\nstartsecs = \"soon\"\nautorestrat = true\n\n[program.b]\nprority = 3\n",
     )
     .unwrap();
-    let out = Command::new(vigil_bin()).arg("check-config").arg(&f).output().unwrap();
+    let out = Command::new(vigil_bin())
+        .arg("check-config")
+        .arg(&f)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     let file = f.display().to_string();
     assert!(err.contains(&format!("{file}:6:")), "{err}");
     assert!(err.contains("program.a.startsecs"), "{err}");
-    assert!(err.contains(&format!("{file}:7:1: program.a.autorestrat")), "{err}");
-    assert!(err.contains("did you mean `autorestart`") || err.contains("did you mean 'autorestart'") || err.contains("autorestart?"), "{err}");
+    assert!(
+        err.contains(&format!("{file}:7:1: program.a.autorestrat")),
+        "{err}"
+    );
+    assert!(err.contains("did you mean \"autorestart\"?"), "{err}");
     assert!(err.contains("program.b.prority"), "{err}");
-    assert!(err.contains("program.b") && err.contains("command"), "missing command reported: {err}");
+    assert!(
+        err.contains(&format!(
+            "{file}:9:1: program.b.command: required key is missing"
+        )),
+        "{err}"
+    );
 
     let good = dir.path().join("good.toml");
     std::fs::write(&good, "[program.a]\ncommand = \"sleep 1\"\n").unwrap();
-    let out = Command::new(vigil_bin()).arg("check-config").arg(&good).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(vigil_bin())
+        .arg("check-config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn run_refuses_bad_config_and_non_loopback() {
     let dir = tempdir();
     let f = dir.path().join("v.toml");
-    std::fs::write(&f, "[vigil]\nlisten = \"0.0.0.0:0\"\n[program.a]\ncommand = \"sleep 1\"\n").unwrap();
-    let out = Command::new(vigil_bin()).args(["run", "-c"]).arg(&f).output().unwrap();
+    std::fs::write(
+        &f,
+        "[vigil]\nlisten = \"0.0.0.0:0\"\n[program.a]\ncommand = \"sleep 1\"\n",
+    )
+    .unwrap();
+    let out = Command::new(vigil_bin())
+        .args(["run", "-c"])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a loopback address"));
     std::fs::write(&f, "[program.a]\ncommand = 5\n").unwrap();
-    let out = Command::new(vigil_bin()).args(["run", "-c"]).arg(&f).output().unwrap();
+    let out = Command::new(vigil_bin())
+        .args(["run", "-c"])
+        .arg(&f)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

@@ -44,13 +44,17 @@ fn crash_loop_goes_fatal_after_startretries_with_linear_backoff() {
     let evs = d.events(0);
     let starts: Vec<&Value> = evs
         .iter()
-        .filter(|e| e["type"] == "process_state" && e["process"] == "crashy" && e["to"] == "STARTING")
+        .filter(|e| {
+            e["type"] == "process_state" && e["process"] == "crashy" && e["to"] == "STARTING"
+        })
         .collect();
     // startretries + 1 spawn attempts
     assert_eq!(starts.len(), 3, "{evs:?}");
     let backoffs: Vec<&Value> = evs
         .iter()
-        .filter(|e| e["type"] == "process_state" && e["process"] == "crashy" && e["to"] == "BACKOFF")
+        .filter(|e| {
+            e["type"] == "process_state" && e["process"] == "crashy" && e["to"] == "BACKOFF"
+        })
         .collect();
     assert_eq!(backoffs.len(), 3);
     assert_eq!(
@@ -116,7 +120,11 @@ fn autorestart_unexpected_distinguishes_exit_codes() {
 #[test]
 fn stopwaitsecs_escalates_to_sigkill() {
     let dir = tempdir();
-    let s = script(dir.path(), "stubborn.sh", "trap '' TERM\nwhile true; do sleep 0.1; done");
+    let s = script(
+        dir.path(),
+        "stubborn.sh",
+        "trap '' TERM\nwhile true; do sleep 0.1; done",
+    );
     let d = TestDaemon::start(&format!(
         "[program.stubborn]\ncommand = \"{}\"\nstartsecs = 0\nstopwaitsecs = 1\n",
         s.display()
@@ -150,7 +158,11 @@ fn stopasgroup_reaches_grandchildren() {
     eventually(T, "grandchild pid file", || {
         std::fs::read_to_string(&pidfile).is_ok_and(|s| !s.trim().is_empty())
     });
-    let gc: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let gc: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(alive(gc));
     let (status, _) = d.post("/api/programs/fam/stop");
     assert_eq!(status, 200);
@@ -159,7 +171,9 @@ fn stopasgroup_reaches_grandchildren() {
 
 #[test]
 fn priority_orders_start_and_reverse_stop() {
-    let d = TestDaemon::start(
+    let tmp = tempdir();
+    let d = TestDaemon::start_in(
+        tmp.path(),
         "[program.c]\ncommand = \"sleep 1000\"\npriority = 30\nstartsecs = 0\n\n\
          [program.a]\ncommand = \"sleep 1000\"\npriority = 10\nstartsecs = 0\n\n\
          [program.b]\ncommand = \"sleep 1000\"\npriority = 20\nstartsecs = 0\n",
@@ -286,17 +300,30 @@ fn sigterm_stops_children_and_exits_zero() {
 #[test]
 fn seq_keeps_increasing_across_restarts() {
     let tmp = tempdir();
-    let d = TestDaemon::start_in(tmp.path(), "[program.a]\ncommand = \"sleep 1000\"\nstartsecs = 0\n");
+    let d = TestDaemon::start_in(
+        tmp.path(),
+        "[program.a]\ncommand = \"sleep 1000\"\nstartsecs = 0\n",
+    );
     d.wait_state(0, "a", "RUNNING", T);
     let before = d.events(0);
-    let max_before = before.iter().map(|e| e["seq"].as_u64().unwrap()).max().unwrap();
+    let max_before = before
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .max()
+        .unwrap();
     assert!(d.stop().success());
-    let d2 = TestDaemon::start_in(tmp.path(), "[program.a]\ncommand = \"sleep 1000\"\nstartsecs = 0\n");
+    let d2 = TestDaemon::start_in(
+        tmp.path(),
+        "[program.a]\ncommand = \"sleep 1000\"\nstartsecs = 0\n",
+    );
     d2.wait_state(max_before, "a", "RUNNING", T);
     let all = d2.events(0);
     let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
-    assert!(all.iter().any(|e| e["type"] == "daemon_started" && e["seq"].as_u64().unwrap() > max_before));
+    assert!(
+        all.iter()
+            .any(|e| e["type"] == "daemon_started" && e["seq"].as_u64().unwrap() > max_before)
+    );
 }
 
 #[test]

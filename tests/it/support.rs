@@ -217,7 +217,10 @@ impl TestDaemon {
             if let Some(st) = self.child.try_wait().expect("wait") {
                 return st;
             }
-            assert!(Instant::now() < deadline, "vigil did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "vigil did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

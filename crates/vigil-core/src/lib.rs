@@ -1,1 +1,5 @@
+pub mod event;
+pub mod kraken;
 pub mod program;
+pub mod rules;
+pub mod trading;

@@ -647,7 +647,8 @@ mod tests {
                 assert!(fx.contains(&Effect::Spawn));
                 now = due;
                 spawns.push(now);
-                pr.on(&p, Input::Spawned { pid: 42 + attempt }, now).unwrap();
+                pr.on(&p, Input::Spawned { pid: 42 + attempt }, now)
+                    .unwrap();
             } else {
                 assert_eq!(
                     transitions(&fx),
@@ -793,8 +794,14 @@ mod tests {
         assert_eq!(pr.on(&p, Input::Start, 1), Err(Refused::AlreadyStarted));
         let mut stopped = Process::new();
         assert_eq!(stopped.on(&p, Input::Stop, 1), Err(Refused::NotRunning));
-        pr.on(&p, Input::SignalFailed { error: "EPERM".into() }, 2)
-            .unwrap();
+        pr.on(
+            &p,
+            Input::SignalFailed {
+                error: "EPERM".into(),
+            },
+            2,
+        )
+        .unwrap();
         assert_eq!(pr.state, Unknown);
         assert_eq!(pr.on(&p, Input::Start, 3), Err(Refused::UnknownState));
     }
@@ -807,7 +814,10 @@ mod tests {
         };
         let mut pr = started(&p, 0);
         let fx = pr.on(&p, Input::Exited(Exit::Code(0)), 1000).unwrap();
-        assert_eq!(transitions(&fx), vec![(Starting, Running), (Running, Exited)]);
+        assert_eq!(
+            transitions(&fx),
+            vec![(Starting, Running), (Running, Exited)]
+        );
     }
 
     #[test]
