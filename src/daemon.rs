@@ -12,6 +12,8 @@ use crate::api::{self, AppState};
 use crate::config::{self, Config};
 use crate::events::EventLog;
 use crate::fields;
+use crate::ingest;
+use crate::monitor::{self, config::MonitorConfig};
 use crate::store::Store;
 use crate::supervisor::{self, SupervisorHandle};
 
@@ -22,6 +24,8 @@ pub struct RunOptions {
     pub reload_from: Option<PathBuf>,
     /// Printed after the listening line (the demo's greeting).
     pub banner: Option<String>,
+    /// Checks, rules, halt actions, alerts, ingest sources.
+    pub monitor: MonitorConfig,
 }
 
 /// Refuse addresses that would expose an unauthenticated API.
@@ -35,9 +39,36 @@ pub fn check_listen(addr: &SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Raise the soft open-files limit to the hard limit: each process needs ~6 descriptors
+/// (pipes, log files, its pidfd), and systemd's default soft limit of 1024 would cap vigil
+/// near 170 processes. Returns the limit in effect.
+pub fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(e) => {
+                tracing::warn!(error = %e, soft, hard, "cannot raise the open-files limit");
+                soft
+            }
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => 0,
+    }
+}
+
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let config = opts.config;
     check_listen(&config.vigil.listen)?;
+    let nofile = raise_fd_limit();
+    let nprocs: usize = config.programs.iter().map(|p| p.processes.len()).sum();
+    if nofile > 0 && (nprocs as u64).saturating_mul(6) + 64 > nofile {
+        tracing::warn!(
+            processes = nprocs,
+            limit = nofile,
+            "the open-files limit may be too low for this many processes (about 6 each); raise LimitNOFILE"
+        );
+    }
     let db = config.db_path();
     let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
     let events = EventLog::start(store).context("starting the event writer")?;
@@ -52,18 +83,54 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         "daemon_started",
         fields! {"pid" => std::process::id(), "version" => env!("CARGO_PKG_VERSION"), "listen" => url},
     );
+    let socket = config.vigil.data_dir.join("vigil.sock");
+    let (stdout_tx, stdout_rx) = tokio::sync::mpsc::unbounded_channel();
     let sup = supervisor::start(
         &config,
         events.clone(),
         supervisor::Options {
-            extra_env: vec![("VIGIL_URL".into(), url.clone())],
-            stdout_events: None,
+            extra_env: vec![
+                ("VIGIL_URL".into(), url.clone()),
+                ("VIGIL_SOCKET".into(), socket.display().to_string()),
+                (
+                    "VIGIL_STATE_FILE".into(),
+                    config
+                        .vigil
+                        .data_dir
+                        .join("trading_state")
+                        .display()
+                        .to_string(),
+                ),
+            ],
+            stdout_events: Some(stdout_tx),
         },
+    );
+    // The monitor restores the trading state before it accepts anything; it is the only
+    // writer of that state.
+    let monitor = monitor::start(
+        opts.monitor.clone(),
+        events.clone(),
+        monitor::Persist {
+            store: events.store().clone(),
+            file: config.vigil.data_dir.join("trading_state"),
+        },
+        sup.clone(),
+    );
+    ingest::serve_stdout(stdout_rx, monitor.clone());
+    if opts.monitor.ingest.socket {
+        ingest::serve_socket(&socket, monitor.clone())
+            .with_context(|| format!("listening on {}", socket.display()))?;
+    }
+    ingest::serve_files(
+        &opts.monitor.ingest.files,
+        events.store().clone(),
+        monitor.clone(),
     );
 
     let app = api::router(AppState {
         supervisor: sup.clone(),
         events: events.clone(),
+        monitor: monitor.clone(),
     });
     let shutdown = tokio_util::sync::CancellationToken::new();
     let http_stop = shutdown.clone();

@@ -29,9 +29,57 @@ events = "stdout"
 critical = true
 stdout_logfile_maxbytes = "1MB"
 stdout_logfile_backups = 3
+
+# Health checks: the feed must tick, the bot must beat and keep its loop on time.
+[checks.market_data]
+kind = "freshness"
+pairs = ["BTC/USD", "ETH/USD", "SOL/USD"]
+threshold_s = 5
+grace_s = 15
+
+[checks.bot_heartbeat]
+kind = "heartbeat"
+sources = ["bot"]
+period_s = 2
+grace_s = 3
+
+[checks.bot_loop]
+kind = "cycles"
+name = "main"
+target_ms = 100
+window_s = 60
+warn_overrun_pct = 20
+critical_overrun_pct = 60
+action = "warn"
+
+[checks.host_ram]
+kind = "host"
+metric = "ram"
+warn_pct = 90
+critical_pct = 97
+sustain_s = 60
+action = "warn"
+
+# Risk rules on what the bot reports.
+[rules.drawdown]
+warn_pct = 2
+critical_pct = 5
+
+[rules.losing_streak]
+kind = "consecutive_losses"
+warn = 4
+critical = 8
+action = "reduce"
+auto_resume_after_s = 120
+
+[halt]
+position_behavior = "close"
 "#;
 
-pub fn config(listen: &str, data_dir: &Path) -> anyhow::Result<(Config, String)> {
+pub fn config(
+    listen: &str,
+    data_dir: &Path,
+) -> anyhow::Result<(Config, crate::monitor::config::MonitorConfig, String)> {
     let exe = std::env::current_exe().context("locating the vigil binary")?;
     let exe = exe.to_string_lossy().to_string();
     let quoted = shlex::try_quote(&exe)
@@ -49,12 +97,29 @@ pub fn config(listen: &str, data_dir: &Path) -> anyhow::Result<(Config, String)>
                 .replace('"', "\\\""),
         );
     let cwd = std::env::current_dir().context("reading the current directory")?;
-    let cfg = config::load_str(&cwd.join("demo.toml"), &text)
+    let path = cwd.join("demo.toml");
+    let cfg = config::load_str(&path, &text)
+        .map_err(|e| anyhow::anyhow!("the embedded demo config is invalid:\n{e}"))?;
+    let monitor = crate::monitor::config::parse(&path, &text)
         .map_err(|e| anyhow::anyhow!("the embedded demo config is invalid:\n{e}"))?;
     let banner = format!(
         "vigil demo: open http://{} — simulated feed and bot under supervision; \
-         try `vigil ctl status`, `vigil events --follow`; Ctrl-C stops everything",
+         try `vigil ctl status`, `vigil state`, `vigil events --follow`, `vigil halt --reason test`; \
+         Ctrl-C stops everything",
         cfg.vigil.listen
     );
-    Ok((cfg, banner))
+    Ok((cfg, monitor, banner))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_embedded_demo_config_is_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cfg, monitor, banner) = super::config("127.0.0.1:0", dir.path()).unwrap();
+        assert_eq!(cfg.programs.len(), 2);
+        assert!(cfg.program("bot").unwrap().critical);
+        assert_eq!(monitor.rules.len(), 6);
+        assert!(banner.contains("vigil demo"));
+    }
 }

@@ -5,6 +5,8 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod events;
+pub mod ingest;
+pub mod monitor;
 pub mod sim;
 pub mod store;
 pub mod supervisor;

@@ -2,6 +2,7 @@
 //! (supervisor, event log); no shared locks with the domains.
 
 pub mod sse;
+pub mod trading;
 
 use std::sync::Arc;
 
@@ -21,7 +22,13 @@ use crate::supervisor::{ActionResult, Health, SupervisorError, SupervisorHandle}
 pub struct AppState {
     pub supervisor: SupervisorHandle,
     pub events: EventLog,
+    pub monitor: crate::monitor::MonitorHandle,
 }
+
+/// The authenticated caller's name, put in request extensions by the auth layer; handlers
+/// that change something record it as the actor.
+#[derive(Clone, Debug)]
+pub struct ActorName(pub String);
 
 /// A stable error body: `{ "error": code, "message": text }`.
 #[derive(Debug)]
@@ -80,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/programs/{name}/{action}", post(program_action))
         .route("/api/events", get(events))
         .route("/api/events/stream", get(sse::stream))
+        .merge(trading::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
         .with_state(Arc::new(state))

@@ -371,3 +371,172 @@ pub async fn events(
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
+
+fn print_state(body: &Value) -> u8 {
+    let state = body["state"].as_str().unwrap_or("UNKNOWN");
+    let t = &body["last_transition"];
+    if t.is_object() {
+        println!(
+            "{state} since {} — {} (source {}, by {})",
+            t["at"].as_str().unwrap_or("?"),
+            t["reason"].as_str().unwrap_or(""),
+            t["source"].as_str().unwrap_or("?"),
+            t["actor"].as_str().unwrap_or("?"),
+        );
+    } else {
+        println!("{state}");
+    }
+    for h in body["holding"].as_array().cloned().unwrap_or_default() {
+        println!(
+            "  holding: {} — {}",
+            h["source"].as_str().unwrap_or("?"),
+            h["reason"].as_str().unwrap_or("")
+        );
+    }
+    match state {
+        "ACTIVE" => exit::OK,
+        "REDUCING" => exit::NOT_RUNNING,
+        _ => exit::NO_SUCH_PROCESS,
+    }
+}
+
+/// `vigil state`: 0 ACTIVE, 3 REDUCING, 4 HALTED (so scripts can gate on it).
+pub async fn state(args: &ClientArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let c = Client::new(args);
+    let (status, body) = match c.send(c.req(reqwest::Method::GET, "/api/state")).await {
+        Ok(v) => v,
+        Err(f) => return fail_code(f),
+    };
+    if status != 200 {
+        eprintln!(
+            "vigil: {}",
+            body["message"].as_str().unwrap_or("request failed")
+        );
+        return Ok(ExitCode::from(exit::FAILED));
+    }
+    if json {
+        println!("{body}");
+    }
+    let code = if json {
+        match body["state"].as_str() {
+            Some("ACTIVE") => exit::OK,
+            Some("REDUCING") => exit::NOT_RUNNING,
+            _ => exit::NO_SUCH_PROCESS,
+        }
+    } else {
+        print_state(&body)
+    };
+    Ok(ExitCode::from(code))
+}
+
+pub async fn halt(args: &ClientArgs, reason: &str, reduce_only: bool) -> anyhow::Result<ExitCode> {
+    let c = Client::new(args);
+    let req = c
+        .req(reqwest::Method::POST, "/api/trading/halt")
+        .json(&serde_json::json!({"reason": reason, "reduce_only": reduce_only}));
+    let (status, body) = match c.send(req).await {
+        Ok(v) => v,
+        Err(f) => return fail_code(f),
+    };
+    if status != 200 {
+        eprintln!(
+            "vigil: halt refused: {}",
+            body["message"].as_str().unwrap_or("request failed")
+        );
+        return Ok(ExitCode::from(exit::FAILED));
+    }
+    let state = body["state"].as_str().unwrap_or("?");
+    if body["changed"].as_bool() == Some(true) {
+        println!("trading is now {state}");
+    } else {
+        println!("trading was already {state}; the reason is recorded");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn resume(args: &ClientArgs, reason: &str, force: bool) -> anyhow::Result<ExitCode> {
+    let c = Client::new(args);
+    let req = c
+        .req(reqwest::Method::POST, "/api/trading/resume")
+        .json(&serde_json::json!({"reason": reason, "force": force}));
+    let (status, body) = match c.send(req).await {
+        Ok(v) => v,
+        Err(f) => return fail_code(f),
+    };
+    if status != 200 {
+        eprintln!(
+            "vigil: resume refused: {}",
+            body["message"].as_str().unwrap_or("request failed")
+        );
+        for h in body["holding"].as_array().cloned().unwrap_or_default() {
+            eprintln!(
+                "  still holding: {} — {}",
+                h["source"].as_str().unwrap_or("?"),
+                h["reason"].as_str().unwrap_or("")
+            );
+        }
+        return Ok(ExitCode::from(exit::FAILED));
+    }
+    println!("trading is now {}", body["state"].as_str().unwrap_or("?"));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vigil send`: NDJSON on stdin, posted in batches; exit 1 if any line was refused.
+pub async fn send(args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    use tokio::io::AsyncBufReadExt;
+    let c = Client::new(args);
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut batch = String::new();
+    let mut first_line = 1usize;
+    let mut line_no = 0usize;
+    let mut refused = 0usize;
+    let mut accepted = 0u64;
+    loop {
+        let next = lines.next_line().await.context("reading stdin")?;
+        let done = next.is_none();
+        if let Some(l) = next {
+            line_no += 1;
+            batch.push_str(&l);
+            batch.push('\n');
+        }
+        if (done || line_no - first_line + 1 >= 500) && !batch.is_empty() {
+            let req = c
+                .req(reqwest::Method::POST, "/api/events")
+                .header("Content-Type", "application/x-ndjson")
+                .body(std::mem::take(&mut batch));
+            let (status, body) = match c.send(req).await {
+                Ok(v) => v,
+                Err(f) => return fail_code(f),
+            };
+            accepted += body["accepted"].as_u64().unwrap_or(0);
+            if status != 202 {
+                for e in body["errors"].as_array().cloned().unwrap_or_default() {
+                    refused += 1;
+                    let line = e["line"].as_u64().unwrap_or(0) as usize + first_line - 1;
+                    eprintln!(
+                        "stdin:{line}: {}{}",
+                        e["field"]
+                            .as_str()
+                            .map(|f| format!("{f}: "))
+                            .unwrap_or_default(),
+                        e["reason"].as_str().unwrap_or("")
+                    );
+                }
+                if body["errors"].is_null() {
+                    eprintln!("vigil: {}", body["message"].as_str().unwrap_or("refused"));
+                    refused += 1;
+                }
+            }
+            first_line = line_no + 1;
+        }
+        if done {
+            break;
+        }
+    }
+    eprintln!("{accepted} event(s) accepted, {refused} refused");
+    Ok(ExitCode::from(if refused > 0 {
+        exit::FAILED
+    } else {
+        exit::OK
+    }))
+}

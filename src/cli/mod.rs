@@ -63,6 +63,37 @@ pub enum Cmd {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Show the trading state (exit 0 ACTIVE, 3 REDUCING, 4 HALTED).
+    State {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Print the JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Halt trading (or only allow reducing positions).
+    Halt {
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        reduce_only: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Resume trading; refused while a triggering condition still holds unless --force.
+    Resume {
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Read NDJSON events on stdin and deliver them to the daemon.
+    Send {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Control a running daemon (supervisorctl-like).
     Ctl {
         #[command(flatten)]
@@ -95,43 +126,55 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(exit::USAGE));
                 }
             };
+            let monitor = match load_monitor(&config) {
+                Ok(m) => m,
+                Err(errs) => {
+                    eprintln!("{errs}");
+                    return Ok(ExitCode::from(exit::USAGE));
+                }
+            };
             init_tracing(&cfg.vigil.log_level);
             let abs = std::path::absolute(&config).unwrap_or(config);
             runtime()?.block_on(crate::daemon::run(crate::daemon::RunOptions {
                 config: cfg,
                 reload_from: Some(abs),
                 banner: None,
+                monitor,
             }))?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Demo { listen, data_dir } => {
-            let (cfg, banner) = crate::demo::config(&listen, &data_dir)?;
+            let (cfg, monitor, banner) = crate::demo::config(&listen, &data_dir)?;
             init_tracing(&cfg.vigil.log_level);
             runtime()?.block_on(crate::daemon::run(crate::daemon::RunOptions {
                 config: cfg,
                 reload_from: None,
                 banner: Some(banner),
+                monitor,
             }))?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::CheckConfig { file } => match crate::config::load(&file) {
-            Ok(cfg) => {
-                let n: usize = cfg.programs.iter().map(|p| p.processes.len()).sum();
-                println!(
-                    "{}: ok ({} programs, {} processes, {} groups)",
-                    file.display(),
-                    cfg.programs.len(),
-                    n,
-                    cfg.groups.len()
-                );
-                Ok(ExitCode::SUCCESS)
+        Cmd::CheckConfig { file } => {
+            match crate::config::load(&file).and_then(|c| load_monitor(&file).map(|m| (c, m))) {
+                Ok((cfg, monitor)) => {
+                    let n: usize = cfg.programs.iter().map(|p| p.processes.len()).sum();
+                    println!(
+                        "{}: ok ({} programs, {} processes, {} groups, {} checks and rules)",
+                        file.display(),
+                        cfg.programs.len(),
+                        n,
+                        cfg.groups.len(),
+                        monitor.rules.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errs) => {
+                    eprintln!("{errs}");
+                    eprintln!("{}: {} error(s)", file.display(), errs.0.len());
+                    Ok(ExitCode::from(exit::USAGE))
+                }
             }
-            Err(errs) => {
-                eprintln!("{errs}");
-                eprintln!("{}: {} error(s)", file.display(), errs.0.len());
-                Ok(ExitCode::from(exit::USAGE))
-            }
-        },
+        }
         Cmd::Events {
             since,
             kind,
@@ -139,8 +182,28 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             client,
         } => client_runtime()?.block_on(ctl::events(&client, since, kind, follow)),
         Cmd::Ctl { client, action } => client_runtime()?.block_on(ctl::run(&client, action)),
+        Cmd::State { client, json } => client_runtime()?.block_on(ctl::state(&client, json)),
+        Cmd::Halt {
+            reason,
+            reduce_only,
+            client,
+        } => client_runtime()?.block_on(ctl::halt(&client, &reason, reduce_only)),
+        Cmd::Resume {
+            reason,
+            force,
+            client,
+        } => client_runtime()?.block_on(ctl::resume(&client, &reason, force)),
+        Cmd::Send { client } => client_runtime()?.block_on(ctl::send(&client)),
         Cmd::Sim(cmd) => client_runtime()?.block_on(crate::sim::run(cmd)),
     }
+}
+
+/// The monitor's tables of the same file (checks, rules, halt, alerts, ingest).
+pub fn load_monitor(
+    path: &std::path::Path,
+) -> Result<crate::monitor::config::MonitorConfig, crate::config::ConfigErrors> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    crate::monitor::config::parse(path, &text)
 }
 
 /// The daemon runs on a current-thread runtime: its only worker is the main thread, which
@@ -158,9 +221,11 @@ fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn init_tracing(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -20,7 +20,7 @@ use super::{
     SIGNALS, Signal, VigilSection, resolve,
 };
 use expand::{Names, Value};
-use suggest::did_you_mean;
+pub(crate) use suggest::did_you_mean;
 
 /// Top-level tables that belong to other modules. This loader skips them without a word (not
 /// even an unknown-key check); each is parsed and validated by the module that owns it:

@@ -18,6 +18,11 @@ pub use load::{
     line_col, load, load_str,
 };
 
+/// The closest of `candidates` to a misspelt `word`, for "did you mean" hints.
+pub fn suggest<'c>(word: &str, candidates: &'c [&'c str]) -> Option<&'c str> {
+    load::did_you_mean(word, candidates)
+}
+
 /// One located problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {

@@ -52,6 +52,14 @@ impl RotatingFile {
                 self.size += data.len() as u64;
                 return Ok(());
             }
+            // The file may have been truncated behind our back (supervisord's clearProcessLogs
+            // truncates it; we append with O_APPEND): count from its real size then.
+            if let Ok(m) = self.file.metadata()
+                && m.len() < self.size
+            {
+                self.size = m.len();
+                continue;
+            }
             let cut = match data[..room].iter().rposition(|b| *b == b'\n') {
                 Some(i) => i + 1,
                 None if self.size == 0 => room.max(1),
@@ -107,10 +115,12 @@ pub struct Tap {
 
 impl Default for Tap {
     fn default() -> Self {
+        // Memory per process matters (100s of programs): the tail grows on demand and the
+        // live channel is small (a slow follower is told how much it skipped).
         Tap {
-            lines: Mutex::new(VecDeque::with_capacity(TAIL_LINES)),
+            lines: Mutex::new(VecDeque::new()),
             partial: Mutex::new(String::new()),
-            live: broadcast::channel(256).0,
+            live: broadcast::channel(16).0,
             total: Mutex::new(0),
         }
     }
@@ -159,6 +169,16 @@ impl Tap {
         out
     }
 
+    /// Forget the lines kept in memory (`clear` of the log); the byte total stays.
+    pub fn clear(&self) {
+        if let Ok(mut l) = self.lines.lock() {
+            l.clear();
+        }
+        if let Ok(mut p) = self.partial.lock() {
+            p.clear();
+        }
+    }
+
     pub fn follow(&self) -> broadcast::Receiver<Arc<[u8]>> {
         self.live.subscribe()
     }
@@ -186,7 +206,7 @@ pub struct Sink {
 
 /// Copy a pipe until EOF.
 pub async fn pump<R: tokio::io::AsyncRead + Unpin>(mut r: R, mut sink: Sink, name: String) {
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; 4 * 1024];
     let mut partial = Vec::new();
     loop {
         match r.read(&mut buf).await {
@@ -270,5 +290,30 @@ mod tests {
         assert_eq!(t.last_lines(10), vec!["one", "two", "three"]);
         assert_eq!(t.last_lines(2), vec!["two", "three"]);
         assert_eq!(t.total(), 13);
+        t.clear();
+        assert!(t.last_lines(10).is_empty());
+        assert_eq!(t.total(), 13);
+    }
+
+    #[test]
+    fn a_file_truncated_behind_its_back_fills_up_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.log");
+        let cfg = LogConfig {
+            path: Some(path.clone()),
+            maxbytes: 10,
+            backups: 1,
+        };
+        let mut f = RotatingFile::open(&cfg, &path).unwrap();
+        f.write(b"aaaaaaaa\n").unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        f.write(b"bbbb\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "bbbb\n");
+        assert!(!dir.path().join("p.log.1").exists());
     }
 }

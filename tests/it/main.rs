@@ -3,3 +3,4 @@
 mod cli;
 mod supervisor;
 mod support;
+mod trading;

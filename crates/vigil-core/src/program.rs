@@ -371,8 +371,8 @@ impl Process {
         self.tries = self.tries.saturating_add(1);
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         self.spawnerr = Some(reason.clone());
-        self.pid = None;
         self.go(ProcessState::Backoff, now, effects);
+        self.pid = None;
         let exit = self.last_exit;
         Self::set_last(effects, |t| {
             t.reason = Some(reason);

@@ -1,0 +1,125 @@
+//! Events in, from every source, funnelled into the monitor: the Unix socket
+//! `data_dir/vigil.sock` (NDJSON, one connection per bot), programs' stdout
+//! (`events = "stdout"`), and JSONL files named in `[ingest] files` (followed through
+//! rotation and truncation with inotify — no polling). `POST /api/events` is in `api`.
+//!
+//! Every line is validated by `vigil_core::event`; a bad line is refused with its line
+//! number, field and reason (written back on the socket, logged for stdout and files) and
+//! counted; the valid lines around it are accepted.
+
+pub mod tail;
+
+use std::path::{Path, PathBuf};
+
+use futures::{SinkExt, StreamExt};
+use tokio::net::UnixListener;
+use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
+use vigil_core::event::{LineError, parse_line};
+
+use crate::monitor::MonitorHandle;
+
+/// Longest accepted line on the socket.
+pub const MAX_LINE: usize = 1024 * 1024;
+
+/// Validate and hand over one line; `default_source` fills a missing `source`.
+pub fn accept_line(
+    monitor: &MonitorHandle,
+    line_no: usize,
+    text: &str,
+    default_source: &str,
+) -> Result<(), LineError> {
+    match parse_line(line_no, text) {
+        Ok(mut ev) => {
+            if ev.source.is_none() {
+                ev.source = Some(default_source.to_string());
+            }
+            monitor.ingest(ev);
+            Ok(())
+        }
+        Err(e) => {
+            monitor.stats.reject(e.field.as_deref().unwrap_or("line"));
+            Err(e)
+        }
+    }
+}
+
+/// Serve the NDJSON socket until the runtime ends.
+pub fn serve_socket(path: &Path, monitor: MonitorHandle) -> std::io::Result<()> {
+    if path.exists() {
+        // A live vigil on the same data_dir would already hold the database lock and the
+        // HTTP port; a leftover socket file is stale.
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    }
+    tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let monitor = monitor.clone();
+                    tokio::spawn(async move {
+                        let mut framed =
+                            Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
+                        let mut n = 0usize;
+                        while let Some(item) = framed.next().await {
+                            n += 1;
+                            let reply = match item {
+                                Ok(line) if line.trim().is_empty() => continue,
+                                Ok(line) => match accept_line(&monitor, n, &line, "socket") {
+                                    Ok(()) => continue,
+                                    Err(e) => {
+                                        serde_json::json!({"ok": false, "line": e.line, "field": e.field, "reason": e.reason})
+                                    }
+                                },
+                                Err(LinesCodecError::MaxLineLengthExceeded) => {
+                                    monitor.stats.reject("line_too_long");
+                                    serde_json::json!({"ok": false, "line": n, "reason": format!("line longer than {MAX_LINE} bytes")})
+                                }
+                                Err(LinesCodecError::Io(_)) => break,
+                            };
+                            if framed.send(reply.to_string()).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "event socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Programs with `events = "stdout"`: JSON-object lines are events; other lines are
+/// ordinary output (already in the program's log) and ignored here.
+pub fn serve_stdout(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+    monitor: MonitorHandle,
+) {
+    tokio::spawn(async move {
+        let mut counts: std::collections::HashMap<String, usize> = Default::default();
+        while let Some((process, line)) = rx.recv().await {
+            let n = counts.entry(process.clone()).or_default();
+            *n += 1;
+            if !line.trim_start().starts_with('{') {
+                continue;
+            }
+            if let Err(e) = accept_line(&monitor, *n, &line, &process) {
+                tracing::warn!(process = %process, "event refused: {e}");
+            }
+        }
+    });
+}
+
+/// Follow each configured JSONL file.
+pub fn serve_files(files: &[PathBuf], store: crate::store::Store, monitor: MonitorHandle) {
+    for f in files {
+        tail::follow(f.clone(), store.clone(), monitor.clone());
+    }
+}

@@ -1,0 +1,849 @@
+//! The monitor's config: `[rules.ID]`, `[checks.ID]`, `[halt]`, `[alerts.ID]`, `[ingest]`
+//! (tables the main loader reserves for this module). Every error is collected and located
+//! as `FILE:LINE:COL: key: message`, like the rest of the config. Reference: docs/config.md.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use toml::{Spanned, Table, Value};
+use vigil_core::rules::Action;
+use vigil_core::trading::PositionBehaviour;
+
+use crate::config::{ConfigError, ConfigErrors, Signal, line_col};
+
+/// A risk rule or health check, by kind, with its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    Drawdown {
+        warn_pct: Option<f64>,
+        critical_pct: f64,
+    },
+    DailyLoss {
+        basis_pnl: bool,
+        warn: Option<f64>,
+        critical: f64,
+        reset_utc: String,
+    },
+    ConsecutiveLosses {
+        warn: Option<f64>,
+        critical: f64,
+        pair: Option<String>,
+    },
+    ApiErrors {
+        window_s: f64,
+        warn_count: Option<u32>,
+        critical_count: u32,
+        critical_codes: Vec<String>,
+        venue: Option<String>,
+    },
+    Volatility {
+        window_s: f64,
+        warn_pct: Option<f64>,
+        critical_pct: f64,
+        confirm_s: f64,
+        pairs: Vec<String>,
+    },
+    Freshness {
+        pairs: Vec<String>,
+        threshold_s: f64,
+        warn_s: Option<f64>,
+        grace_s: f64,
+    },
+    Heartbeat {
+        sources: Vec<String>,
+        period_s: f64,
+        grace_s: f64,
+    },
+    Cycles {
+        name: Option<String>,
+        window_s: f64,
+        target_ms: Option<f64>,
+        warn_overrun_pct: Option<f64>,
+        critical_overrun_pct: f64,
+        min_samples: usize,
+    },
+    Host {
+        metric: HostMetric,
+        warn_pct: Option<f64>,
+        critical_pct: f64,
+        sustain_s: f64,
+        interval_s: f64,
+    },
+    Http {
+        url: String,
+        interval_s: f64,
+        timeout_s: f64,
+        failures: u32,
+        expect_status: u16,
+    },
+    Kraken {
+        base_url: String,
+        interval_s: f64,
+        timeout_s: f64,
+        failures: u32,
+        api_key_env: Option<String>,
+        api_secret_env: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostMetric {
+    Cpu,
+    Ram,
+}
+
+impl HostMetric {
+    pub fn metric_name(self) -> &'static str {
+        match self {
+            HostMetric::Cpu => "host.cpu_pct",
+            HostMetric::Ram => "host.ram_pct",
+        }
+    }
+}
+
+/// One configured rule (`rules.ID`) or check (`checks.ID`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleDef {
+    pub id: String,
+    /// `rules` or `checks`.
+    pub section: &'static str,
+    pub kind: Kind,
+    pub action: Action,
+    pub auto_resume_after_s: Option<f64>,
+    /// Only events with this `source` feed the rule.
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HaltConfig {
+    pub position_behavior: PositionBehaviour,
+    /// Program groups stopped on HALT (after the position commands are issued).
+    pub stop_groups: Vec<String>,
+    /// Program groups signalled on HALT and on REDUCING.
+    pub signal_groups: Vec<(String, Signal)>,
+    pub webhook: Option<String>,
+    pub webhook_retries: u32,
+    /// A command run on every transition (argv), with VIGIL_* variables in its environment.
+    pub command: Option<Vec<String>>,
+}
+
+impl Default for HaltConfig {
+    fn default() -> Self {
+        HaltConfig {
+            position_behavior: PositionBehaviour::Maintain,
+            stop_groups: Vec::new(),
+            signal_groups: Vec::new(),
+            webhook: None,
+            webhook_retries: 5,
+            command: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinkKind {
+    Webhook,
+    Alertmanager,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertSink {
+    pub id: String,
+    pub kind: SinkKind,
+    pub url: String,
+    pub send_resolved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IngestConfig {
+    /// JSONL files to follow (rotation and truncation handled).
+    pub files: Vec<PathBuf>,
+    /// Listen on `data_dir/vigil.sock` (default true).
+    pub socket: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MonitorConfig {
+    pub rules: Vec<RuleDef>,
+    pub halt: HaltConfig,
+    pub alerts: Vec<AlertSink>,
+    pub ingest: IngestConfig,
+}
+
+/// Parse the monitor's tables out of a vigil.toml text (already validated otherwise).
+pub fn parse(path: &Path, text: &str) -> Result<MonitorConfig, ConfigErrors> {
+    let mut cx = Cx {
+        path,
+        text,
+        errors: Vec::new(),
+    };
+    let mut out = MonitorConfig {
+        ingest: IngestConfig {
+            files: Vec::new(),
+            socket: true,
+        },
+        ..Default::default()
+    };
+    if path.extension().is_some_and(|e| e == "conf" || e == "ini") {
+        return Ok(out);
+    }
+    let doc: BTreeMap<String, Spanned<Value>> = match toml::from_str(text) {
+        Ok(d) => d,
+        Err(_) => return Ok(out), // syntax errors are reported by the main loader
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    for section in ["rules", "checks"] {
+        if let Some(v) = doc.get(section) {
+            let Some(t) = v.get_ref().as_table() else {
+                cx.err(v.span().start, section, "expected a table of tables".into());
+                continue;
+            };
+            for (id, def) in t {
+                let key = format!("{section}.{id}");
+                let span = cx.find_table(section, id).unwrap_or(v.span().start);
+                let Some(tbl) = def.as_table() else {
+                    cx.err(span, &key, "expected a table".into());
+                    continue;
+                };
+                if let Some(r) = parse_rule(&mut cx, section, id, tbl, span) {
+                    out.rules.push(r);
+                }
+            }
+        }
+    }
+    if let Some(v) = doc.get("halt") {
+        let span = v.span().start;
+        match v.get_ref().as_table() {
+            Some(t) => out.halt = parse_halt(&mut cx, t, span),
+            None => cx.err(span, "halt", "expected a table".into()),
+        }
+    }
+    if let Some(v) = doc.get("alerts")
+        && let Some(t) = v.get_ref().as_table()
+    {
+        for (id, def) in t {
+            let span = cx.find_table("alerts", id).unwrap_or(v.span().start);
+            if let Some(tbl) = def.as_table() {
+                let mut f = Fields::new(&mut cx, format!("alerts.{id}"), tbl, span);
+                let kind = match f.str("kind").as_deref() {
+                    None | Some("webhook") => SinkKind::Webhook,
+                    Some("alertmanager") => SinkKind::Alertmanager,
+                    Some(other) => {
+                        f.bad(
+                            "kind",
+                            format!("expected webhook or alertmanager, found {other:?}"),
+                        );
+                        SinkKind::Webhook
+                    }
+                };
+                let url = f.req_str("url").unwrap_or_default();
+                let send_resolved = f.bool("send_resolved").unwrap_or(true);
+                f.finish(&["kind", "url", "send_resolved"]);
+                out.alerts.push(AlertSink {
+                    id: id.clone(),
+                    kind,
+                    url,
+                    send_resolved,
+                });
+            }
+        }
+    }
+    if let Some(v) = doc.get("ingest")
+        && let Some(t) = v.get_ref().as_table()
+    {
+        let mut f = Fields::new(&mut cx, "ingest".into(), t, v.span().start);
+        out.ingest.files = f
+            .strs("files")
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| crate::config::resolve(base, Path::new(&p)))
+            .collect();
+        out.ingest.socket = f.bool("socket").unwrap_or(true);
+        f.finish(&["files", "socket"]);
+    }
+    if cx.errors.is_empty() {
+        Ok(out)
+    } else {
+        cx.errors.sort_by_key(|e| (e.line, e.col));
+        Err(ConfigErrors(cx.errors))
+    }
+}
+
+struct Cx<'a> {
+    path: &'a Path,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Cx<'_> {
+    fn err(&mut self, offset: usize, key: &str, message: String) {
+        let (line, col) = line_col(self.text, offset);
+        self.errors.push(ConfigError {
+            file: self.path.to_path_buf(),
+            line,
+            col,
+            key: key.to_string(),
+            message,
+        });
+    }
+
+    /// Offset of the `[section.id]` header.
+    fn find_table(&self, section: &str, id: &str) -> Option<usize> {
+        let plain = format!("[{section}.{id}]");
+        let quoted = format!("[{section}.\"{id}\"]");
+        let mut off = 0;
+        for line in self.text.split_inclusive('\n') {
+            let t = line.trim();
+            if t == plain || t == quoted {
+                return Some(off + (line.len() - line.trim_start().len()));
+            }
+            off += line.len();
+        }
+        None
+    }
+
+    /// Offset of `key =` inside the table that starts at `table_off`.
+    fn find_key(&self, table_off: usize, key: &str) -> Option<usize> {
+        let rest = self.text.get(table_off..)?;
+        let mut off = table_off;
+        for (i, line) in rest.split_inclusive('\n').enumerate() {
+            let t = line.trim_start();
+            if i > 0 && t.starts_with('[') {
+                break;
+            }
+            if let Some(after) = t.strip_prefix(key)
+                && after.trim_start().starts_with('=')
+            {
+                return Some(off + (line.len() - t.len()));
+            }
+            off += line.len();
+        }
+        None
+    }
+}
+
+/// Typed access to one table's keys, recording located errors.
+struct Fields<'c, 'a> {
+    cx: &'c mut Cx<'a>,
+    key: String,
+    table: &'c Table,
+    at: usize,
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("string {s:?}"),
+        Value::Integer(i) => format!("integer {i}"),
+        Value::Float(f) => format!("float {f}"),
+        Value::Boolean(b) => format!("boolean {b}"),
+        Value::Datetime(d) => format!("datetime {d}"),
+        Value::Array(_) => "an array".into(),
+        Value::Table(_) => "a table".into(),
+    }
+}
+
+impl<'c, 'a> Fields<'c, 'a> {
+    fn new(cx: &'c mut Cx<'a>, key: String, table: &'c Table, at: usize) -> Self {
+        Fields { cx, key, table, at }
+    }
+
+    fn bad(&mut self, k: &str, message: String) {
+        let off = self.cx.find_key(self.at, k).unwrap_or(self.at);
+        let key = format!("{}.{k}", self.key);
+        self.cx.err(off, &key, message);
+    }
+
+    fn num(&mut self, k: &str) -> Option<f64> {
+        match self.table.get(k)? {
+            Value::Integer(i) => Some(*i as f64),
+            Value::Float(f) if f.is_finite() => Some(*f),
+            other => {
+                let d = describe(other);
+                self.bad(k, format!("expected a number, found {d}"));
+                None
+            }
+        }
+    }
+
+    fn pos(&mut self, k: &str) -> Option<f64> {
+        let v = self.num(k)?;
+        if v <= 0.0 {
+            self.bad(k, format!("expected a positive number, found {v}"));
+            return None;
+        }
+        Some(v)
+    }
+
+    fn req_pos(&mut self, k: &str) -> Option<f64> {
+        if !self.table.contains_key(k) {
+            self.missing(k);
+            return None;
+        }
+        self.pos(k)
+    }
+
+    fn missing(&mut self, k: &str) {
+        let key = format!("{}.{k}", self.key);
+        let at = self.at;
+        self.cx.err(at, &key, "required key is missing".into());
+    }
+
+    fn uint(&mut self, k: &str) -> Option<u64> {
+        match self.table.get(k)? {
+            Value::Integer(i) if *i >= 0 => Some(*i as u64),
+            other => {
+                let d = describe(other);
+                self.bad(k, format!("expected a non-negative integer, found {d}"));
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, k: &str) -> Option<bool> {
+        match self.table.get(k)? {
+            Value::Boolean(b) => Some(*b),
+            other => {
+                let d = describe(other);
+                self.bad(k, format!("expected true or false, found {d}"));
+                None
+            }
+        }
+    }
+
+    fn str(&mut self, k: &str) -> Option<String> {
+        match self.table.get(k)? {
+            Value::String(s) => Some(s.clone()),
+            other => {
+                let d = describe(other);
+                self.bad(k, format!("expected a string, found {d}"));
+                None
+            }
+        }
+    }
+
+    fn req_str(&mut self, k: &str) -> Option<String> {
+        if !self.table.contains_key(k) {
+            self.missing(k);
+            return None;
+        }
+        self.str(k)
+    }
+
+    fn strs(&mut self, k: &str) -> Option<Vec<String>> {
+        match self.table.get(k)? {
+            Value::Array(a) => {
+                let mut out = Vec::new();
+                for v in a {
+                    match v {
+                        Value::String(s) => out.push(s.clone()),
+                        other => {
+                            let d = describe(other);
+                            self.bad(k, format!("expected an array of strings, found {d} in it"));
+                            return None;
+                        }
+                    }
+                }
+                Some(out)
+            }
+            Value::String(s) => Some(vec![s.clone()]),
+            other => {
+                let d = describe(other);
+                self.bad(k, format!("expected an array of strings, found {d}"));
+                None
+            }
+        }
+    }
+
+    /// Report keys not in `known`, with a did-you-mean.
+    fn finish(self, known: &[&str]) {
+        let unknown: Vec<String> = self
+            .table
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        let Fields { cx, key, at, .. } = self;
+        for k in unknown {
+            let hint = crate::config::suggest(&k, known)
+                .map(|s| format!(", did you mean \"{s}\"?"))
+                .unwrap_or_else(|| format!("; expected one of: {}", known.join(", ")));
+            let off = cx.find_key(at, &k).unwrap_or(at);
+            cx.err(off, &format!("{key}.{k}"), format!("unknown key{hint}"));
+        }
+    }
+}
+
+const COMMON: &[&str] = &["kind", "action", "auto_resume_after_s", "source"];
+
+const KINDS: &[&str] = &[
+    "drawdown",
+    "daily_loss",
+    "consecutive_losses",
+    "api_errors",
+    "volatility",
+    "freshness",
+    "heartbeat",
+    "cycles",
+    "host",
+    "http",
+    "kraken",
+];
+
+fn parse_rule(
+    cx: &mut Cx<'_>,
+    section: &'static str,
+    id: &str,
+    t: &Table,
+    at: usize,
+) -> Option<RuleDef> {
+    let key = format!("{section}.{id}");
+    let mut f = Fields::new(cx, key, t, at);
+    let kind_name = match f.str("kind") {
+        Some(k) => k,
+        None if KINDS.contains(&id) => id.to_string(),
+        None => {
+            f.missing("kind");
+            f.finish(COMMON);
+            return None;
+        }
+    };
+    let action = match f.str("action").as_deref() {
+        None => Action::Halt,
+        Some("warn") => Action::Warn,
+        Some("reduce") => Action::Reduce,
+        Some("halt") => Action::Halt,
+        Some(other) => {
+            f.bad(
+                "action",
+                format!("expected warn, reduce or halt, found {other:?}"),
+            );
+            Action::Halt
+        }
+    };
+    let auto_resume_after_s = f.pos("auto_resume_after_s");
+    let source = f.str("source");
+    let mut keys: Vec<&str> = COMMON.to_vec();
+    let kind = match kind_name.as_str() {
+        "drawdown" => {
+            keys.extend(["warn_pct", "critical_pct"]);
+            let k = Kind::Drawdown {
+                warn_pct: f.pos("warn_pct"),
+                critical_pct: f.req_pos("critical_pct").unwrap_or(0.0),
+            };
+            Some(k)
+        }
+        "daily_loss" => {
+            keys.extend(["basis", "warn", "critical", "reset_utc"]);
+            let basis = f.str("basis");
+            let basis_pnl = match basis.as_deref() {
+                None | Some("equity") => false,
+                Some("realized_pnl") => true,
+                Some(o) => {
+                    f.bad(
+                        "basis",
+                        format!("expected equity or realized_pnl, found {o:?}"),
+                    );
+                    false
+                }
+            };
+            let reset_utc = f.str("reset_utc").unwrap_or_else(|| "00:00".into());
+            if let Err(e) = vigil_core::rules::parse_time_of_day(&reset_utc) {
+                f.bad("reset_utc", e);
+            }
+            Some(Kind::DailyLoss {
+                basis_pnl,
+                warn: f.pos("warn"),
+                critical: f.req_pos("critical").unwrap_or(0.0),
+                reset_utc,
+            })
+        }
+        "consecutive_losses" => {
+            keys.extend(["warn", "critical", "pair"]);
+            Some(Kind::ConsecutiveLosses {
+                warn: f.pos("warn"),
+                critical: f.req_pos("critical").unwrap_or(0.0),
+                pair: f.str("pair"),
+            })
+        }
+        "api_errors" => {
+            keys.extend([
+                "window_s",
+                "warn_count",
+                "critical_count",
+                "critical_codes",
+                "venue",
+            ]);
+            Some(Kind::ApiErrors {
+                window_s: f.pos("window_s").unwrap_or(60.0),
+                warn_count: f.uint("warn_count").map(|v| v as u32),
+                critical_count: f.uint("critical_count").map(|v| v as u32).unwrap_or(5),
+                critical_codes: f.strs("critical_codes").unwrap_or_default(),
+                venue: f.str("venue"),
+            })
+        }
+        "volatility" => {
+            keys.extend(["window_s", "warn_pct", "critical_pct", "confirm_s", "pairs"]);
+            Some(Kind::Volatility {
+                window_s: f.pos("window_s").unwrap_or(300.0),
+                warn_pct: f.pos("warn_pct"),
+                critical_pct: f.req_pos("critical_pct").unwrap_or(0.0),
+                confirm_s: f.num("confirm_s").unwrap_or(5.0).max(0.0),
+                pairs: f.strs("pairs").unwrap_or_default(),
+            })
+        }
+        "freshness" => {
+            keys.extend(["pairs", "threshold_s", "warn_s", "grace_s"]);
+            Some(Kind::Freshness {
+                pairs: f.strs("pairs").unwrap_or_default(),
+                threshold_s: f.req_pos("threshold_s").unwrap_or(0.0),
+                warn_s: f.pos("warn_s"),
+                grace_s: f.num("grace_s").unwrap_or(30.0).max(0.0),
+            })
+        }
+        "heartbeat" => {
+            keys.extend(["sources", "period_s", "grace_s"]);
+            let sources = f.strs("sources");
+            if sources.as_ref().is_none_or(Vec::is_empty) && !t.contains_key("sources") {
+                f.missing("sources");
+            }
+            Some(Kind::Heartbeat {
+                sources: sources.unwrap_or_default(),
+                period_s: f.req_pos("period_s").unwrap_or(0.0),
+                grace_s: f.num("grace_s").unwrap_or(0.0).max(0.0),
+            })
+        }
+        "cycles" => {
+            keys.extend([
+                "name",
+                "window_s",
+                "target_ms",
+                "warn_overrun_pct",
+                "critical_overrun_pct",
+                "min_samples",
+            ]);
+            Some(Kind::Cycles {
+                name: f.str("name"),
+                window_s: f.pos("window_s").unwrap_or(60.0),
+                target_ms: f.pos("target_ms"),
+                warn_overrun_pct: f.pos("warn_overrun_pct"),
+                critical_overrun_pct: f.req_pos("critical_overrun_pct").unwrap_or(0.0),
+                min_samples: f.uint("min_samples").unwrap_or(10) as usize,
+            })
+        }
+        "host" => {
+            keys.extend([
+                "metric",
+                "warn_pct",
+                "critical_pct",
+                "sustain_s",
+                "interval_s",
+            ]);
+            let metric = match f.req_str("metric").as_deref() {
+                Some("cpu") => HostMetric::Cpu,
+                Some("ram") | Some("memory") => HostMetric::Ram,
+                Some(o) => {
+                    f.bad("metric", format!("expected cpu or ram, found {o:?}"));
+                    HostMetric::Cpu
+                }
+                None => HostMetric::Cpu,
+            };
+            Some(Kind::Host {
+                metric,
+                warn_pct: f.pos("warn_pct"),
+                critical_pct: f.req_pos("critical_pct").unwrap_or(0.0),
+                sustain_s: f.num("sustain_s").unwrap_or(60.0).max(0.0),
+                interval_s: f.pos("interval_s").unwrap_or(5.0),
+            })
+        }
+        "http" => {
+            keys.extend([
+                "url",
+                "interval_s",
+                "timeout_s",
+                "failures",
+                "expect_status",
+            ]);
+            let url = f.req_str("url").unwrap_or_default();
+            if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+                f.bad(
+                    "url",
+                    format!("expected an http:// or https:// URL, found {url:?}"),
+                );
+            }
+            Some(Kind::Http {
+                url,
+                interval_s: f.pos("interval_s").unwrap_or(10.0),
+                timeout_s: f.pos("timeout_s").unwrap_or(5.0),
+                failures: f.uint("failures").map(|v| v.max(1) as u32).unwrap_or(3),
+                expect_status: f.uint("expect_status").map(|v| v as u16).unwrap_or(200),
+            })
+        }
+        "kraken" => {
+            keys.extend([
+                "base_url",
+                "interval_s",
+                "timeout_s",
+                "failures",
+                "api_key_env",
+                "api_secret_env",
+            ]);
+            Some(Kind::Kraken {
+                base_url: f
+                    .str("base_url")
+                    .unwrap_or_else(|| "https://api.kraken.com".into()),
+                interval_s: f.pos("interval_s").unwrap_or(30.0),
+                timeout_s: f.pos("timeout_s").unwrap_or(10.0),
+                failures: f.uint("failures").map(|v| v.max(1) as u32).unwrap_or(3),
+                api_key_env: f.str("api_key_env"),
+                api_secret_env: f.str("api_secret_env"),
+            })
+        }
+        other => {
+            let hint = crate::config::suggest(other, KINDS)
+                .map(|s| format!(", did you mean \"{s}\"?"))
+                .unwrap_or_else(|| format!("; expected one of: {}", KINDS.join(", ")));
+            f.bad("kind", format!("unknown kind {other:?}{hint}"));
+            None
+        }
+    };
+    f.finish(&keys);
+    Some(RuleDef {
+        id: id.to_string(),
+        section,
+        kind: kind?,
+        action,
+        auto_resume_after_s,
+        source,
+    })
+}
+
+fn parse_halt(cx: &mut Cx<'_>, t: &Table, at: usize) -> HaltConfig {
+    let mut f = Fields::new(cx, "halt".into(), t, at);
+    let mut h = HaltConfig::default();
+    if let Some(b) = f.str("position_behavior") {
+        match b.parse::<PositionBehaviour>() {
+            Ok(p) => h.position_behavior = p,
+            Err(e) => f.bad("position_behavior", e.to_string()),
+        }
+    }
+    h.stop_groups = f.strs("stop_groups").unwrap_or_default();
+    if let Some(v) = t.get("signal_groups") {
+        match v.as_table() {
+            Some(sg) => {
+                for (g, s) in sg {
+                    match s.as_str().and_then(Signal::parse) {
+                        Some(sig) => h.signal_groups.push((g.clone(), sig)),
+                        None => f.bad(
+                            "signal_groups",
+                            format!(
+                                "{g}: expected a signal name like \"USR1\", found {}",
+                                describe(s)
+                            ),
+                        ),
+                    }
+                }
+            }
+            None => f.bad(
+                "signal_groups",
+                "expected a table of group = \"SIGNAL\"".into(),
+            ),
+        }
+    }
+    h.webhook = f.str("webhook");
+    h.webhook_retries = f.uint("webhook_retries").map(|v| v as u32).unwrap_or(5);
+    if let Some(c) = f.str("command") {
+        match shlex::split(&c) {
+            Some(argv) if !argv.is_empty() => h.command = Some(argv),
+            _ => f.bad("command", format!("cannot split {c:?} into words")),
+        }
+    }
+    f.finish(&[
+        "position_behavior",
+        "stop_groups",
+        "signal_groups",
+        "webhook",
+        "webhook_retries",
+        "command",
+    ]);
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(t: &str) -> Result<MonitorConfig, ConfigErrors> {
+        parse(Path::new("/x/vigil.toml"), t)
+    }
+
+    #[test]
+    fn parses_every_kind_and_halt() {
+        let cfg = parse_text(
+            r#"
+[rules.drawdown]
+warn_pct = 5
+critical_pct = 10
+[rules.dl]
+kind = "daily_loss"
+critical = 3.5
+reset_utc = "22:00"
+[rules.losses]
+kind = "consecutive_losses"
+critical = 5
+action = "reduce"
+auto_resume_after_s = 600
+[checks.feed]
+kind = "freshness"
+pairs = ["BTC/USD"]
+threshold_s = 5
+[checks.bot]
+kind = "heartbeat"
+sources = ["bot"]
+period_s = 2
+grace_s = 1
+[checks.cpu]
+kind = "host"
+metric = "cpu"
+critical_pct = 95
+sustain_s = 30
+[halt]
+position_behavior = "liquidate"
+stop_groups = ["bots"]
+signal_groups = { strategies = "USR1" }
+command = "notify-send halted"
+[alerts.am]
+kind = "alertmanager"
+url = "http://127.0.0.1:9093/api/v2/alerts"
+[ingest]
+files = ["events.jsonl"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.rules.len(), 6);
+        assert_eq!(cfg.rules[2].action, Action::Reduce);
+        assert_eq!(cfg.rules[2].auto_resume_after_s, Some(600.0));
+        assert_eq!(cfg.halt.position_behavior, PositionBehaviour::Close);
+        assert_eq!(cfg.halt.signal_groups[0].1.name, "USR1");
+        assert_eq!(cfg.ingest.files, vec![PathBuf::from("/x/events.jsonl")]);
+        assert!(cfg.ingest.socket);
+    }
+
+    #[test]
+    fn all_errors_located() {
+        let err = parse_text(
+            "[rules.dd]\nkind = \"drawdown\"\ncritcal_pct = 10\n\n[checks.f]\nkind = \"freshnes\"\n\n[halt]\nposition_behavior = \"sell\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("/x/vigil.toml:1:1: rules.dd.critical_pct: required key is missing"),
+            "{err}"
+        );
+        assert!(err.contains("/x/vigil.toml:3:1: rules.dd.critcal_pct: unknown key, did you mean \"critical_pct\"?"), "{err}");
+        assert!(err.contains("/x/vigil.toml:6:1: checks.f.kind: unknown kind \"freshnes\", did you mean \"freshness\"?"), "{err}");
+        assert!(
+            err.contains("/x/vigil.toml:9:1: halt.position_behavior: invalid position behaviour"),
+            "{err}"
+        );
+    }
+}

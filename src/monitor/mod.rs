@@ -1,0 +1,832 @@
+//! The monitor actor: the **one writer** of the trading state. It owns the
+//! [`vigil_core::trading::Latch`] and the [`vigil_core::rules::RuleSet`], and `select!`s on
+//! ingested events, probe results, operator commands, the event log (critical programs
+//! reaching FATAL) and the single earliest deadline of the rules and the latch — so a
+//! stale feed is detected exactly at `last_tick + threshold`, not at the next scan.
+//!
+//! A transition is persisted (SQLite `kv` and the atomically rewritten
+//! `data_dir/trading_state` file) **before** it is announced (the `trading_state` event) or
+//! acknowledged; then the halt actions run in the background, none able to block or undo it.
+
+pub mod actions;
+pub mod config;
+pub mod probes;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot, watch};
+use vigil_core::event::{EventKind, InboundEvent};
+use vigil_core::rules::{
+    self, Action, CheckStatus, Levels, Rule, RuleSet, RuleSpec, Status, StatusChange,
+};
+use vigil_core::trading::{
+    Latch, Resume, ResumeError, Severity, Source, TradingState, Transition, Trigger,
+};
+
+use crate::events::{EventLog, rfc3339};
+use crate::store::Store;
+use crate::supervisor::SupervisorHandle;
+use config::{Kind, MonitorConfig, RuleDef};
+
+/// Wall-clock Unix milliseconds: the monitor's clock (freshness is judged on receive time).
+pub fn now_ms() -> u64 {
+    chrono::Utc::now().timestamp_millis().max(0) as u64
+}
+
+fn ms_to_rfc3339(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+        .map(rfc3339)
+        .unwrap_or_default()
+}
+
+/// An event that came in, with where it came from and when it was received.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub event: InboundEvent,
+    pub received_ms: u64,
+}
+
+/// Counts of what came in, by type, and of what was refused, by reason.
+#[derive(Default, Debug)]
+pub struct IngestStats {
+    pub by_type: std::sync::Mutex<BTreeMap<String, u64>>,
+    pub rejected: std::sync::Mutex<BTreeMap<String, u64>>,
+    pub unknown_types: AtomicU64,
+}
+
+impl IngestStats {
+    pub fn accepted(&self, t: &str) {
+        if let Ok(mut m) = self.by_type.lock() {
+            *m.entry(t.to_string()).or_default() += 1;
+        }
+    }
+    pub fn reject(&self, reason: &str) {
+        if let Ok(mut m) = self.rejected.lock() {
+            *m.entry(reason.to_string()).or_default() += 1;
+        }
+    }
+    pub fn snapshot(&self) -> Value {
+        let by_type = self.by_type.lock().map(|m| m.clone()).unwrap_or_default();
+        let rejected = self.rejected.lock().map(|m| m.clone()).unwrap_or_default();
+        json!({"accepted": by_type, "rejected": rejected,
+               "unknown_types": self.unknown_types.load(Ordering::Relaxed)})
+    }
+}
+
+/// What `/api/state` and `/api/checks` show.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub state: TradingState,
+    pub since: Option<String>,
+    pub last_transition: Option<TransitionView>,
+    pub triggers: Vec<Value>,
+    pub holding: Vec<Value>,
+    pub checks: Vec<CheckView>,
+    pub positions: BTreeMap<String, f64>,
+    pub persisted: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TransitionView {
+    pub from: TradingState,
+    pub to: TradingState,
+    pub reason: String,
+    pub source: String,
+    pub actor: String,
+    pub values: Value,
+    pub at: String,
+}
+
+impl From<&Transition> for TransitionView {
+    fn from(t: &Transition) -> Self {
+        TransitionView {
+            from: t.from,
+            to: t.to,
+            reason: t.reason.clone(),
+            source: t.source.to_string(),
+            actor: t.actor.clone(),
+            values: serde_json::to_value(&t.values).unwrap_or(Value::Null),
+            at: ms_to_rfc3339(t.at_ms),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckView {
+    pub id: String,
+    pub source: String,
+    pub kind: &'static str,
+    pub action: Action,
+    pub status: Status,
+    pub value: Option<f64>,
+    pub threshold: Option<f64>,
+    pub message: String,
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error(transparent)]
+    Resume(#[from] ResumeError),
+    #[error("monitor is not running")]
+    Closed,
+}
+
+enum Cmd {
+    Halt {
+        actor: String,
+        reason: String,
+        reduce_only: bool,
+        reply: oneshot::Sender<Option<TransitionView>>,
+    },
+    Resume {
+        actor: String,
+        reason: String,
+        force: bool,
+        reply: oneshot::Sender<Result<TransitionView, ResumeError>>,
+    },
+    Probe {
+        source: Source,
+        outcome: rules::ProbeOutcome,
+    },
+}
+
+/// The API's handle on the monitor; cheap to clone.
+#[derive(Clone)]
+pub struct MonitorHandle {
+    tx: mpsc::Sender<Cmd>,
+    ingest: mpsc::UnboundedSender<Ingested>,
+    snapshot: watch::Receiver<Arc<Snapshot>>,
+    pub stats: Arc<IngestStats>,
+}
+
+impl MonitorHandle {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// Hand over a validated event (never blocks; the channel is unbounded so nothing is
+    /// dropped — the rules are cheap per event).
+    pub fn ingest(&self, event: InboundEvent) {
+        self.stats.accepted(event.type_name());
+        if event.is_other() {
+            self.stats.unknown_types.fetch_add(1, Ordering::Relaxed);
+        }
+        let _ = self.ingest.send(Ingested {
+            event,
+            received_ms: now_ms(),
+        });
+    }
+
+    /// Manual halt (or reduce). Returns the transition, or `None` when nothing changed.
+    pub async fn halt(
+        &self,
+        actor: &str,
+        reason: &str,
+        reduce_only: bool,
+    ) -> Result<Option<TransitionView>, MonitorError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Halt {
+                actor: actor.into(),
+                reason: reason.into(),
+                reduce_only,
+                reply,
+            })
+            .await
+            .map_err(|_| MonitorError::Closed)?;
+        rx.await.map_err(|_| MonitorError::Closed)
+    }
+
+    pub async fn resume(
+        &self,
+        actor: &str,
+        reason: &str,
+        force: bool,
+    ) -> Result<TransitionView, MonitorError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Resume {
+                actor: actor.into(),
+                reason: reason.into(),
+                force,
+                reply,
+            })
+            .await
+            .map_err(|_| MonitorError::Closed)?;
+        Ok(rx.await.map_err(|_| MonitorError::Closed)??)
+    }
+
+    pub(crate) fn probe_sender(&self) -> ProbeSender {
+        ProbeSender(self.tx.clone())
+    }
+}
+
+/// Where probe tasks report.
+#[derive(Clone)]
+pub struct ProbeSender(mpsc::Sender<Cmd>);
+
+impl ProbeSender {
+    pub async fn report(&self, source: Source, outcome: rules::ProbeOutcome) -> bool {
+        self.0.send(Cmd::Probe { source, outcome }).await.is_ok()
+    }
+}
+
+/// Where the trading state is persisted.
+pub struct Persist {
+    pub store: Store,
+    pub file: PathBuf,
+}
+
+const KV_KEY: &str = "trading_state";
+
+impl Persist {
+    /// What was persisted: `None` only when neither the database row nor the file exists.
+    pub fn read(&self) -> Option<String> {
+        match self.store.kv_get(KV_KEY) {
+            Ok(Some(v)) => return Some(v),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the persisted trading state; failing closed");
+                return Some(String::new());
+            }
+        }
+        match std::fs::read_to_string(&self.file) {
+            Ok(text) => Some(
+                serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| v.get("latch").map(|l| l.to_string()))
+                    .unwrap_or(text),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(_) => Some(String::new()),
+        }
+    }
+
+    /// Write the latch to SQLite and the state file (temp file, fsync, rename, fsync dir).
+    pub fn write(&self, latch: &Latch) -> Result<(), String> {
+        let text = latch.to_persisted().map_err(|e| e.to_string())?;
+        let conn = self.store.connect(true).map_err(|e| e.to_string())?;
+        Store::kv_put(&conn, self.store.path(), KV_KEY, &text).map_err(|e| e.to_string())?;
+        let last = latch.last_transition();
+        let body = json!({
+            "state": latch.state().name(),
+            "since": last.map(|t| ms_to_rfc3339(t.at_ms)),
+            "reason": last.map(|t| t.reason.clone()),
+            "source": last.map(|t| t.source.to_string()),
+            "actor": last.map(|t| t.actor.clone()),
+            "latch": serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+        });
+        write_atomic(&self.file, format!("{body}\n").as_bytes())
+            .map_err(|e| format!("{}: {e}", self.file.display()))
+    }
+}
+
+pub fn write_atomic(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
+    ));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn secs_ms(s: f64) -> u64 {
+    (s * 1000.0).round().max(0.0) as u64
+}
+
+fn levels(warn: Option<f64>, critical: f64) -> Levels {
+    Levels {
+        warn,
+        critical: Some(critical),
+    }
+}
+
+/// Build the core rule for a definition.
+fn build(def: &RuleDef, now: u64) -> Box<dyn Rule> {
+    use vigil_core::rules::*;
+    match &def.kind {
+        Kind::Drawdown {
+            warn_pct,
+            critical_pct,
+        } => Box::new(Drawdown::new(levels(*warn_pct, *critical_pct))),
+        Kind::DailyLoss {
+            basis_pnl,
+            warn,
+            critical,
+            reset_utc,
+        } => {
+            let basis = if *basis_pnl {
+                DailyBasis::RealizedPnl
+            } else {
+                DailyBasis::Equity
+            };
+            let reset = parse_time_of_day(reset_utc).unwrap_or(0);
+            Box::new(DailyLoss::new(basis, levels(*warn, *critical), reset))
+        }
+        Kind::ConsecutiveLosses {
+            warn,
+            critical,
+            pair,
+        } => {
+            let mut r = ConsecutiveLosses::new(levels(*warn, *critical));
+            r.pair = pair.clone();
+            Box::new(r)
+        }
+        Kind::ApiErrors {
+            window_s,
+            warn_count,
+            critical_count,
+            critical_codes,
+            venue,
+        } => {
+            let mut c = ApiErrorsConfig::new(secs_ms(*window_s), *critical_count);
+            c.levels = levels(warn_count.map(f64::from), f64::from(*critical_count));
+            c.critical_codes = critical_codes.clone();
+            c.venue = venue.clone();
+            Box::new(ApiErrors::new(c))
+        }
+        Kind::Volatility {
+            window_s,
+            warn_pct,
+            critical_pct,
+            confirm_s,
+            pairs,
+        } => {
+            let mut c =
+                VolatilityConfig::new(secs_ms(*window_s), *critical_pct, secs_ms(*confirm_s));
+            c.warn_pct = *warn_pct;
+            c.pairs = pairs.clone();
+            Box::new(Volatility::new(c))
+        }
+        Kind::Freshness {
+            pairs,
+            threshold_s,
+            warn_s,
+            grace_s,
+        } => {
+            let mut c = FreshnessConfig::new(secs_ms(*threshold_s), pairs.clone(), now);
+            c.warn_ms = warn_s.map(secs_ms);
+            c.grace_ms = secs_ms(*grace_s);
+            Box::new(Freshness::new(c))
+        }
+        Kind::Heartbeat {
+            sources,
+            period_s,
+            grace_s,
+        } => Box::new(Heartbeats::new(HeartbeatConfig {
+            period_ms: secs_ms(*period_s),
+            grace_ms: secs_ms(*grace_s),
+            sources: sources.clone(),
+            started_at_ms: now,
+        })),
+        Kind::Cycles {
+            name,
+            window_s,
+            target_ms,
+            warn_overrun_pct,
+            critical_overrun_pct,
+            min_samples,
+        } => {
+            let mut c = CyclesConfig::new(
+                secs_ms(*window_s),
+                levels(*warn_overrun_pct, *critical_overrun_pct),
+            );
+            c.name = name.clone();
+            c.target_ms = *target_ms;
+            c.min_samples = *min_samples;
+            Box::new(Cycles::new(c))
+        }
+        Kind::Host {
+            metric,
+            warn_pct,
+            critical_pct,
+            sustain_s,
+            ..
+        } => Box::new(HostResource::new(HostResourceConfig {
+            label: match metric {
+                config::HostMetric::Cpu => "CPU".into(),
+                config::HostMetric::Ram => "RAM".into(),
+            },
+            metric: metric.metric_name().into(),
+            levels: levels(*warn_pct, *critical_pct),
+            sustain_ms: secs_ms(*sustain_s),
+        })),
+        Kind::Http { failures, .. } | Kind::Kraken { failures, .. } => {
+            Box::new(ProbeHealth::new(Levels::critical(f64::from(*failures))))
+        }
+    }
+}
+
+fn kind_name(k: &Kind) -> &'static str {
+    match k {
+        Kind::Drawdown { .. } => "drawdown",
+        Kind::DailyLoss { .. } => "daily_loss",
+        Kind::ConsecutiveLosses { .. } => "consecutive_losses",
+        Kind::ApiErrors { .. } => "api_errors",
+        Kind::Volatility { .. } => "volatility",
+        Kind::Freshness { .. } => "freshness",
+        Kind::Heartbeat { .. } => "heartbeat",
+        Kind::Cycles { .. } => "cycles",
+        Kind::Host { .. } => "host",
+        Kind::Http { .. } => "http",
+        Kind::Kraken { .. } => "kraken",
+    }
+}
+
+pub fn source_of(def: &RuleDef) -> Source {
+    if def.section == "rules" {
+        Source::Rule(def.id.clone())
+    } else {
+        Source::Check(def.id.clone())
+    }
+}
+
+struct Actor {
+    latch: Latch,
+    rules: RuleSet,
+    kinds: BTreeMap<Source, &'static str>,
+    positions: BTreeMap<String, f64>,
+    events: EventLog,
+    persist: Arc<Persist>,
+    persisted: bool,
+    snapshot: watch::Sender<Arc<Snapshot>>,
+    actions: actions::Actions,
+}
+
+/// Start the monitor: restore the trading state (before anything else runs), build the
+/// rules, start the probes; returns the handle.
+pub fn start(
+    cfg: MonitorConfig,
+    events: EventLog,
+    persist: Persist,
+    supervisor: SupervisorHandle,
+) -> MonitorHandle {
+    let now = now_ms();
+    let restored = Latch::restore(persist.read().as_deref(), now);
+    let cfg = Arc::new(cfg);
+    let mut rules = RuleSet::new();
+    let mut kinds = BTreeMap::new();
+    for def in &cfg.rules {
+        let source = source_of(def);
+        kinds.insert(source.clone(), kind_name(&def.kind));
+        let spec = RuleSpec {
+            source,
+            action: def.action,
+            auto_resume_after_ms: def.auto_resume_after_s.map(secs_ms),
+            event_source: def.source.clone(),
+        };
+        rules.add(spec, build(def, now), now);
+    }
+    let (tx, rx) = mpsc::channel(256);
+    let (itx, irx) = mpsc::unbounded_channel();
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot {
+        state: restored.latch.state(),
+        since: None,
+        last_transition: None,
+        triggers: Vec::new(),
+        holding: Vec::new(),
+        checks: Vec::new(),
+        positions: BTreeMap::new(),
+        persisted: true,
+    }));
+    let handle = MonitorHandle {
+        tx,
+        ingest: itx,
+        snapshot: snap_rx,
+        stats: Arc::new(IngestStats::default()),
+    };
+    let persist = Arc::new(persist);
+    let mut actor = Actor {
+        latch: restored.latch,
+        rules,
+        kinds,
+        positions: BTreeMap::new(),
+        events: events.clone(),
+        persist,
+        persisted: true,
+        snapshot: snap_tx,
+        actions: actions::Actions::new(cfg.clone(), events.clone(), supervisor),
+    };
+    actor.publish();
+    let log_rx = events.subscribe();
+    let restored_transition = restored.transition;
+    tokio::spawn(async move {
+        if let Some(t) = restored_transition {
+            actor.commit(t).await;
+        } else if actor.latch.state() != TradingState::Active {
+            tracing::warn!(state = %actor.latch.state(), "trading state restored from the last run");
+        }
+        actor.run(rx, irx, log_rx).await;
+    });
+    probes::start(&cfg, handle.probe_sender(), handle.clone());
+    handle
+}
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Cmd>,
+        mut irx: mpsc::UnboundedReceiver<Ingested>,
+        mut log_rx: tokio::sync::broadcast::Receiver<Arc<crate::events::Event>>,
+    ) {
+        loop {
+            let deadline = [self.rules.next_deadline(), self.latch.next_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
+            let sleep = async {
+                match deadline {
+                    Some(d) => {
+                        let wait = d.saturating_sub(now_ms());
+                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                cmd = rx.recv() => match cmd {
+                    Some(c) => self.command(c).await,
+                    None => return,
+                },
+                Some(first) = irx.recv() => {
+                    // Take what is queued so a burst is handled in one pass.
+                    let mut batch = vec![first];
+                    while batch.len() < 1024 {
+                        match irx.try_recv() {
+                            Ok(i) => batch.push(i),
+                            Err(_) => break,
+                        }
+                    }
+                    for i in batch {
+                        self.on_event(i).await;
+                    }
+                    self.publish();
+                }
+                ev = log_rx.recv() => match ev {
+                    Ok(e) => self.on_logged(&e).await,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "monitor lagged behind the event log");
+                    }
+                    Err(_) => {}
+                },
+                _ = sleep => {
+                    let now = now_ms();
+                    let changes = self.rules.on_timer(now);
+                    self.apply_changes(changes, now).await;
+                    if let Some(t) = self.latch.on_timer(now) {
+                        self.commit(t).await;
+                    }
+                    self.publish();
+                }
+            }
+        }
+    }
+
+    async fn on_event(&mut self, i: Ingested) {
+        let ev = &i.event;
+        if let EventKind::Position(p) = &ev.kind {
+            self.positions.insert(p.pair.clone(), p.qty);
+        }
+        // Keep what matters for the record; high-rate telemetry feeds the rules only.
+        match &ev.kind {
+            EventKind::Tick(_)
+            | EventKind::Heartbeat
+            | EventKind::Cycle(_)
+            | EventKind::Metric(_) => {}
+            _ => {
+                let mut data = match ev.to_json() {
+                    Value::Object(m) => m,
+                    _ => serde_json::Map::new(),
+                };
+                let t = ev.type_name().to_string();
+                data.remove("type");
+                data.insert("received".into(), ms_to_rfc3339(i.received_ms).into());
+                self.events.submit(&t, data);
+            }
+        }
+        let changes = self.rules.on_event(ev, i.received_ms);
+        self.apply_changes(changes, i.received_ms).await;
+    }
+
+    /// Critical programs: FATAL halts, RUNNING again clears the condition.
+    async fn on_logged(&mut self, e: &crate::events::Event) {
+        if e.kind != "process_state" || e.data.get("critical") != Some(&Value::Bool(true)) {
+            return;
+        }
+        let program = e.str_field("program").unwrap_or_default().to_string();
+        let now = now_ms();
+        let src = Source::Program(program.clone());
+        match e.str_field("to") {
+            Some("FATAL") => {
+                let mut trig =
+                    Trigger::new(src, format!("critical program {program} entered FATAL"));
+                trig.values.insert(
+                    "process".into(),
+                    e.str_field("process").unwrap_or_default().into(),
+                );
+                if let Some(r) = e.str_field("reason") {
+                    trig.values.insert("last_error".into(), r.into());
+                }
+                if let Some(t) = self.latch.trip(Severity::Halt, trig, now) {
+                    self.commit(t).await;
+                }
+                self.publish();
+            }
+            Some("RUNNING") => {
+                if let Some(t) = self.latch.clear(&src, now) {
+                    self.commit(t).await;
+                }
+                self.publish();
+            }
+            _ => {}
+        }
+    }
+
+    async fn apply_changes(&mut self, changes: Vec<StatusChange>, now: u64) {
+        for c in changes {
+            self.record_check(&c);
+            self.actions.alert_check(&c);
+            if let Some(t) = c.apply(&mut self.latch, now) {
+                self.commit(t).await;
+            }
+        }
+    }
+
+    fn record_check(&self, c: &StatusChange) {
+        let s = &c.current;
+        let mut data = crate::fields! {
+            "name" => c.source.id(),
+            "source" => c.source.to_string(),
+            "kind" => self.kinds.get(&c.source).copied().unwrap_or(""),
+            "status" => s.status.as_str(),
+            "previous" => c.previous.as_str(),
+            "message" => s.message,
+            "action" => c.action,
+        };
+        if let Some(v) = s.value {
+            data.insert("value".into(), json!(v));
+        }
+        if let Some(v) = s.threshold {
+            data.insert("threshold".into(), json!(v));
+        }
+        if let Some(v) = &s.subject {
+            data.insert("subject".into(), json!(v));
+        }
+        self.events.submit("check", data);
+    }
+
+    async fn command(&mut self, c: Cmd) {
+        let now = now_ms();
+        match c {
+            Cmd::Halt {
+                actor,
+                reason,
+                reduce_only,
+                reply,
+            } => {
+                let sev = if reduce_only {
+                    Severity::Reduce
+                } else {
+                    Severity::Halt
+                };
+                let t = self.latch.trip(sev, Trigger::operator(&actor, reason), now);
+                let view = match t {
+                    Some(t) => {
+                        let v = TransitionView::from(&t);
+                        self.commit(t).await;
+                        Some(v)
+                    }
+                    None => None,
+                };
+                self.publish();
+                let _ = reply.send(view);
+            }
+            Cmd::Resume {
+                actor,
+                reason,
+                force,
+                reply,
+            } => {
+                let r = self
+                    .latch
+                    .resume(Resume::operator(&actor, reason, force), now);
+                let out = match r {
+                    Ok(t) => {
+                        let v = TransitionView::from(&t);
+                        self.commit(t).await;
+                        Ok(v)
+                    }
+                    Err(e) => {
+                        self.events.submit(
+                            "resume_refused",
+                            crate::fields! {"actor" => actor, "force" => force, "reason" => e.to_string()},
+                        );
+                        Err(e)
+                    }
+                };
+                self.publish();
+                let _ = reply.send(out);
+            }
+            Cmd::Probe { source, outcome } => {
+                let changes = self.rules.on_probe(&source, &outcome, now);
+                self.apply_changes(changes, now).await;
+                self.publish();
+            }
+        }
+    }
+
+    /// Persist, then announce, then act. The only place a transition leaves the actor.
+    async fn commit(&mut self, t: Transition) {
+        let persist = self.persist.clone();
+        let latch = self.latch.clone();
+        let written = tokio::task::spawn_blocking(move || persist.write(&latch))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        self.persisted = written.is_ok();
+        if let Err(e) = &written {
+            // The state still applies in this process; say so loudly and in the event.
+            tracing::error!(error = %e, "could not persist the trading state");
+        }
+        let view = TransitionView::from(&t);
+        let mut data = match serde_json::to_value(&view) {
+            Ok(Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        data.insert("persisted".into(), written.is_ok().into());
+        let level_halt = t.to == TradingState::Halted;
+        if level_halt {
+            tracing::warn!(from = %t.from, to = %t.to, source = %t.source, actor = %t.actor, reason = %t.reason, "trading state changed");
+        } else {
+            tracing::info!(from = %t.from, to = %t.to, source = %t.source, actor = %t.actor, reason = %t.reason, "trading state changed");
+        }
+        let seq = match self.events.record("trading_state", data).await {
+            Ok(e) => e.seq,
+            Err(e) => {
+                tracing::error!(error = %e, "could not record the trading state transition");
+                0
+            }
+        };
+        self.actions.on_transition(&t, seq, self.positions.clone());
+    }
+
+    fn publish(&self) {
+        let checks = self
+            .rules
+            .statuses()
+            .map(|(spec, s)| {
+                check_view(spec, s, self.kinds.get(&spec.source).copied().unwrap_or(""))
+            })
+            .collect();
+        let last = self.latch.last_transition();
+        self.snapshot.send_replace(Arc::new(Snapshot {
+            state: self.latch.state(),
+            since: last.map(|t| ms_to_rfc3339(t.at_ms)),
+            last_transition: last.map(TransitionView::from),
+            triggers: self
+                .latch
+                .triggers()
+                .iter()
+                .filter(|t| t.unresolved || t.holds)
+                .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
+                .collect(),
+            holding: self
+                .latch
+                .holding()
+                .iter()
+                .map(|h| json!({"source": h.source.to_string(), "reason": h.reason, "since": ms_to_rfc3339(h.since_ms)}))
+                .collect(),
+            checks,
+            positions: self.positions.clone(),
+            persisted: self.persisted,
+        }));
+    }
+}
+
+fn check_view(spec: &RuleSpec, s: &CheckStatus, kind: &'static str) -> CheckView {
+    CheckView {
+        id: spec.source.id().to_string(),
+        source: spec.source.to_string(),
+        kind,
+        action: spec.action,
+        status: s.status,
+        value: s.value,
+        threshold: s.threshold,
+        message: s.message.clone(),
+        subject: s.subject.clone(),
+    }
+}

@@ -1,0 +1,339 @@
+//! The monitor end to end: events in, checks and rules, the sticky trading state, halt actions.
+
+use std::io::{BufRead, BufReader, Write};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const T: Duration = Duration::from_secs(20);
+
+fn post_json(d: &TestDaemon, path: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}{}", d.url, path))
+        .json(&body)
+        .timeout(T)
+        .send()
+        .unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().unwrap_or(Value::Null))
+}
+
+fn post_raw(d: &TestDaemon, path: &str, body: &str) -> (u16, Value) {
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}{}", d.url, path))
+        .body(body.to_string())
+        .timeout(T)
+        .send()
+        .unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().unwrap_or(Value::Null))
+}
+
+fn wait_trading(d: &TestDaemon, since: u64, to: &str) -> Value {
+    d.wait_for(since, T, |e| e["type"] == "trading_state" && e["to"] == to)
+}
+
+fn state_file(d: &TestDaemon) -> Value {
+    let text = std::fs::read_to_string(d.dir.join("data/trading_state")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn manual_halt_is_persisted_before_it_is_announced_and_survives_a_restart() {
+    let tmp = tempdir();
+    let d = TestDaemon::start_in(tmp.path(), "");
+    assert_eq!(d.get("/api/state")["state"], "ACTIVE");
+    let (s, body) = post_json(
+        &d,
+        "/api/trading/halt",
+        json!({"reason": "exchange incident"}),
+    );
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["state"], "HALTED");
+    // The file is written before the API answers.
+    let f = state_file(&d);
+    assert_eq!(f["state"], "HALTED");
+    assert_eq!(f["reason"], "exchange incident");
+    let ev = wait_trading(&d, 0, "HALTED");
+    assert_eq!(ev["from"], "ACTIVE");
+    assert_eq!(ev["source"], "operator:local");
+    assert_eq!(ev["actor"], "local");
+    assert_eq!(ev["persisted"], true);
+    // The CLI reads it, with an exit code scripts can gate on.
+    let out = std::process::Command::new(vigil_bin())
+        .args(["state", "--url", &d.url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("HALTED"));
+    assert!(d.stop().success());
+
+    // Still halted after a restart, with the same reason.
+    let d2 = TestDaemon::start_in(tmp.path(), "");
+    let st = d2.get("/api/state");
+    assert_eq!(st["state"], "HALTED", "{st}");
+    assert_eq!(st["last_transition"]["reason"], "exchange incident");
+    // A reason is required to resume.
+    let (s, _) = post_json(&d2, "/api/trading/resume", json!({"reason": ""}));
+    assert_eq!(s, 400);
+    let out = std::process::Command::new(vigil_bin())
+        .args(["resume", "--reason", "incident over", "--url", &d2.url])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(d2.get("/api/state")["state"], "ACTIVE");
+    assert_eq!(state_file(&d2)["state"], "ACTIVE");
+}
+
+#[test]
+fn an_unreadable_state_starts_halted() {
+    let tmp = tempdir();
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    std::fs::write(tmp.path().join("data/trading_state"), "\u{0}garbage{").unwrap();
+    let d = TestDaemon::start_in(tmp.path(), "");
+    let st = d.get("/api/state");
+    assert_eq!(st["state"], "HALTED", "{st}");
+    assert_eq!(st["last_transition"]["source"], "system:startup");
+}
+
+#[test]
+fn stale_market_data_halts_at_the_deadline_and_resume_waits_for_the_feed() {
+    let d = TestDaemon::start(
+        "[checks.feed]\nkind = \"freshness\"\npairs = [\"BTC/USD\"]\nthreshold_s = 1\ngrace_s = 30\n",
+    );
+    let since = d.last_seq();
+    let (s, b) = post_raw(
+        &d,
+        "/api/events",
+        r#"{"type":"tick","pair":"BTC/USD","price":65000.5,"source":"feed"}"#,
+    );
+    assert_eq!(s, 202, "{b}");
+    let sent = chrono::Utc::now().timestamp_millis();
+    let ev = wait_trading(&d, since, "HALTED");
+    assert_eq!(ev["source"], "check:feed");
+    assert_eq!(ev["actor"], "vigil");
+    let at = ts_ms(&ev);
+    let late = at - sent;
+    // Detected at last tick + threshold (no scan interval), give or take scheduling.
+    assert!(
+        (900..1500).contains(&late),
+        "detected {late} ms after the last tick"
+    );
+    let checks = d.get("/api/checks");
+    let feed = checks["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "feed")
+        .unwrap()
+        .clone();
+    assert_eq!(feed["status"], "critical", "{checks}");
+    // Resume is refused while the feed is still stale...
+    let (s, body) = post_json(&d, "/api/trading/resume", json!({"reason": "looks fine"}));
+    assert_eq!(s, 409, "{body}");
+    assert_eq!(body["holding"][0]["source"], "check:feed");
+    // ...fresh data clears the condition but never resumes by itself...
+    post_raw(
+        &d,
+        "/api/events",
+        r#"{"type":"tick","pair":"BTC/USD","price":65001}"#,
+    );
+    d.wait_for(since, T, |e| {
+        e["type"] == "check" && e["name"] == "feed" && e["status"] == "ok"
+    });
+    assert_eq!(d.get("/api/state")["state"], "HALTED");
+    // ...and then a person may resume.
+    let (s, body) = post_json(&d, "/api/trading/resume", json!({"reason": "feed back"}));
+    assert_eq!(s, 200, "{body}");
+}
+
+#[test]
+fn force_resume_overrides_a_holding_condition() {
+    let d = TestDaemon::start(
+        "[checks.feed]\nkind = \"freshness\"\npairs = [\"X/Y\"]\nthreshold_s = 0.2\ngrace_s = 0.2\n",
+    );
+    wait_trading(&d, 0, "HALTED");
+    let (s, _) = post_json(&d, "/api/trading/resume", json!({"reason": "testing"}));
+    assert_eq!(s, 409);
+    let (s, body) = post_json(
+        &d,
+        "/api/trading/resume",
+        json!({"reason": "known issue", "force": true}),
+    );
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(d.get("/api/state")["state"], "ACTIVE");
+}
+
+#[test]
+fn drawdown_halts_and_close_positions_are_commanded() {
+    let dir = tempdir();
+    let marker = dir.path().join("halted-by");
+    let d = TestDaemon::start(&format!(
+        "[rules.drawdown]\nwarn_pct = 5\ncritical_pct = 10\n\n[halt]\nposition_behavior = \"close\"\ncommand = \"sh -c 'echo $VIGIL_SOURCE > {}'\"\n",
+        marker.display()
+    ));
+    let since = d.last_seq();
+    let batch = [
+        json!({"type": "position", "pair": "BTC/USD", "qty": 0.5}),
+        json!({"type": "position", "pair": "ETH/USD", "qty": -2}),
+        json!({"type": "position", "pair": "SOL/USD", "qty": 0}),
+        json!({"type": "equity", "equity": 10000}),
+        json!({"type": "equity", "equity": 8900}),
+    ]
+    .iter()
+    .map(|v| v.to_string())
+    .collect::<Vec<_>>()
+    .join("\n");
+    let (s, b) = post_raw(&d, "/api/events", &batch);
+    assert_eq!(s, 202, "{b}");
+    let ev = wait_trading(&d, since, "HALTED");
+    assert_eq!(ev["source"], "rule:drawdown");
+    assert!(
+        (ev["values"]["value"].as_f64().unwrap() - 11.0).abs() < 1e-6,
+        "{ev}"
+    );
+    let seq = ev["seq"].as_u64().unwrap();
+    let mut cmds = Vec::new();
+    for _ in 0..3 {
+        let c = d.wait_for(
+            cmds.last()
+                .map(|c: &Value| c["seq"].as_u64().unwrap())
+                .unwrap_or(seq),
+            T,
+            |e| e["type"] == "command",
+        );
+        cmds.push(c);
+    }
+    assert_eq!(cmds[0]["command"], "cancel_all_orders");
+    assert_eq!(cmds[1]["command"], "close_position");
+    assert_eq!(cmds[1]["pair"], "BTC/USD");
+    assert_eq!(cmds[1]["side"], "sell");
+    assert_eq!(cmds[1]["qty"], 0.5);
+    assert_eq!(cmds[2]["pair"], "ETH/USD");
+    assert_eq!(cmds[2]["side"], "buy");
+    assert_eq!(cmds[2]["qty"], 2.0);
+    let done = d.wait_for(seq, T, |e| {
+        e["type"] == "halt_action" && e["action"] == "command"
+    });
+    assert_eq!(done["ok"], true, "{done}");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap().trim(),
+        "rule:drawdown"
+    );
+}
+
+#[test]
+fn a_batch_with_bad_lines_is_answered_per_line_and_the_good_lines_count() {
+    let d = TestDaemon::start("");
+    let since = d.last_seq();
+    let body = "{\"type\":\"equity\",\"equity\":5000}\n{\"type\":\"fill\",\"pair\":\"BTC/USD\",\"side\":\"hold\",\"qty\":1,\"price\":2}\nnot json\n{\"type\":\"mystery\",\"x\":1}\n";
+    let (s, b) = post_raw(&d, "/api/events", body);
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(b["accepted"], 2);
+    assert_eq!(b["rejected"], 2);
+    assert_eq!(b["errors"][0]["line"], 2);
+    assert_eq!(b["errors"][0]["field"], "side");
+    assert_eq!(b["errors"][1]["line"], 3);
+    // The valid equity event was stored; the unknown type was kept and counted.
+    let eq = d.wait_for(since, T, |e| e["type"] == "equity");
+    assert_eq!(eq["equity"], 5000.0);
+    d.wait_for(since, T, |e| e["type"] == "mystery");
+    let checks = d.get("/api/checks");
+    assert_eq!(checks["ingest"]["unknown_types"], 1, "{checks}");
+    assert_eq!(checks["ingest"]["rejected"]["side"], 1, "{checks}");
+    // The daemon is fine.
+    assert_eq!(d.get("/health")["status"], "ok");
+}
+
+#[test]
+fn unix_socket_ingest_answers_bad_lines() {
+    let d =
+        TestDaemon::start("[checks.hb]\nkind = \"heartbeat\"\nsources = [\"bot\"]\nperiod_s = 5\n");
+    let since = d.last_seq();
+    let mut sock = std::os::unix::net::UnixStream::connect(d.dir.join("data/vigil.sock")).unwrap();
+    sock.write_all(b"{\"type\":\"heartbeat\",\"source\":\"bot\"}\n{\"type\":\"tick\",\"pair\":\"A/B\",\"price\":-1}\n").unwrap();
+    let mut reader = BufReader::new(sock.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let reply: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(reply["ok"], false);
+    assert_eq!(reply["line"], 2);
+    assert_eq!(reply["field"], "price");
+    let ok = d.wait_for(since, T, |e| e["type"] == "check" && e["name"] == "hb");
+    assert_eq!(ok["status"], "ok");
+}
+
+#[test]
+fn program_stdout_events_and_critical_program_fatal_halts() {
+    let dir = tempdir();
+    let s = script(
+        dir.path(),
+        "bot.sh",
+        "echo not-an-event\necho '{\"type\":\"equity\",\"equity\":42}'\nsleep 0.2\nexit 1",
+    );
+    let d = TestDaemon::start(&format!(
+        "[program.bot]\ncommand = \"{}\"\nevents = \"stdout\"\ncritical = true\nstartsecs = 1\nstartretries = 0\n",
+        s.display()
+    ));
+    let eq = d.wait_for(0, T, |e| e["type"] == "equity");
+    assert_eq!(eq["equity"], 42.0);
+    assert_eq!(eq["source"], "bot");
+    let ev = wait_trading(&d, 0, "HALTED");
+    assert_eq!(ev["source"], "program:bot");
+    assert!(ev["reason"].as_str().unwrap().contains("FATAL"));
+}
+
+#[test]
+fn jsonl_files_are_followed_through_rotation() {
+    let tmp = tempdir();
+    let log = tmp.path().join("bot-events.jsonl");
+    std::fs::write(&log, "{\"type\":\"equity\",\"equity\":1}\n").unwrap(); // history: skipped
+    let d = TestDaemon::start_in(
+        tmp.path(),
+        &format!("[ingest]\nfiles = [\"{}\"]\n", log.display()),
+    );
+    let since = d.last_seq();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    writeln!(f, "{{\"type\":\"equity\",\"equity\":2}}").unwrap();
+    let e = d.wait_for(since, T, |e| e["type"] == "equity");
+    assert_eq!(e["equity"], 2.0);
+    assert_eq!(e["source"], "bot-events");
+    // Rotate: rename and start a new file.
+    std::fs::rename(&log, tmp.path().join("bot-events.jsonl.1")).unwrap();
+    std::fs::write(&log, "{\"type\":\"equity\",\"equity\":3}\n").unwrap();
+    let e = d.wait_for(e["seq"].as_u64().unwrap(), T, |e| e["type"] == "equity");
+    assert_eq!(e["equity"], 3.0);
+    // Truncate and write again.
+    std::fs::write(&log, "{\"type\":\"equity\",\"equity\":4}\n").unwrap();
+    let e = d.wait_for(e["seq"].as_u64().unwrap(), T, |e| e["type"] == "equity");
+    assert_eq!(e["equity"], 4.0);
+}
+
+#[test]
+fn vigil_send_pipes_ndjson_and_reports_bad_lines() {
+    let d = TestDaemon::start("");
+    let mut child = std::process::Command::new(vigil_bin())
+        .args(["send", "--url", &d.url])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"type\":\"heartbeat\"}\n{\"type\":\"equity\"}\n{\"type\":\"equity\",\"equity\":7}\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("stdin:2: equity"), "{err}");
+    assert!(err.contains("2 event(s) accepted, 1 refused"), "{err}");
+}
