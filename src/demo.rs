@@ -103,7 +103,7 @@ pub fn config(
     let monitor = crate::monitor::config::parse(&path, &text)
         .map_err(|e| anyhow::anyhow!("the embedded demo config is invalid:\n{e}"))?;
     let banner = format!(
-        "vigil demo: open http://{} — simulated feed and bot under supervision; \
+        "vigil demo: API at http://{} (try /health, /api/state, /api/checks) — simulated feed and bot under supervision; \
          try `vigil ctl status`, `vigil state`, `vigil events --follow`, `vigil halt --reason test`; \
          Ctrl-C stops everything",
         cfg.vigil.listen

@@ -39,7 +39,7 @@ pub fn start(cfg: &Arc<MonitorConfig>, tx: ProbeSender, monitor: MonitorHandle) 
                             Err(_) => {
                                 ProbeOutcome::Connectivity(format!("timed out after {timeout_s} s"))
                             }
-                            Ok(Err(e)) => ProbeOutcome::Connectivity(e.to_string()),
+                            Ok(Err(e)) => ProbeOutcome::Connectivity(describe(&e, timeout_s)),
                             Ok(Ok(r)) if r.status().as_u16() == expect_status => ProbeOutcome::Ok,
                             Ok(Ok(r)) if r.status().is_server_error() => {
                                 ProbeOutcome::Connectivity(format!("HTTP {}", r.status()))
@@ -97,7 +97,9 @@ pub fn start(cfg: &Arc<MonitorConfig>, tx: ProbeSender, monitor: MonitorHandle) 
                                     Ok(b) => b,
                                     Err(e) => return ProbeOutcome::Connectivity(e.to_string()),
                                 },
-                                Err(e) => return ProbeOutcome::Connectivity(e.to_string()),
+                                Err(e) => {
+                                    return ProbeOutcome::Connectivity(describe(&e, timeout_s));
+                                }
                             };
                             let status = kraken::classify_system_status(&body);
                             if status != ProbeOutcome::Ok {
@@ -188,6 +190,17 @@ pub fn start(cfg: &Arc<MonitorConfig>, tx: ProbeSender, monitor: MonitorHandle) 
             }
             _ => {}
         }
+    }
+}
+
+/// A transport error in words an operator can act on.
+fn describe(e: &reqwest::Error, timeout_s: f64) -> String {
+    if e.is_timeout() {
+        format!("timed out after {timeout_s} s")
+    } else if e.is_connect() {
+        format!("cannot connect: {e}")
+    } else {
+        e.to_string()
     }
 }
 

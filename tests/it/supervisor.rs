@@ -382,3 +382,40 @@ fn sse_resumes_from_last_event_id_without_loss() {
         .collect();
     assert_eq!(&got[..want.len()], &want[..]);
 }
+
+#[test]
+fn ready_is_notified_once_autostart_programs_are_up() {
+    let tmp = tempdir();
+    let sock_path = tmp.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(T)).unwrap();
+    std::fs::write(
+        tmp.path().join("vigil.toml"),
+        format!(
+            "{}[program.slow]\ncommand = \"sleep 1000\"\nstartsecs = 1\n",
+            header(tmp.path())
+        ),
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    let mut child = std::process::Command::new(vigil_bin())
+        .args(["run", "-c"])
+        .arg(tmp.path().join("vigil.toml"))
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("a notification");
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(msg.contains("READY=1"), "{msg}");
+    // Not before the program passed startsecs.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(990),
+        "{:?}",
+        t0.elapsed()
+    );
+}

@@ -337,3 +337,125 @@ fn vigil_send_pipes_ndjson_and_reports_bad_lines() {
     assert!(err.contains("stdin:2: equity"), "{err}");
     assert!(err.contains("2 event(s) accepted, 1 refused"), "{err}");
 }
+
+/// A tiny HTTP receiver: records each request body; answers 200.
+fn receiver() -> (String, std::sync::mpsc::Receiver<Value>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 {
+                    break;
+                }
+                if h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            std::io::Read::read_exact(&mut r, &mut body).unwrap();
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            if let Ok(v) = serde_json::from_slice(&body) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn a_hanging_probe_is_cut_by_its_timeout_and_counts_as_a_failure() {
+    // Accepts connections and never answers.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming() {
+            held.push(s);
+        }
+    });
+    let (hook, alerts) = receiver();
+    let d = TestDaemon::start(&format!(
+        "[checks.api]\nkind = \"http\"\nurl = \"http://{addr}/status\"\ninterval_s = 0.3\ntimeout_s = 0.3\nfailures = 2\n\n\
+         [alerts.am]\nkind = \"alertmanager\"\nurl = \"{hook}\"\n"
+    ));
+    let ev = wait_trading(&d, 0, "HALTED");
+    assert_eq!(ev["source"], "check:api");
+    assert!(ev["reason"].as_str().unwrap().contains("timed out"), "{ev}");
+    // The Alertmanager-format alert arrives for the check.
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let a = alerts
+            .recv_timeout(deadline - std::time::Instant::now())
+            .expect("an alert");
+        if a["groupLabels"]["alertname"] == "vigil_check_api" {
+            assert_eq!(a["version"], "4");
+            assert_eq!(a["status"], "firing");
+            assert_eq!(a["alerts"][0]["labels"]["severity"], "critical");
+            break;
+        }
+    }
+}
+
+#[test]
+fn halt_webhook_gets_the_transition() {
+    let (hook, rx) = receiver();
+    let d = TestDaemon::start(&format!("[halt]\nwebhook = \"{hook}\"\n"));
+    let (s, _) = post_json(
+        &d,
+        "/api/trading/halt",
+        json!({"reason": "drill", "reduce_only": true}),
+    );
+    assert_eq!(s, 200);
+    let body = rx.recv_timeout(T).unwrap();
+    assert_eq!(body["type"], "trading_state");
+    assert_eq!(body["to"], "REDUCING");
+    assert_eq!(body["reason"], "drill");
+    let done = d.wait_for(0, T, |e| {
+        e["type"] == "halt_action" && e["action"] == "webhook"
+    });
+    assert_eq!(done["ok"], true);
+    // Halting while REDUCING escalates.
+    let (_, b) = post_json(&d, "/api/trading/halt", json!({"reason": "worse"}));
+    assert_eq!(b["state"], "HALTED");
+}
+
+#[test]
+fn bad_monitor_config_is_located() {
+    let dir = tempdir();
+    let f = dir.path().join("v.toml");
+    std::fs::write(
+        &f,
+        "[rules.dd]\nkind = \"drawdown\"\ncritcal_pct = 10\n\n[checks.feed]\nkind = \"freshnes\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(vigil_bin())
+        .arg("check-config")
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let file = f.display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{file}:3:1: rules.dd.critcal_pct: unknown key, did you mean \"critical_pct\"?"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{file}:6:1: checks.feed.kind: unknown kind \"freshnes\""
+        )),
+        "{err}"
+    );
+}
