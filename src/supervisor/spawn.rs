@@ -88,6 +88,16 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> Result<Spawned, String> {
     let mut cmd = tokio::process::Command::new(&exe);
     cmd.arg0(argv0);
     cmd.args(&spec.argv[1..]);
+    // The service manager talks to vigil, not to its children.
+    for k in [
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "LISTEN_FDS",
+        "LISTEN_PID",
+    ] {
+        cmd.env_remove(k);
+    }
     cmd.env("SUPERVISOR_ENABLED", "1")
         .env("SUPERVISOR_PROCESS_NAME", spec.process_name)
         .env("SUPERVISOR_GROUP_NAME", spec.group_name);

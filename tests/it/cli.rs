@@ -170,3 +170,58 @@ fn run_refuses_bad_config_and_non_loopback() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn events_history_and_follow() {
+    let d = TestDaemon::start("[program.a]\ncommand = \"sleep 1000\"\nstartsecs = 0\n");
+    d.wait_state(0, "a", "RUNNING", T);
+    let out = Command::new(vigil_bin())
+        .args([
+            "events",
+            "--since",
+            "0",
+            "--type",
+            "process_state",
+            "--url",
+            &d.url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[1]["to"], "RUNNING");
+    // --follow prints history, then what happens next.
+    let mut child = Command::new(vigil_bin())
+        .args([
+            "events",
+            "--follow",
+            "--type",
+            "process_state",
+            "--url",
+            &d.url,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    use std::io::BufRead;
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    reader.read_line(&mut line).unwrap();
+    let (s, _) = d.post("/api/programs/a/stop");
+    assert_eq!(s, 200);
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let mut l = String::new();
+        reader.read_line(&mut l).unwrap();
+        let v: serde_json::Value = serde_json::from_str(l.trim()).unwrap();
+        seen.push(v["to"].as_str().unwrap().to_string());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(seen, vec!["STOPPING", "STOPPED"]);
+}
