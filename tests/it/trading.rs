@@ -459,3 +459,195 @@ fn bad_monitor_config_is_located() {
         "{err}"
     );
 }
+
+/// A Kraken-shaped server on loopback: answers SystemStatus with `status_body` and
+/// private Balance with `balance_body`; reports each request (path, headers, body).
+fn fake_kraken(
+    status_body: &'static str,
+    balance_body: &'static str,
+) -> (String, std::sync::mpsc::Receiver<(String, String, String)>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut first = String::new();
+            r.read_line(&mut first).unwrap_or(0);
+            let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
+            let mut headers = String::new();
+            let mut len = 0usize;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                headers.push_str(&h);
+            }
+            let mut body = vec![0u8; len];
+            let _ = std::io::Read::read_exact(&mut r, &mut body);
+            let answer = if path.contains("/private/Balance") {
+                balance_body
+            } else {
+                status_body
+            };
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+                    answer.len(),
+                    answer
+                )
+                .as_bytes(),
+            );
+            let _ = tx.send((path, headers, String::from_utf8_lossy(&body).to_string()));
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn kraken_unavailable_n_times_halts() {
+    let (url, rx) = fake_kraken(r#"{"error":["EService:Unavailable"],"result":{}}"#, "{}");
+    let d = TestDaemon::start(&format!(
+        "[checks.kraken]\nbase_url = \"{url}\"\ninterval_s = 0.2\nfailures = 3\n"
+    ));
+    let ev = wait_trading(&d, 0, "HALTED");
+    assert_eq!(ev["source"], "check:kraken");
+    assert!(
+        ev["reason"]
+            .as_str()
+            .unwrap()
+            .contains("EService:Unavailable"),
+        "{ev}"
+    );
+    assert_eq!(ev["values"]["value"], 3.0, "{ev}");
+    let (path, _, _) = rx.recv_timeout(T).unwrap();
+    assert_eq!(path, "/0/public/SystemStatus");
+}
+
+#[test]
+fn kraken_auth_error_halts_at_once_and_the_call_is_signed() {
+    let (url, rx) = fake_kraken(
+        r#"{"error":[],"result":{"status":"online","timestamp":"2026-11-23T10:00:00Z"}}"#,
+        r#"{"error":["EAPI:Invalid key"]}"#,
+    );
+    let dir = tempdir();
+    let cfg = dir.path().join("vigil.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}[checks.kraken]\nbase_url = \"{url}\"\ninterval_s = 5\nfailures = 3\napi_key_env = \"TEST_KRAKEN_KEY\"\napi_secret_env = \"TEST_KRAKEN_SECRET\"\n",
+            header(dir.path())
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(vigil_bin())
+        .args(["run", "-c"])
+        .arg(&cfg)
+        .env("TEST_KRAKEN_KEY", "my-api-key")
+        .env("TEST_KRAKEN_SECRET", "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("vigil: listening on ")
+        .unwrap()
+        .to_string();
+    let mut saw_private = None;
+    for _ in 0..4 {
+        let (path, headers, body) = rx.recv_timeout(T).unwrap();
+        if path == "/0/private/Balance" {
+            saw_private = Some((headers, body));
+            break;
+        }
+    }
+    let (headers, body) = saw_private.expect("a private Balance call");
+    assert!(
+        headers.to_ascii_lowercase().contains("api-key: my-api-key"),
+        "{headers}"
+    );
+    assert!(
+        headers.to_ascii_lowercase().contains("api-sign: "),
+        "{headers}"
+    );
+    assert!(body.starts_with("nonce="), "{body}");
+    // Critical at once (failures = 3 does not apply to auth errors).
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let st: Value = reqwest::blocking::get(format!("{base}/api/state"))
+            .unwrap()
+            .json()
+            .unwrap();
+        if st["state"] == "HALTED" {
+            assert_eq!(st["last_transition"]["source"], "check:kraken");
+            assert!(
+                st["last_transition"]["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("EAPI:Invalid key"),
+                "{st}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not halted: {st}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn the_demo_feed_stopping_halts_within_the_threshold() {
+    let d = TestDaemon::start(&format!(
+        "[program.feed]\ncommand = \"{} sim feed --pairs BTC/USD --interval-ms 50\"\nevents = \"stdout\"\nstartsecs = 0\n\n\
+         [checks.market_data]\nkind = \"freshness\"\npairs = [\"BTC/USD\"]\nthreshold_s = 1\n",
+        vigil_bin()
+    ));
+    d.wait_for(0, T, |e| {
+        e["type"] == "check" && e["name"] == "market_data" && e["status"] == "ok"
+    });
+    let since = d.last_seq();
+    let (s, _) = d.post("/api/programs/feed/stop");
+    let stopped_at = chrono::Utc::now().timestamp_millis();
+    assert_eq!(s, 200);
+    let ev = wait_trading(&d, since, "HALTED");
+    assert_eq!(ev["source"], "check:market_data");
+    let late = ts_ms(&ev) - stopped_at;
+    // The last tick came at most one feed interval before the stop: threshold ± 50 ms + ε.
+    assert!(
+        (900..1100).contains(&late),
+        "halted {late} ms after the feed stopped"
+    );
+}
+
+#[test]
+fn bad_lines_in_a_followed_file_are_located_and_skipped() {
+    let tmp = tempdir();
+    let log = tmp.path().join("ev.jsonl");
+    std::fs::write(&log, "").unwrap();
+    let d = TestDaemon::start_in(
+        tmp.path(),
+        &format!("[ingest]\nfiles = [\"{}\"]\n", log.display()),
+    );
+    let since = d.last_seq();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(b"{\"type\":\"equity\",\"equity\":\"lots\"}\n{\"type\":\"equity\",\"equity\":9}\n")
+        .unwrap();
+    let e = d.wait_for(since, T, |e| e["type"] == "equity");
+    assert_eq!(e["equity"], 9.0);
+    assert!(
+        d.stderr_text().contains("event refused: line 1: equity"),
+        "{}",
+        d.stderr_text()
+    );
+    assert_eq!(d.get("/health")["status"], "ok");
+}
