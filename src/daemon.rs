@@ -110,10 +110,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let monitor = monitor::start(
         opts.monitor.clone(),
         events.clone(),
-        monitor::Persist {
-            store: events.store().clone(),
-            file: config.vigil.data_dir.join("trading_state"),
-        },
+        monitor::Persist::new(
+            events.store().clone(),
+            config.vigil.data_dir.join("trading_state"),
+        ),
         sup.clone(),
     );
     ingest::serve_stdout(stdout_rx, monitor.clone());

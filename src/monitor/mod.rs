@@ -237,15 +237,25 @@ impl ProbeSender {
     }
 }
 
-/// Where the trading state is persisted.
+/// Where the trading state is persisted: a dedicated SQLite connection (kept open, with
+/// `synchronous = FULL` so the row survives a power cut) and the state file.
 pub struct Persist {
     pub store: Store,
     pub file: PathBuf,
+    conn: std::sync::Mutex<Option<rusqlite::Connection>>,
 }
 
 const KV_KEY: &str = "trading_state";
 
 impl Persist {
+    pub fn new(store: Store, file: PathBuf) -> Persist {
+        Persist {
+            store,
+            file,
+            conn: std::sync::Mutex::new(None),
+        }
+    }
+
     /// What was persisted: `None` only when neither the database row nor the file exists.
     pub fn read(&self) -> Option<String> {
         match self.store.kv_get(KV_KEY) {
@@ -268,11 +278,29 @@ impl Persist {
         }
     }
 
-    /// Write the latch to SQLite and the state file (temp file, fsync, rename, fsync dir).
-    pub fn write(&self, latch: &Latch) -> Result<(), String> {
+    fn write_db(&self, text: &str) -> Result<(), String> {
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| "state connection poisoned".to_string())?;
+        if guard.is_none() {
+            let c = self.store.connect(true).map_err(|e| e.to_string())?;
+            c.pragma_update(None, "synchronous", "FULL")
+                .map_err(|e| e.to_string())?;
+            *guard = Some(c);
+        }
+        let conn = guard.as_ref().ok_or("no state connection")?;
+        let r = Store::kv_put(conn, self.store.path(), KV_KEY, text).map_err(|e| e.to_string());
+        if r.is_err() {
+            *guard = None; // reopen next time
+        }
+        r
+    }
+
+    /// Write the latch to SQLite and the state file (temp file, fsync, rename, fsync dir),
+    /// both done before this returns.
+    pub fn write(self: &Arc<Self>, latch: &Latch) -> Result<(), String> {
         let text = latch.to_persisted().map_err(|e| e.to_string())?;
-        let conn = self.store.connect(true).map_err(|e| e.to_string())?;
-        Store::kv_put(&conn, self.store.path(), KV_KEY, &text).map_err(|e| e.to_string())?;
         let last = latch.last_transition();
         let body = json!({
             "state": latch.state().name(),
@@ -282,8 +310,19 @@ impl Persist {
             "actor": last.map(|t| t.actor.clone()),
             "latch": serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
         });
-        write_atomic(&self.file, format!("{body}\n").as_bytes())
-            .map_err(|e| format!("{}: {e}", self.file.display()))
+        // The two writes are independent: do them at the same time.
+        let me = self.clone();
+        let db_text = text.clone();
+        let db = std::thread::Builder::new()
+            .name("vigil-state-db".into())
+            .spawn(move || me.write_db(&db_text))
+            .map_err(|e| e.to_string())?;
+        let file = write_atomic(&self.file, format!("{body}\n").as_bytes())
+            .map_err(|e| format!("{}: {e}", self.file.display()));
+        let db = db
+            .join()
+            .unwrap_or_else(|_| Err("state writer panicked".into()));
+        file.and(db)
     }
 }
 
