@@ -1,5 +1,6 @@
 pub mod event;
 pub mod kraken;
+pub mod listener;
 pub mod program;
 pub mod rules;
 pub mod trading;
