@@ -1453,11 +1453,15 @@ impl Pool {
         self.dispatch(now, &mut fx);
         if self.pending.is_empty() {
             self.replay_requested = false;
-        } else if let Some(seq) = self.wants_replay_from()
-            && !self.replay_requested
-        {
-            self.replay_requested = true;
-            fx.push(Effect::ReplayFrom { seq });
+        } else if let Some(seq) = self.wants_replay_from() {
+            if !self.replay_requested {
+                self.replay_requested = true;
+                fx.push(Effect::ReplayFrom { seq });
+            }
+        } else {
+            // No room: the shell stops any replay pass here (it feeds replays only while
+            // `wants_replay_from` is `Some`), so ask again once there is room.
+            self.replay_requested = false;
         }
         fx
     }
@@ -2970,7 +2974,7 @@ mod tests {
         assert_eq!(sh.accepted, all, "every event once, in order");
         let st = sh.pool.stats();
         assert_eq!(st.lost, 0);
-        assert_eq!(st.overflows, 1);
+        assert!(st.overflows >= 1, "{st:?}");
         assert!(st.replayed >= 10, "{st:?}");
         assert_eq!(
             st.buffered,
