@@ -9,13 +9,16 @@ use anyhow::{Context, bail};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::api::{self, AppState};
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::events::EventLog;
 use crate::fields;
 use crate::ingest;
 use crate::monitor::{self, config::MonitorConfig};
 use crate::store::Store;
-use crate::supervisor::{self, SupervisorHandle};
+use crate::supervisor::{self, ReloadReport, SupervisorHandle};
+
+pub mod control;
+pub use control::{DaemonControl, DaemonState, DaemonView};
 
 /// How the daemon was started.
 pub struct RunOptions {
@@ -28,12 +31,13 @@ pub struct RunOptions {
     pub monitor: MonitorConfig,
 }
 
-/// Refuse addresses that would expose an unauthenticated API.
-pub fn check_listen(addr: &SocketAddr) -> anyhow::Result<()> {
-    if !addr.ip().is_loopback() {
+/// Refuse addresses that would expose an unauthenticated API: without `[auth]`, loopback only.
+pub fn check_listen(addr: &SocketAddr, auth_configured: bool) -> anyhow::Result<()> {
+    if !addr.ip().is_loopback() && !auth_configured {
         bail!(
             "refusing to listen on {addr}: it is not a loopback address and authentication is not \
-             configured; use 127.0.0.1 or ::1"
+             configured; use 127.0.0.1 or ::1, or configure [auth] with users or tokens \
+             (see docs/security.md)"
         );
     }
     Ok(())
@@ -59,7 +63,7 @@ pub fn raise_fd_limit() -> u64 {
 
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let config = opts.config;
-    check_listen(&config.vigil.listen)?;
+    check_listen(&config.vigil.listen, config.auth.is_some())?;
     let nofile = raise_fd_limit();
     let nprocs: usize = config.programs.iter().map(|p| p.processes.len()).sum();
     if nofile > 0 && (nprocs as u64).saturating_mul(6) + 64 > nofile {
@@ -69,15 +73,30 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             "the open-files limit may be too low for this many processes (about 6 each); raise LimitNOFILE"
         );
     }
+    // Before anything records a metric.
+    api::metrics::install();
+    let auth = config
+        .auth
+        .clone()
+        .map(|a| std::sync::Arc::new(crate::auth::Auth::new(a)));
     let db = config.db_path();
     let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
     let events = EventLog::start(store).context("starting the event writer")?;
+    api::metrics::spawn_event_counters(&events);
 
     let listener = tokio::net::TcpListener::bind(config.vigil.listen)
         .await
         .with_context(|| format!("binding {}", config.vigil.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let url = format!("http://{addr}");
+    // supervisord compatibility: its main log file, and the XML-RPC listeners of [rpc].
+    if let Some(log) = config.rpc.as_ref().and_then(|r| r.logfile.as_ref()) {
+        crate::compat::mainlog::main_log()
+            .attach(Some(log))
+            .context("opening the [supervisord] logfile")?;
+    }
+    let rpc_listeners = crate::compat::bind(&config, &url).await?;
+    let (control, mut requests, ctl) = control::channel(config.clone(), opts.reload_from.clone());
 
     events.submit(
         "daemon_started",
@@ -101,8 +120,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                         .display()
                         .to_string(),
                 ),
-            ],
+            ]
+            .into_iter()
+            // SUPERVISOR_SERVER_URL (and credentials) for supervisorctl and listeners.
+            .chain(rpc_listeners.child_env(&config, addr))
+            .collect(),
             stdout_events: Some(stdout_tx),
+            listener_io: crate::listeners::start(&config, events.clone()),
         },
     );
     // The monitor restores the trading state before it accepts anything; it is the only
@@ -127,18 +151,47 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         monitor.clone(),
     );
 
-    let app = api::router(AppState {
+    let compat = crate::compat::Compat {
+        supervisor: sup.clone(),
+        events: events.clone(),
+        daemon: control.clone(),
+        guard: crate::compat::Guard::Open,
+    };
+    let state = AppState {
         supervisor: sup.clone(),
         events: events.clone(),
         monitor: monitor.clone(),
-    });
+        auth: auth.clone(),
+        compat: compat.with_guard(crate::compat::main_guard(&config, addr)),
+    };
+    let metrics_listen = config.auth.as_ref().and_then(|a| a.metrics_listen);
+    let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let http_stop = shutdown.clone();
+    rpc_listeners.serve(&compat, &shutdown);
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { http_stop.cancelled().await })
             .await
     });
+    // `[auth] metrics_listen`: GET /metrics only, for Prometheus, without authentication.
+    if let Some(maddr) = metrics_listen {
+        let l = tokio::net::TcpListener::bind(maddr)
+            .await
+            .with_context(|| format!("binding [auth] metrics_listen {maddr}"))?;
+        let bound = l.local_addr().context("reading the metrics address")?;
+        let app = api::metrics::scrape_router(std::sync::Arc::new(state));
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+            {
+                tracing::warn!(error = %e, "metrics listener ended with an error");
+            }
+        });
+        println!("vigil: metrics on http://{bound}/metrics");
+    }
     // The readiness line tests and scripts wait for; it carries the bound address.
     println!("vigil: listening on {url}");
     if let Some(b) = &opts.banner {
@@ -154,9 +207,21 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => { tracing::info!("received SIGTERM indicating exit request"); break; }
             _ = int.recv() => { tracing::info!("received SIGINT indicating exit request"); break; }
-            _ = hup.recv() => reload(&opts.reload_from, &sup, &config).await,
+            _ = hup.recv() => {
+                tracing::info!("received SIGHUP indicating restart request");
+                let _ = reload(&ctl, &sup, auth.as_deref()).await;
+            }
+            // supervisord's XML-RPC shutdown / restart / reloadConfig / groups.
+            Some(req) = requests.recv() => match ctl.handle(req, &sup).await {
+                control::Next::Continue => {}
+                control::Next::Shutdown => break,
+                control::Next::Reload(reply) => {
+                    let _ = reply.send(reload(&ctl, &sup, auth.as_deref()).await);
+                }
+            },
         }
     }
+    ctl.stopping();
     // Shutdown order: stop programs (reverse priority), stop HTTP, flush the store.
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     sup.shutdown().await;
@@ -172,27 +237,38 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn reload(path: &Option<PathBuf>, sup: &SupervisorHandle, current: &Config) {
-    let Some(path) = path else {
-        tracing::warn!("SIGHUP: this configuration is embedded; nothing to re-read");
-        return;
+/// SIGHUP and XML-RPC `supervisor.restart`: re-read the config and apply it; errors keep
+/// the running one.
+async fn reload(
+    ctl: &control::Control,
+    sup: &SupervisorHandle,
+    auth: Option<&crate::auth::Auth>,
+) -> Result<ReloadReport, String> {
+    let new = match ctl.read() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("reload: keeping the running configuration: {e}");
+            return Err(e);
+        }
     };
-    tracing::info!("received SIGHUP indicating restart request");
-    match config::load(path) {
-        Ok(new) => {
-            if new.vigil != current.vigil {
-                tracing::warn!(
-                    "SIGHUP: changes to [vigil] (listen, data_dir, log_level) need a restart; applying programs only"
-                );
-            }
-            if let Err(e) = sup.reload(new).await {
-                tracing::error!(error = %e, "reload failed");
-            }
-        }
-        Err(errs) => {
-            tracing::error!("SIGHUP: configuration has errors; keeping the running one:\n{errs}");
-        }
+    if new.vigil != ctl.view().active.vigil {
+        tracing::warn!(
+            "reload: changes to [vigil] (listen, data_dir, log_level) need a restart; applying programs only"
+        );
     }
+    // Users, tokens, TTL and secret apply at once; switching auth on or off does not.
+    match (auth, &new.auth) {
+        (Some(a), Some(c)) => a.reload(c.clone()),
+        (None, None) => {}
+        _ => tracing::warn!(
+            "reload: adding or removing [auth] needs a restart; keeping the current mode"
+        ),
+    }
+    let r = ctl.replace(sup, new).await;
+    if let Err(e) = &r {
+        tracing::error!(error = %e, "reload failed");
+    }
+    r
 }
 
 /// READY=1 once every autostart program has left STARTING.

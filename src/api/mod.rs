@@ -1,6 +1,9 @@
 //! HTTP: the only module that knows response shapes. axum router over handles
 //! (supervisor, event log); no shared locks with the domains.
 
+pub mod auth;
+pub mod metrics;
+pub mod openapi;
 pub mod sse;
 pub mod trading;
 
@@ -23,6 +26,10 @@ pub struct AppState {
     pub supervisor: SupervisorHandle,
     pub events: EventLog,
     pub monitor: crate::monitor::MonitorHandle,
+    /// `None` without `[auth]`: everything open, loopback only (see `api::auth`).
+    pub auth: Option<Arc<crate::auth::Auth>>,
+    /// supervisord's XML-RPC and logtail routes (`crate::compat`).
+    pub compat: crate::compat::Compat,
 }
 
 /// The authenticated caller's name, put in request extensions by the auth layer; handlers
@@ -79,8 +86,10 @@ impl From<SupervisorError> for ApiError {
     }
 }
 
+/// Every route goes into `routes` below (never after `auth::protect`, which would leave it
+/// unchecked) and needs a row in `auth::ROUTES` and an entry in `openapi::operations`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/health", get(health))
         .route("/api/programs", get(programs))
         .route("/api/programs/{name}/log", get(program_log))
@@ -88,14 +97,21 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(events))
         .route("/api/events/stream", get(sse::stream))
         .merge(trading::routes())
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
-        .with_state(Arc::new(state))
+        .merge(auth::routes())
+        .merge(metrics::routes())
+        .merge(openapi::routes());
+    // supervisord's /RPC2 and /logtail use HTTP basic auth of their own: merged outside the
+    // JWT layer (their rows in `auth::ROUTES` are `Delegated`).
+    let compat = crate::compat::routes(state.compat.clone());
+    // Access control, fallback, body limit, timeouts, security headers, CORS.
+    auth::protect(routes, Arc::new(state)).merge(compat)
 }
 
 type St = State<Arc<AppState>>;
 
-async fn health(State(st): St) -> Json<Value> {
+async fn health(State(st): St, ext: axum::http::Extensions) -> Json<Value> {
+    // Output tails can hold secrets: only for authenticated callers (or without [auth]).
+    let tails = ext.get::<auth::Actor>().is_some();
     let snap = st.supervisor.snapshot();
     let mut programs = serde_json::Map::new();
     let mut worst = "ok";
@@ -122,19 +138,20 @@ async fn health(State(st): St) -> Json<Value> {
         if matches!(p.health, Health::Crashed | Health::Fatal) && p.autostart {
             worst = "degraded";
         }
-        programs.insert(
-            p.name.clone(),
-            json!({
-                "status": p.health,
-                "state": p.state,
-                "pid": p.pid,
-                "uptime_secs": p.uptime_secs,
-                "restarts": p.restarts,
-                "consecutive_failures": p.consecutive_failures,
-                "last_error": last_error,
-                "stderr_tail": stderr_tail,
-            }),
-        );
+        let mut entry = json!({
+            "status": p.health,
+            "state": p.state,
+            "pid": p.pid,
+            "uptime_secs": p.uptime_secs,
+            "restarts": p.restarts,
+            "consecutive_failures": p.consecutive_failures,
+            "last_error": last_error,
+            "stderr_tail": stderr_tail,
+        });
+        if !tails && let Some(o) = entry.as_object_mut() {
+            o.remove("stderr_tail");
+        }
+        programs.insert(p.name.clone(), entry);
     }
     Json(json!({
         "status": worst,

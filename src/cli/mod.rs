@@ -52,6 +52,9 @@ pub enum Cmd {
     },
     /// Validate a config file; exit 2 on any error.
     CheckConfig { file: PathBuf },
+    /// Print the vigil.toml equivalent to a supervisord config (`supervisord.conf`); exit 2 on
+    /// any error in it.
+    Convert { file: PathBuf },
     /// Event history and live stream.
     Events {
         #[arg(long)]
@@ -93,6 +96,13 @@ pub enum Cmd {
     Send {
         #[command(flatten)]
         client: ClientArgs,
+    },
+    /// Print an argon2 hash for `[[auth.users]] password_hash` (the password is read from
+    /// stdin, or prompted for without echo on a terminal).
+    HashPassword {
+        /// Instead, make a machine token `NAME.SECRET` and print its `[[auth.tokens]]` entry.
+        #[arg(long, value_name = "NAME")]
+        new_token: Option<String>,
     },
     /// Control a running daemon (supervisorctl-like).
     Ctl {
@@ -154,6 +164,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }))?;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Convert { file } => match crate::config::supervisord::convert(&file) {
+            Ok(converted) => {
+                print!("{}", converted.toml);
+                for w in &converted.warnings {
+                    eprintln!("{}: warning: {w}", file.display());
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errs) => {
+                eprintln!("{errs}");
+                eprintln!("{}: {} error(s)", file.display(), errs.0.len());
+                Ok(ExitCode::from(exit::USAGE))
+            }
+        },
         Cmd::CheckConfig { file } => {
             match crate::config::load(&file).and_then(|c| load_monitor(&file).map(|m| (c, m))) {
                 Ok((cfg, monitor)) => {
@@ -182,6 +206,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             client,
         } => client_runtime()?.block_on(ctl::events(&client, since, kind, follow)),
         Cmd::Ctl { client, action } => client_runtime()?.block_on(ctl::run(&client, action)),
+        Cmd::HashPassword { new_token } => crate::auth::cli::hash_password(new_token.as_deref()),
         Cmd::State { client, json } => client_runtime()?.block_on(ctl::state(&client, json)),
         Cmd::Halt {
             reason,
@@ -226,6 +251,7 @@ fn init_tracing(level: &str) {
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+        // stderr, and a copy for supervisord's `readLog` / `maintail` (compat::mainlog).
+        .with_writer(crate::compat::mainlog::Tee)
         .try_init();
 }

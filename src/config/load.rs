@@ -3,11 +3,18 @@
 //! located at the offending key or value as `FILE:LINE:COL` (1-based, columns in characters);
 //! a missing required key is located at its section's header. The reference for every key is
 //! `docs/config.md`.
+//!
+//! The validation is shared with supervisord's INI dialect (`super::supervisord`): each format
+//! has a front end that turns its sections into typed, located specs ([`ProgramSpec`]), and
+//! [`build_program`] / [`assemble`] turn specs into the [`Config`] (expansions, per-process
+//! values, path checks, cross-program checks). Error positions are offsets into a [`Ctx`]
+//! holding every file read, so one load can report errors in several (included) files.
 
-mod expand;
-mod suggest;
+pub(super) mod expand;
+pub(super) mod suggest;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -16,8 +23,9 @@ use toml::de::{DeString, DeTable, DeValue};
 use vigil_core::program::{AutoRestart, BackoffPolicy};
 
 use super::{
-    Config, ConfigError, ConfigErrors, GroupConfig, LogConfig, ProcessConfig, ProgramConfig,
-    SIGNALS, Signal, VigilSection, resolve,
+    Config, ConfigError, ConfigErrors, Credentials, EVENT_TYPES, EventListenerConfig, GroupConfig,
+    InetServerConfig, LogConfig, Password, ProcessConfig, ProgramConfig, ReadinessCheck,
+    ReadinessProbe, RpcConfig, SIGNALS, Signal, UnixServerConfig, VigilSection, resolve,
 };
 use expand::{Names, Value};
 pub(crate) use suggest::did_you_mean;
@@ -25,8 +33,8 @@ pub(crate) use suggest::did_you_mean;
 /// Top-level tables that belong to other modules. This loader skips them without a word (not
 /// even an unknown-key check); each is parsed and validated by the module that owns it:
 /// `checks`, `rules` and `halt` (monitoring and the halt latch), `alerts`, `auth`, `jobs`,
-/// `ingest` (tailed event files), `eventlistener` (supervisord-style listeners), `cluster` and
-/// `monitoring`. Any other unknown top-level table is an error with a did-you-mean.
+/// `ingest` (tailed event files), `cluster` and `monitoring`. Any other unknown top-level table
+/// is an error with a did-you-mean.
 pub const RESERVED_SECTIONS: &[&str] = &[
     "checks",
     "rules",
@@ -35,13 +43,12 @@ pub const RESERVED_SECTIONS: &[&str] = &[
     "auth",
     "jobs",
     "ingest",
-    "eventlistener",
     "cluster",
     "monitoring",
 ];
 
 /// The sections this loader owns.
-const SECTIONS: &[&str] = &["vigil", "program", "group"];
+const SECTIONS: &[&str] = &["vigil", "program", "group", "eventlistener", "rpc"];
 
 const VIGIL_KEYS: &[&str] = &["listen", "data_dir", "log_level"];
 
@@ -67,29 +74,64 @@ const PROGRAM_KEYS: &[&str] = &[
     "stdout_logfile",
     "stdout_logfile_maxbytes",
     "stdout_logfile_backups",
+    "stdout_capture_maxbytes",
+    "stdout_events_enabled",
     "stderr_logfile",
     "stderr_logfile_maxbytes",
     "stderr_logfile_backups",
+    "stderr_capture_maxbytes",
+    "stderr_events_enabled",
     "backoff",
     "backoff_max",
     "events",
     "critical",
+    "ready_command",
+    "ready_http",
+    "ready_tcp",
+    "ready_interval",
+    "ready_timeout",
+    "ready_retries",
+    "depends_on",
 ];
+
+/// Program keys that make no sense for an event listener (stdout is the protocol channel).
+pub(super) const NOT_FOR_LISTENERS: &[&str] = &[
+    "events",
+    "ready_command",
+    "ready_http",
+    "ready_tcp",
+    "ready_interval",
+    "ready_timeout",
+    "ready_retries",
+    "depends_on",
+];
+
+/// Keys of an event listener besides the program keys it shares.
+pub(super) const LISTENER_ONLY_KEYS: &[&str] = &["events", "buffer_size", "result_handler"];
+
+/// The only `result_handler` supervisord ships, and the only one vigil accepts.
+pub(super) const DEFAULT_RESULT_HANDLER: &str = "supervisor.dispatchers:default_handler";
+
+/// The readiness probe keys.
+pub(super) const READY_PROBES: &[&str] = &["ready_command", "ready_http", "ready_tcp"];
 
 /// supervisord `[program:x]` options vigil does not implement: still unknown keys, but the
 /// message says why.
-const SUPERVISORD_ONLY: &[&str] = &[
-    "umask",
-    "serverurl",
-    "stdout_capture_maxbytes",
-    "stderr_capture_maxbytes",
-    "stdout_events_enabled",
-    "stderr_events_enabled",
-    "stdout_syslog",
-    "stderr_syslog",
-];
+const SUPERVISORD_ONLY: &[&str] = &["umask", "serverurl", "stdout_syslog", "stderr_syslog"];
 
 const GROUP_KEYS: &[&str] = &["programs", "priority"];
+
+const RPC_KEYS: &[&str] = &[
+    "identifier",
+    "logfile",
+    "logfile_maxbytes",
+    "logfile_backups",
+    "pidfile",
+    "inet",
+    "unix",
+];
+const RPC_INET_KEYS: &[&str] = &["port", "username", "password"];
+const RPC_UNIX_KEYS: &[&str] = &["file", "chmod", "username", "password"];
 
 const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
 
@@ -101,21 +143,47 @@ pub const DEFAULT_LOG_MAXBYTES: u64 = 50 * 1024 * 1024;
 pub const DEFAULT_LOG_BACKUPS: u32 = 10;
 /// `numprocs` is capped so a typo cannot ask for billions of processes.
 pub const MAX_NUMPROCS: u32 = 10_000;
+/// Default event listener `buffer_size`.
+pub const DEFAULT_BUFFER_SIZE: usize = 10;
+/// Default `ready_interval`.
+pub const DEFAULT_READY_INTERVAL_MS: u64 = 1000;
+/// Default `ready_timeout`.
+pub const DEFAULT_READY_TIMEOUT_MS: u64 = 5000;
+/// Default `ready_retries`.
+pub const DEFAULT_READY_RETRIES: u32 = 60;
+/// `ready_interval` / `ready_timeout` at most one day.
+pub(super) const MAX_READY_MS: u64 = 86_400_000;
+/// `buffer_size` is capped like `numprocs`.
+pub(super) const MAX_BUFFER_SIZE: usize = 1_000_000;
 
-const TERM: Signal = Signal {
+pub(super) const TERM: Signal = Signal {
     number: 15,
     name: "TERM",
 };
 
 /// Names that exist in supervisord but not in per-program options of vigil.
-const NOT_PER_PROCESS: &[(&str, &str)] = &[(
+pub(super) const NOT_PER_PROCESS: &[(&str, &str)] = &[(
     "process_num",
     "this option is per program in vigil, not per process",
 )];
 
-/// Load and validate a config file.
+/// Whether `path` is read as supervisord's INI dialect: a `.conf` or `.ini` extension.
+pub fn is_supervisord_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("conf") || e.eq_ignore_ascii_case("ini"))
+}
+
+/// Load and validate a config file: supervisord's INI dialect for `*.conf` / `*.ini`,
+/// vigil.toml otherwise.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read_config(path)?;
+    load_str(path, &text)
+}
+
+/// Read a config file, or the error `FILE: cannot read the config file: …`.
+pub(super) fn read_config(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
             line: 0,
@@ -123,15 +191,20 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             key: String::new(),
             message: format!("cannot read the config file: {e}"),
         }])
-    })?;
-    load_str(path, &text)
+    })
 }
 
 /// Validate config text as if read from `path` (relative paths and `%(here)s` resolve against
-/// its directory). Creates `data_dir`, its `logs` directory and the directories of the
-/// configured log files.
+/// its directory; `*.conf`/`*.ini` are supervisord's format, whose `[include]`d files are read
+/// from disk). Creates `data_dir`, its `logs` directory and the directories of the configured
+/// log files.
 pub fn load_str(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
-    load_with(path, text, &Env::from_process())
+    let env = Env::from_process();
+    if is_supervisord_path(path) {
+        super::supervisord::load_with(path, text, &env)
+    } else {
+        load_with(path, text, &env)
+    }
 }
 
 /// 1-based line and column (in characters) of a byte offset in `text`. For modules that parse
@@ -149,13 +222,14 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// What the expansions see of the world: vigil's environment and the host name.
+#[derive(Clone)]
 pub(crate) struct Env {
     pub vars: BTreeMap<String, String>,
     pub host_node_name: String,
 }
 
 impl Env {
-    fn from_process() -> Env {
+    pub(super) fn from_process() -> Env {
         let vars = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
@@ -170,11 +244,21 @@ impl Env {
     }
 }
 
-/// The error sink: the file, its text (for locations) and every problem found so far.
-struct Ctx<'t> {
-    file: PathBuf,
-    text: &'t str,
-    errors: Vec<ConfigError>,
+/// One file read during a load. Its bytes occupy the offsets `base .. base + text.len()` of
+/// the load's single offset space, so a span locates both the file and the place in it.
+pub(super) struct SrcFile {
+    pub path: PathBuf,
+    pub text: String,
+    pub base: usize,
+    /// Whether errors show a column (TOML) or only the line (INI).
+    pub columns: bool,
+}
+
+/// The error sink: every file read (for locations) and every problem found so far, with the
+/// offset it was found at (for file order).
+pub(super) struct Ctx {
+    pub files: Vec<SrcFile>,
+    pub errors: Vec<(usize, ConfigError)>,
 }
 
 /// One table being validated: its dotted path and where its header is.
@@ -197,6 +281,13 @@ impl<'a, 'i> Sec<'a, 'i> {
     fn anchor(&self, k: &str) -> usize {
         self.get(k).map_or(self.at, |v| v.span().start)
     }
+
+    fn key_path(&self) -> KeyPath {
+        KeyPath {
+            prefix: self.path.clone(),
+            sep: ".",
+        }
+    }
 }
 
 type Entry<'a, 'i> = (&'a Spanned<DeString<'i>>, &'a Spanned<DeValue<'i>>);
@@ -211,21 +302,23 @@ fn entries<'a, 'i>(t: &'a DeTable<'i>) -> Vec<Entry<'a, 'i>> {
 /// `string "abc"`, `integer 5`, `array`, … for "expected X, found Y".
 fn found(v: &DeValue<'_>) -> String {
     match v {
-        DeValue::String(s) => {
-            let s: &str = s;
-            if s.chars().count() > 60 {
-                let short: String = s.chars().take(57).collect();
-                format!("string {:?}", short + "...")
-            } else {
-                format!("string {s:?}")
-            }
-        }
+        DeValue::String(s) => format!("string {}", short_quoted(s)),
         DeValue::Integer(i) => format!("integer {i}"),
         DeValue::Float(f) => format!("float {f}"),
         DeValue::Boolean(b) => format!("boolean {b}"),
         DeValue::Datetime(d) => format!("datetime {d}"),
         DeValue::Array(_) => "array".to_string(),
         DeValue::Table(_) => "table".to_string(),
+    }
+}
+
+/// `"abc"`, cut to 60 characters.
+pub(super) fn short_quoted(s: &str) -> String {
+    if s.chars().count() > 60 {
+        let short: String = s.chars().take(57).collect();
+        format!("{:?}", short + "...")
+    } else {
+        format!("{s:?}")
     }
 }
 
@@ -237,7 +330,7 @@ fn int_of(v: &DeValue<'_>) -> Option<i128> {
 }
 
 /// `"a"`, `"a" or "b"`, `one of "a", "b", "c"`.
-fn one_of(choices: &[&str]) -> String {
+pub(super) fn one_of(choices: &[&str]) -> String {
     let q: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
     match q.as_slice() {
         [one] => one.clone(),
@@ -248,12 +341,12 @@ fn one_of(choices: &[&str]) -> String {
 
 /// `p` made absolute against `here`, with `.` components dropped (`..` is kept: it may cross
 /// a symlink).
-fn resolve_clean(here: &Path, p: &str) -> PathBuf {
+pub(super) fn resolve_clean(here: &Path, p: &str) -> PathBuf {
     resolve(here, Path::new(p)).components().collect()
 }
 
 /// Why a program, group or process name is invalid (supervisord's rule).
-fn name_problem(name: &str) -> Option<&'static str> {
+pub(super) fn name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("is empty")
     } else if name.chars().any(char::is_whitespace) {
@@ -268,7 +361,7 @@ fn name_problem(name: &str) -> Option<&'static str> {
 }
 
 /// `1024`, `"50MB"`, `"10KB"`, `"1GB"` (1024-based, case-insensitive).
-fn parse_bytes(s: &str) -> Option<u64> {
+pub(super) fn parse_bytes(s: &str) -> Option<u64> {
     let upper = s.trim().to_ascii_uppercase();
     let (num, mult) = if let Some(n) = upper.strip_suffix("KB") {
         (n, 1u64 << 10)
@@ -281,6 +374,104 @@ fn parse_bytes(s: &str) -> Option<u64> {
     };
     let n: u64 = num.trim().parse().ok()?;
     n.checked_mul(mult)
+}
+
+/// A readiness interval or timeout: positive seconds, fractions allowed, to milliseconds.
+pub(super) fn secs_to_ms(secs: f64) -> Option<u64> {
+    if !secs.is_finite() || secs <= 0.0 {
+        return None;
+    }
+    let ms = (secs * 1000.0).round();
+    // At least 1 ms, at most a day.
+    if ms < 1.0 || ms > MAX_READY_MS as f64 {
+        return None;
+    }
+    Some(ms as u64)
+}
+
+/// The expected-value text for readiness durations.
+pub(super) const SECS_EXPECTED: &str =
+    "a positive number of seconds (at most 86400, e.g. 1 or 0.5)";
+
+/// A listener's `events`: each a known type (case-insensitive), canonical, without duplicates.
+/// Errors: the offending names with a suggestion each.
+pub(super) fn event_type(name: &str) -> Result<&'static str, String> {
+    let t = name.trim();
+    if let Some(c) = EVENT_TYPES.iter().find(|c| c.eq_ignore_ascii_case(t)) {
+        return Ok(c);
+    }
+    if t.is_empty() {
+        return Err("empty event type name".to_string());
+    }
+    let upper = t.to_ascii_uppercase();
+    match did_you_mean(&upper, EVENT_TYPES) {
+        Some(s) => Err(format!("unknown event type {t}, did you mean {s}?")),
+        None if upper == "EVENT_BUFFER_OVERFLOW" => Err(
+            "unknown event type EVENT_BUFFER_OVERFLOW (supervisord removed it in 3.0; vigil never drops events)"
+                .to_string(),
+        ),
+        None => Err(format!(
+            "unknown event type {t}; known types: {}",
+            EVENT_TYPES.join(", ")
+        )),
+    }
+}
+
+/// supervisord's `[inet_http_server] port`: `host:port` or `port`; an empty host or `*` means
+/// every interface; `localhost` and other names are resolved now.
+pub(super) fn parse_inet(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, p),
+        None => ("", s),
+    };
+    let port: u16 = match port.trim().parse() {
+        Ok(p) if p > 0 => p,
+        _ => {
+            return Err(format!(
+                "expected a port (1-65535) or HOST:PORT such as \"127.0.0.1:9001\", found {s:?}"
+            ));
+        }
+    };
+    let host = host.trim();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() || host == "*" {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    match (host, port).to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or_else(|| addrs.first())
+                .copied()
+                .ok_or_else(|| format!("host name {host:?} has no address"))
+        }
+        Err(e) => Err(format!("cannot resolve host name {host:?}: {e}")),
+    }
+}
+
+/// A `chmod` value: octal digits such as `0700` or `700`.
+pub(super) fn parse_octal(s: &str) -> Option<u32> {
+    let t = s.trim();
+    let t = t
+        .strip_prefix("0o")
+        .or_else(|| t.strip_prefix("0O"))
+        .unwrap_or(t);
+    if t.is_empty() {
+        return None;
+    }
+    u32::from_str_radix(t, 8).ok().filter(|m| *m <= 0o7777)
 }
 
 /// Write a probe file into `dir` and remove it.
@@ -302,7 +493,7 @@ fn probe(dir: &Path) -> Result<(), String> {
 }
 
 /// Create `dir` (and its parents) and check that it is a writable directory.
-fn ensure_dir(dir: &Path) -> Result<(), String> {
+pub(super) fn ensure_dir(dir: &Path) -> Result<(), String> {
     if dir.exists() && !dir.is_dir() {
         return Err(format!("{} is not a directory", dir.display()));
     }
@@ -315,7 +506,19 @@ fn ensure_dir(dir: &Path) -> Result<(), String> {
     probe(dir)
 }
 
-fn check_user(name: &str) -> Result<(), String> {
+/// An existing directory, or why not.
+pub(super) fn existing_dir(d: &Path) -> Result<(), String> {
+    match std::fs::metadata(d) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(format!("{} is not a directory", d.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("directory {} does not exist", d.display()))
+        }
+        Err(e) => Err(format!("cannot access directory {}: {e}", d.display())),
+    }
+}
+
+pub(super) fn check_user(name: &str) -> Result<(), String> {
     use nix::unistd::{Uid, User};
     let found = match name.parse::<u32>() {
         Ok(uid) => User::from_uid(Uid::from_raw(uid)),
@@ -328,25 +531,101 @@ fn check_user(name: &str) -> Result<(), String> {
     }
 }
 
-impl<'t> Ctx<'t> {
-    fn at(&mut self, offset: usize, key: impl Into<String>, message: impl Into<String>) {
-        let (line, col) = line_col(self.text, offset);
-        self.errors.push(ConfigError {
-            file: self.file.clone(),
-            line,
-            col,
-            key: key.into(),
-            message: message.into(),
-        });
+impl Ctx {
+    pub(super) fn new() -> Ctx {
+        Ctx {
+            files: Vec::new(),
+            errors: Vec::new(),
+        }
     }
 
-    /// File order, duplicates (the same error met once per process) dropped.
-    fn finish(mut self) -> ConfigErrors {
-        self.errors.sort_by_key(|e| (e.line, e.col));
+    /// Register a file's text; returns the offset of its first byte.
+    pub(super) fn add_file(&mut self, path: PathBuf, text: String, columns: bool) -> usize {
+        let base = self.files.last().map_or(0, |f| f.base + f.text.len() + 1);
+        self.files.push(SrcFile {
+            path,
+            text,
+            base,
+            columns,
+        });
+        base
+    }
+
+    /// The file holding `offset` and the offset within it.
+    fn locate(&self, offset: usize) -> Option<(&SrcFile, usize)> {
+        let f = self.files.iter().rev().find(|f| f.base <= offset)?;
+        Some((f, offset - f.base))
+    }
+
+    /// The source text of a span (within one file).
+    pub(super) fn slice(&self, span: &Range<usize>) -> Option<&str> {
+        let (f, start) = self.locate(span.start)?;
+        f.text.get(start..start + span.len())
+    }
+
+    pub(super) fn at(&mut self, offset: usize, key: impl Into<String>, message: impl Into<String>) {
+        let (file, line, col) = match self.locate(offset) {
+            Some((f, local)) => {
+                let (line, col) = line_col(&f.text, local);
+                (f.path.clone(), line, if f.columns { col } else { 0 })
+            }
+            None => (PathBuf::new(), 0, 0),
+        };
+        self.errors.push((
+            offset,
+            ConfigError {
+                file,
+                line,
+                col,
+                key: key.into(),
+                message: message.into(),
+            },
+        ));
+    }
+
+    /// An error another module located (line and column in the first file): kept in file
+    /// order with the others.
+    pub(super) fn push_located(&mut self, e: ConfigError) {
+        let offset = self.files.first().map_or(0, |f| {
+            let line_start: usize = f
+                .text
+                .split_inclusive('\n')
+                .take(e.line.saturating_sub(1))
+                .map(str::len)
+                .sum();
+            let col_bytes: usize = f
+                .text
+                .get(line_start..)
+                .unwrap_or("")
+                .chars()
+                .take(e.col.saturating_sub(1))
+                .map(char::len_utf8)
+                .sum();
+            f.base + line_start + col_bytes
+        });
+        self.errors.push((offset, e));
+    }
+
+    /// Offset order (file order, included files after the including one), duplicates (the
+    /// same error met once per process) dropped.
+    pub(super) fn finish(mut self) -> ConfigErrors {
+        self.errors.sort_by_key(|(off, _)| *off);
         let mut seen = HashSet::new();
-        self.errors
-            .retain(|e| seen.insert((e.line, e.col, e.key.clone(), e.message.clone())));
-        ConfigErrors(self.errors)
+        let errors = self
+            .errors
+            .into_iter()
+            .map(|(_, e)| e)
+            .filter(|e| {
+                seen.insert((
+                    e.file.clone(),
+                    e.line,
+                    e.col,
+                    e.key.clone(),
+                    e.message.clone(),
+                ))
+            })
+            .collect();
+        ConfigErrors(errors)
     }
 
     fn type_error(&mut self, key: String, v: &Spanned<DeValue<'_>>, expected: &str) {
@@ -367,7 +646,7 @@ impl<'t> Ctx<'t> {
             if known.contains(&name) {
                 continue;
             }
-            let message = if known == PROGRAM_KEYS && SUPERVISORD_ONLY.contains(&name) {
+            let message = if SUPERVISORD_ONLY.contains(&name) && known.contains(&"command") {
                 "unknown key (a supervisord option vigil does not support)".to_string()
             } else if let Some(s) = did_you_mean(name, known) {
                 format!("unknown key, did you mean \"{s}\"?")
@@ -405,6 +684,11 @@ impl<'t> Ctx<'t> {
                 None
             }
         }
+    }
+
+    /// A string value as an owned, located [`Str`].
+    fn get_string(&mut self, sec: &Sec<'_, '_>, k: &str) -> Option<Str> {
+        self.get_str(sec, k).map(|(s, span)| (s.to_string(), span))
     }
 
     fn get_bool(&mut self, sec: &Sec<'_, '_>, k: &str) -> Option<bool> {
@@ -455,6 +739,11 @@ impl<'t> Ctx<'t> {
             .and_then(|n| u64::try_from(n).ok())
     }
 
+    fn get_i32(&mut self, sec: &Sec<'_, '_>, k: &str) -> Option<i32> {
+        self.get_int(sec, k, i32::MIN.into(), i32::MAX.into(), "an integer")
+            .and_then(|n| i32::try_from(n).ok())
+    }
+
     /// A string among `choices` (case-insensitive), returned in its canonical spelling.
     fn get_choice(
         &mut self,
@@ -490,9 +779,47 @@ impl<'t> Ctx<'t> {
         n
     }
 
+    /// Positive seconds (integer or float) as milliseconds.
+    fn get_secs_ms(&mut self, sec: &Sec<'_, '_>, k: &str) -> Option<u64> {
+        let v = sec.get(k)?;
+        let secs = match v.get_ref() {
+            DeValue::Integer(_) => int_of(v.get_ref()).map(|n| n as f64),
+            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+            _ => None,
+        };
+        let ms = secs.and_then(secs_to_ms);
+        if ms.is_none() {
+            self.type_error(sec.key(k), v, SECS_EXPECTED);
+        }
+        ms
+    }
+
+    /// An array of strings (each located), or a type error.
+    fn get_str_list(&mut self, sec: &Sec<'_, '_>, k: &str, what: &str) -> Vec<Str> {
+        let Some(v) = sec.get(k) else {
+            return Vec::new();
+        };
+        match v.get_ref() {
+            DeValue::Array(a) => a
+                .iter()
+                .filter_map(|item| match item.get_ref().as_str() {
+                    Some(s) => Some((s.to_string(), item.span())),
+                    None => {
+                        self.type_error(sec.key(k), item, what);
+                        None
+                    }
+                })
+                .collect(),
+            _ => {
+                self.type_error(sec.key(k), v, &format!("an array of {what}s"));
+                Vec::new()
+            }
+        }
+    }
+
     /// Expand `template` (the string value at `span`); errors are located at the offending
     /// `%` when the value is written without escapes, else at the value.
-    fn expand(
+    pub(super) fn expand(
         &mut self,
         template: &str,
         span: &Range<usize>,
@@ -511,9 +838,13 @@ impl<'t> Ctx<'t> {
 
     /// The source offset of byte `idx` of the decoded string `decoded` written at `span`.
     fn offset_in_string(&self, span: &Range<usize>, decoded: &str, idx: usize) -> usize {
-        let Some(raw) = self.text.get(span.clone()) else {
+        let Some(raw) = self.slice(span) else {
             return span.start;
         };
+        // An INI value: the text itself.
+        if raw == decoded {
+            return span.start + idx;
+        }
         for q in ['"', '\''] {
             let triple: String = std::iter::repeat_n(q, 3).collect();
             let simple = raw.len() >= 2
@@ -528,36 +859,187 @@ impl<'t> Ctx<'t> {
     }
 }
 
+/// A string value and where it is written.
+pub(super) type Str = (String, Range<usize>);
+
+/// How error keys are spelled: `program.bot.startsecs` (TOML) or `[program:bot] startsecs`
+/// (INI).
+#[derive(Debug, Clone)]
+pub(super) struct KeyPath {
+    pub prefix: String,
+    pub sep: &'static str,
+}
+
+impl KeyPath {
+    pub(super) fn key(&self, k: &str) -> String {
+        format!("{}{}{k}", self.prefix, self.sep)
+    }
+}
+
 /// The program's log output channel as configured.
-enum LogSpec<'a> {
+pub(super) enum LogSpec {
     /// Not set or `AUTO`: `data_dir/logs/<process>.{out,err}.log`.
     Auto,
     /// `NONE` / `OFF`.
     Off,
-    Path(&'a str, Range<usize>),
+    /// A path template (expanded per process, resolved against the config file's directory).
+    Path(Str),
+}
+
+/// One output channel of a program: `stdout_logfile` and its rotation.
+pub(super) struct ChanSpec {
+    /// `stdout_logfile` / `stderr_logfile`.
+    pub opt: &'static str,
+    /// `out` / `err` (the AUTO file name).
+    pub ext: &'static str,
+    pub spec: LogSpec,
+    pub maxbytes: u64,
+    pub backups: u32,
+}
+
+/// One `environment` entry: its variable, where that is written, its error key and its value
+/// template.
+pub(super) struct EnvSpec {
+    pub var: String,
+    pub key: String,
+    pub value: Str,
+}
+
+/// Readiness options as written.
+#[derive(Default)]
+pub(super) struct ReadySpec {
+    /// Each probe key set: its name (`ready_http`, …) and value template.
+    pub probes: Vec<(&'static str, Str)>,
+    pub interval_ms: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub retries: Option<u32>,
+    /// The first tuning key set (`ready_interval`, …) and where, for "needs a probe".
+    pub tuning_at: Option<(&'static str, usize)>,
+}
+
+/// A program (or event listener) as written, typed and located: what a format's front end
+/// produces and [`build_program`] turns into a [`ProgramConfig`].
+pub(super) struct ProgramSpec {
+    pub name: String,
+    /// Error keys of this section.
+    pub kp: KeyPath,
+    /// The section header (missing keys, name errors).
+    pub header_at: usize,
+    pub command: Option<Str>,
+    pub process_name: Option<Str>,
+    pub numprocs: u32,
+    pub numprocs_start: u32,
+    pub numprocs_start_at: usize,
+    pub priority: i32,
+    pub autostart: bool,
+    pub autorestart: AutoRestart,
+    pub startsecs: u64,
+    pub startretries: u32,
+    pub exitcodes: Vec<i32>,
+    pub stopsignal: Signal,
+    pub stopwaitsecs: u64,
+    pub stopasgroup: bool,
+    /// As written, and where.
+    pub killasgroup: Option<bool>,
+    pub killasgroup_at: usize,
+    pub redirect_stderr: bool,
+    pub backoff: BackoffPolicy,
+    pub events_from_stdout: bool,
+    pub critical: bool,
+    pub stdout_events_enabled: bool,
+    pub stderr_events_enabled: bool,
+    pub stdout_capture_maxbytes: u64,
+    pub stderr_capture_maxbytes: u64,
+    /// Values are templates (expanded by [`build_program`]).
+    pub environment: Vec<EnvSpec>,
+    pub directory: Option<Str>,
+    pub user: Option<Str>,
+    /// stdout, then stderr.
+    pub logs: [ChanSpec; 2],
+    pub ready: ReadySpec,
+    pub depends_on: Vec<Str>,
+}
+
+impl ProgramSpec {
+    /// supervisord's defaults, for a front end to overwrite.
+    pub(super) fn new(name: &str, kp: KeyPath, header_at: usize) -> ProgramSpec {
+        let chan = |opt, ext| ChanSpec {
+            opt,
+            ext,
+            spec: LogSpec::Auto,
+            maxbytes: DEFAULT_LOG_MAXBYTES,
+            backups: DEFAULT_LOG_BACKUPS,
+        };
+        ProgramSpec {
+            name: name.to_string(),
+            kp,
+            header_at,
+            command: None,
+            process_name: None,
+            numprocs: 1,
+            numprocs_start: 0,
+            numprocs_start_at: header_at,
+            priority: 999,
+            autostart: true,
+            autorestart: AutoRestart::Unexpected,
+            startsecs: 1,
+            startretries: 3,
+            exitcodes: vec![0],
+            stopsignal: TERM,
+            stopwaitsecs: 10,
+            stopasgroup: false,
+            killasgroup: None,
+            killasgroup_at: header_at,
+            redirect_stderr: false,
+            backoff: BackoffPolicy::default(),
+            events_from_stdout: false,
+            critical: false,
+            stdout_events_enabled: false,
+            stderr_events_enabled: false,
+            stdout_capture_maxbytes: 0,
+            stderr_capture_maxbytes: 0,
+            environment: Vec::new(),
+            directory: None,
+            user: None,
+            logs: [chan("stdout_logfile", "out"), chan("stderr_logfile", "err")],
+            ready: ReadySpec::default(),
+            depends_on: Vec::new(),
+        }
+    }
+}
+
+/// An event listener pool as written.
+pub(super) struct ListenerSpec {
+    pub program: ProgramSpec,
+    pub events: Vec<&'static str>,
+    pub buffer_size: usize,
+    /// The pool priority (`priority`, else -1).
+    pub priority: i32,
 }
 
 /// One use of a log file, for the cross-program checks.
-struct LogUse {
-    path: PathBuf,
+pub(super) struct LogUse {
+    pub path: PathBuf,
     /// `None` for the default location (whose directory is checked once, with `data_dir`).
-    at: Option<usize>,
-    key: String,
+    pub at: Option<usize>,
+    pub key: String,
+    /// The option's name (`stdout_logfile`), for the `_maxbytes` hint.
+    pub opt: String,
     /// `program.bot.stdout_logfile (process bot_01)`.
-    owner: String,
-    maxbytes: u64,
+    pub owner: String,
+    pub maxbytes: u64,
 }
 
 /// Read-only inputs shared by every program.
-struct Shared<'e> {
-    env: &'e Env,
-    here: PathBuf,
-    here_str: String,
-    logs_dir: PathBuf,
+pub(super) struct Shared<'e> {
+    pub env: &'e Env,
+    pub here: PathBuf,
+    pub here_str: String,
+    pub logs_dir: PathBuf,
 }
 
 impl Shared<'_> {
-    fn names(
+    pub(super) fn names(
         &self,
         program: &str,
         group: &str,
@@ -580,13 +1062,19 @@ impl Shared<'_> {
     }
 }
 
+/// The directory of `path` made absolute: what `%(here)s` is.
+pub(super) fn here_of(path: &Path) -> (PathBuf, PathBuf) {
+    let source = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let here = source
+        .parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    (source, here)
+}
+
 /// Validate `text` as read from `path`, with the environment `env`.
 pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, ConfigErrors> {
-    let mut cx = Ctx {
-        file: path.to_path_buf(),
-        text,
-        errors: Vec::new(),
-    };
+    let mut cx = Ctx::new();
+    cx.add_file(path.to_path_buf(), text.to_string(), true);
     let (doc, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         for e in &syntax {
@@ -595,20 +1083,24 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
         }
         return Err(cx.finish());
     }
-    let source = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let here = source
-        .parent()
-        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+    let (source, here) = here_of(path);
 
     let mut vigil_v = None;
     let mut program_v = None;
     let mut group_v = None;
+    let mut listener_v = None;
+    let mut rpc_v = None;
+    let mut auth_v = None;
     for (k, v) in entries(doc.get_ref()) {
         let name: &str = k.get_ref();
         match name {
+            // Parsed by crate::auth::config, below.
+            "auth" => auth_v = Some(v),
             "vigil" => vigil_v = Some(v),
             "program" => program_v = Some(v),
             "group" => group_v = Some(v),
+            "eventlistener" => listener_v = Some(v),
+            "rpc" => rpc_v = Some(v),
             // Owned by other modules, which parse them from the same file (see
             // RESERVED_SECTIONS); nothing to check here.
             _ if RESERVED_SECTIONS.contains(&name) => {}
@@ -640,18 +1132,8 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
         logs_dir: vigil.data_dir.join("logs"),
     };
 
-    // Program names first: groups refer to them.
-    let program_entries = match program_v {
-        Some(v) => match cx.table(
-            "program".to_string(),
-            v,
-            "a table of programs ([program.NAME] sections)",
-        ) {
-            Some(t) => entries(t),
-            None => Vec::new(),
-        },
-        None => Vec::new(),
-    };
+    // Program names first: groups and dependencies refer to them.
+    let program_entries = named_tables(&mut cx, program_v, "program", "programs");
     let program_names: Vec<&str> = program_entries
         .iter()
         .map(|(k, _)| k.get_ref().as_ref())
@@ -660,61 +1142,294 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
     let (groups, member_of) = parse_groups(&mut cx, group_v, &program_names);
 
     let mut programs = Vec::new();
-    let mut logs: Vec<LogUse> = Vec::new();
-    let mut process_names: HashMap<String, String> = HashMap::new();
     for (k, v) in &program_entries {
         let name: &str = k.get_ref();
+        let path = format!("program.{name}");
+        let Some(table) = cx.table(path.clone(), v, "a table ([program.NAME])") else {
+            continue;
+        };
+        let sec = Sec {
+            table,
+            path,
+            at: v.span().start,
+        };
+        let spec = toml_program(&mut cx, &sec, name);
+        let group = member_of.get(name).map_or(name, String::as_str).to_string();
+        programs.push((spec, k.span().start, group));
+    }
+
+    let mut listeners = Vec::new();
+    for (k, v) in named_tables(&mut cx, listener_v, "eventlistener", "event listeners") {
+        let name: &str = k.get_ref();
+        let path = format!("eventlistener.{name}");
+        let Some(table) = cx.table(path.clone(), v, "a table ([eventlistener.NAME])") else {
+            continue;
+        };
+        let sec = Sec {
+            table,
+            path,
+            at: v.span().start,
+        };
+        let spec = toml_listener(&mut cx, &sec, name);
+        listeners.push((spec, k.span().start));
+    }
+
+    let mut extra_logs = Vec::new();
+    let rpc = rpc_v.and_then(|v| parse_rpc(&mut cx, v, &shared, &mut extra_logs));
+
+    let (auth, auth_errors) = crate::auth::config::parse(path, text, auth_v, &env.vars);
+    for e in auth_errors {
+        cx.push_located(e);
+    }
+
+    assemble(
+        cx,
+        &shared,
+        Parts {
+            source,
+            vigil,
+            logs_ok,
+            programs,
+            listeners,
+            groups,
+            rpc,
+            auth,
+            extra_logs,
+        },
+    )
+}
+
+/// The entries of a table of named tables (`[program.NAME]`), in file order.
+fn named_tables<'a, 'i>(
+    cx: &mut Ctx,
+    v: Option<&'a Spanned<DeValue<'i>>>,
+    section: &str,
+    what: &str,
+) -> Vec<Entry<'a, 'i>> {
+    match v {
+        Some(v) => match cx.table(
+            section.to_string(),
+            v,
+            &format!("a table of {what} ([{section}.NAME] sections)"),
+        ) {
+            Some(t) => entries(t),
+            None => Vec::new(),
+        },
+        None => Vec::new(),
+    }
+}
+
+/// Everything a front end found, for [`assemble`].
+pub(super) struct Parts {
+    pub source: PathBuf,
+    pub vigil: VigilSection,
+    /// Whether `data_dir/logs` is usable.
+    pub logs_ok: bool,
+    /// Each program, where its name is written, and its group.
+    pub programs: Vec<(ProgramSpec, usize, String)>,
+    /// Each listener and where its name is written.
+    pub listeners: Vec<(ListenerSpec, usize)>,
+    pub groups: Vec<GroupConfig>,
+    pub rpc: Option<RpcConfig>,
+    /// `[auth]` (vigil.toml only).
+    pub auth: Option<crate::auth::AuthConfig>,
+    /// Log files outside programs (supervisord's main log).
+    pub extra_logs: Vec<LogUse>,
+}
+
+/// Build every program and listener and run the cross-checks: process names unique, listener
+/// pools not named like groups, dependencies exist and have no cycle, log files.
+pub(super) fn assemble(mut cx: Ctx, sh: &Shared<'_>, parts: Parts) -> Result<Config, ConfigErrors> {
+    let mut logs: Vec<LogUse> = Vec::new();
+    let mut process_names: HashMap<String, String> = HashMap::new();
+    let mut programs = Vec::new();
+    let mut depends: Vec<(String, KeyPath, Vec<Str>)> = Vec::new();
+    for (spec, name_at, group) in parts.programs {
         let before = cx.errors.len();
-        if let Some(p) = name_problem(name) {
+        if let Some(p) = name_problem(&spec.name) {
             cx.at(
-                k.span().start,
-                format!("program.{name}"),
+                name_at,
+                spec.kp.prefix.clone(),
                 format!("invalid program name: {p}"),
             );
         }
-        let group = member_of.get(name).map_or(name, String::as_str);
-        let Some((program, uses, name_at)) = parse_program(&mut cx, &shared, name, v, group) else {
-            continue;
-        };
+        let owner = format!("program \"{}\"", spec.name);
+        let deps = spec.depends_on.clone();
+        let kp = spec.kp.clone();
+        let (program, uses, proc_at) = build_program(&mut cx, sh, spec, &group);
         if cx.errors.len() == before {
-            for proc in &program.processes {
-                match process_names.get(&proc.name) {
-                    Some(other) => cx.at(
-                        name_at,
-                        format!("program.{name}.process_name"),
-                        format!(
-                            "process name \"{}\" is also used by program \"{other}\"",
-                            proc.name
-                        ),
-                    ),
-                    None => {
-                        process_names.insert(proc.name.clone(), name.to_string());
-                    }
-                }
-            }
+            claim_process_names(&mut cx, &mut process_names, &program, &owner, proc_at);
             logs.extend(uses);
         }
+        depends.push((program.name.clone(), kp, deps));
         programs.push(program);
     }
 
-    check_logs(&mut cx, &logs, &shared.logs_dir, logs_ok);
+    let mut eventlisteners = Vec::new();
+    for (spec, name_at) in parts.listeners {
+        let before = cx.errors.len();
+        let name = spec.program.name.clone();
+        if let Some(p) = name_problem(&name) {
+            cx.at(
+                name_at,
+                spec.program.kp.prefix.clone(),
+                format!("invalid event listener name: {p}"),
+            );
+        }
+        let clash = if parts.groups.iter().any(|g| g.name == name) {
+            Some(format!("group \"{name}\""))
+        } else if programs.iter().any(|p| p.name == name) {
+            Some(format!("program \"{name}\""))
+        } else {
+            None
+        };
+        if let Some(other) = clash {
+            cx.at(
+                name_at,
+                spec.program.kp.prefix.clone(),
+                format!(
+                    "the event listener pool \"{name}\" is a process group, and {other} has the same name"
+                ),
+            );
+        }
+        let owner = format!("event listener \"{name}\"");
+        let (program, uses, proc_at) = build_program(&mut cx, sh, spec.program, &name);
+        if cx.errors.len() == before {
+            claim_process_names(&mut cx, &mut process_names, &program, &owner, proc_at);
+            logs.extend(uses);
+        }
+        eventlisteners.push(EventListenerConfig {
+            program,
+            events: spec.events.iter().map(|e| (*e).to_string()).collect(),
+            buffer_size: spec.buffer_size,
+            priority: spec.priority,
+        });
+    }
+
+    check_depends(&mut cx, &depends);
+    logs.extend(parts.extra_logs);
+    check_logs(&mut cx, &logs, &sh.logs_dir, parts.logs_ok);
 
     if cx.errors.is_empty() {
         Ok(Config {
-            source,
-            vigil,
+            source: parts.source,
+            vigil: parts.vigil,
             programs,
-            groups,
+            groups: parts.groups,
+            auth: parts.auth,
+            eventlisteners,
+            rpc: parts.rpc,
         })
     } else {
         Err(cx.finish())
     }
 }
 
+/// Process names are unique across all programs and listeners.
+fn claim_process_names(
+    cx: &mut Ctx,
+    names: &mut HashMap<String, String>,
+    program: &ProgramConfig,
+    owner: &str,
+    at: (usize, String),
+) {
+    for proc in &program.processes {
+        match names.get(&proc.name) {
+            Some(other) => cx.at(
+                at.0,
+                at.1.clone(),
+                format!("process name \"{}\" is also used by {other}", proc.name),
+            ),
+            None => {
+                names.insert(proc.name.clone(), owner.to_string());
+            }
+        }
+    }
+}
+
+/// `depends_on`: each name is another program, listed once, not the program itself; the
+/// graph has no cycle (each cycle is reported once, at the dependency that starts it, with the
+/// cycle shown).
+fn check_depends(cx: &mut Ctx, depends: &[(String, KeyPath, Vec<Str>)]) {
+    let names: Vec<&str> = depends.iter().map(|(n, _, _)| n.as_str()).collect();
+    // Valid edges by index, with where each is written.
+    let mut edges: Vec<Vec<(usize, usize)>> = vec![Vec::new(); depends.len()];
+    for (i, (name, kp, deps)) in depends.iter().enumerate() {
+        let mut seen = HashSet::new();
+        for (dep, span) in deps {
+            let message = if dep == name {
+                Some(format!("program \"{name}\" cannot depend on itself"))
+            } else if !seen.insert(dep.as_str()) {
+                Some(format!("program \"{dep}\" is listed twice"))
+            } else if let Some(j) = names.iter().position(|n| n == dep) {
+                edges[i].push((j, span.start));
+                None
+            } else {
+                Some(match did_you_mean(dep, &names) {
+                    Some(s) => format!("no program \"{dep}\", did you mean \"{s}\"?"),
+                    None => format!("no program \"{dep}\" (each must be a program)"),
+                })
+            };
+            if let Some(m) = message {
+                cx.at(span.start, kp.key("depends_on"), m);
+            }
+        }
+    }
+    // Depth-first, roots in file order: 0 not seen, 1 on the current path, 2 done.
+    let mut color = vec![0u8; depends.len()];
+    let mut reported: HashSet<Vec<usize>> = HashSet::new();
+    for root in 0..depends.len() {
+        if color[root] != 0 {
+            continue;
+        }
+        color[root] = 1;
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        while let Some(&(node, next)) = stack.last() {
+            let Some(&(to, _)) = edges[node].get(next) else {
+                color[node] = 2;
+                stack.pop();
+                continue;
+            };
+            if let Some(top) = stack.last_mut() {
+                top.1 += 1;
+            }
+            match color[to] {
+                0 => {
+                    color[to] = 1;
+                    stack.push((to, 0));
+                }
+                1 => {
+                    let Some(pos) = stack.iter().position(|(n, _)| *n == to) else {
+                        continue;
+                    };
+                    let cycle: Vec<usize> = stack[pos..].iter().map(|(n, _)| *n).collect();
+                    let mut set = cycle.clone();
+                    set.sort_unstable();
+                    if !reported.insert(set) {
+                        continue;
+                    }
+                    let second = cycle.get(1).copied().unwrap_or(to);
+                    let Some(&(_, at)) = edges[to].iter().find(|(t, _)| *t == second) else {
+                        continue;
+                    };
+                    let mut shown: Vec<&str> = cycle.iter().map(|n| names[*n]).collect();
+                    shown.push(names[to]);
+                    cx.at(
+                        at,
+                        depends[to].1.key("depends_on"),
+                        format!("dependency cycle: {}", shown.join(" -> ")),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 /// `[vigil]`; also creates and checks `data_dir` and `data_dir/logs`. Returns whether the logs
 /// directory is usable.
 fn parse_vigil(
-    cx: &mut Ctx<'_>,
+    cx: &mut Ctx,
     v: Option<&Spanned<DeValue<'_>>>,
     here: &Path,
     env: &Env,
@@ -762,43 +1477,16 @@ fn parse_vigil(
             }
             here.join("vigil-data")
         }
-        Some((raw, span)) => {
-            let names = Names {
-                values: {
-                    let mut m = BTreeMap::new();
-                    m.insert("here", Value::Str(here.to_string_lossy().into_owned()));
-                    m.insert("host_node_name", Value::Str(env.host_node_name.clone()));
-                    m
-                },
-                env: vec![&env.vars],
-                unavailable: &[],
-            };
-            match cx.expand(raw, &span, "vigil.data_dir", &names) {
-                Some(s) if s.is_empty() => {
-                    cx.at(
-                        span.start,
-                        "vigil.data_dir",
-                        "expected a directory path, found string \"\"",
-                    );
-                    data_dir_ok = false;
-                    here.join("vigil-data")
-                }
-                Some(s) => resolve_clean(here, &s),
-                None => {
-                    data_dir_ok = false;
-                    here.join("vigil-data")
-                }
+        Some((raw, span)) => match expand_data_dir(cx, raw, &span, "vigil.data_dir", here, env) {
+            Some(d) => d,
+            None => {
+                data_dir_ok = false;
+                here.join("vigil-data")
             }
-        }
+        },
     };
-    let mut logs_ok = false;
-    if data_dir_ok {
-        let anchor = sec.anchor("data_dir");
-        match ensure_dir(&data_dir).and_then(|()| ensure_dir(&data_dir.join("logs"))) {
-            Ok(()) => logs_ok = true,
-            Err(e) => cx.at(anchor, "vigil.data_dir", e),
-        }
-    }
+    let logs_ok =
+        data_dir_ok && setup_data_dir(cx, &data_dir, sec.anchor("data_dir"), "vigil.data_dir");
     (
         VigilSection {
             listen,
@@ -809,9 +1497,54 @@ fn parse_vigil(
     )
 }
 
+/// A `data_dir` value: expanded (`here`, `host_node_name`, `ENV_*`) and resolved, or `None`
+/// after an error.
+pub(super) fn expand_data_dir(
+    cx: &mut Ctx,
+    raw: &str,
+    span: &Range<usize>,
+    key: &str,
+    here: &Path,
+    env: &Env,
+) -> Option<PathBuf> {
+    let names = Names {
+        values: {
+            let mut m = BTreeMap::new();
+            m.insert("here", Value::Str(here.to_string_lossy().into_owned()));
+            m.insert("host_node_name", Value::Str(env.host_node_name.clone()));
+            m
+        },
+        env: vec![&env.vars],
+        unavailable: &[],
+    };
+    match cx.expand(raw, span, key, &names) {
+        Some(s) if s.is_empty() => {
+            cx.at(
+                span.start,
+                key,
+                "expected a directory path, found string \"\"",
+            );
+            None
+        }
+        Some(s) => Some(resolve_clean(here, &s)),
+        None => None,
+    }
+}
+
+/// Create and probe `data_dir` and `data_dir/logs`; returns whether both are usable.
+pub(super) fn setup_data_dir(cx: &mut Ctx, data_dir: &Path, anchor: usize, key: &str) -> bool {
+    match ensure_dir(data_dir).and_then(|()| ensure_dir(&data_dir.join("logs"))) {
+        Ok(()) => true,
+        Err(e) => {
+            cx.at(anchor, key, e);
+            false
+        }
+    }
+}
+
 /// `[group.NAME]` sections. Returns the groups and each member program's group.
 fn parse_groups(
-    cx: &mut Ctx<'_>,
+    cx: &mut Ctx,
     v: Option<&Spanned<DeValue<'_>>>,
     program_names: &[&str],
 ) -> (Vec<GroupConfig>, HashMap<String, String>) {
@@ -847,16 +1580,7 @@ fn parse_groups(
             at: gv.span().start,
         };
         cx.unknown_keys(&sec, GROUP_KEYS);
-        let priority = cx
-            .get_int(
-                &sec,
-                "priority",
-                i32::MIN.into(),
-                i32::MAX.into(),
-                "an integer",
-            )
-            .and_then(|n| i32::try_from(n).ok())
-            .unwrap_or(999);
+        let priority = cx.get_i32(&sec, "priority").unwrap_or(999);
         let mut members = Vec::new();
         match sec.get("programs") {
             None => cx.missing(&sec, "programs"),
@@ -874,128 +1598,501 @@ fn parse_groups(
                             cx.type_error(sec.key("programs"), item, "a program name (string)");
                             continue;
                         };
-                        if !program_names.contains(&p) {
-                            let message = match did_you_mean(p, program_names) {
-                                Some(s) => format!("no program \"{p}\", did you mean \"{s}\"?"),
-                                None => {
-                                    format!("no program \"{p}\" (each must be a [program.NAME])")
-                                }
-                            };
-                            cx.at(item.span().start, sec.key("programs"), message);
+                        if let Err(m) = add_member(&mut member_of, name, p, program_names) {
+                            cx.at(item.span().start, sec.key("programs"), m);
                             continue;
                         }
-                        if let Some(other) = member_of.get(p) {
-                            let message = if other == name {
-                                format!("program \"{p}\" is listed twice")
-                            } else {
-                                format!(
-                                    "program \"{p}\" is already in group \"{other}\" (a program belongs to at most one group)"
-                                )
-                            };
-                            cx.at(item.span().start, sec.key("programs"), message);
-                            continue;
-                        }
-                        member_of.insert(p.to_string(), name.to_string());
                         members.push(p.to_string());
                     }
                 }
                 _ => cx.type_error(sec.key("programs"), pv, "an array of program names"),
             },
         }
-        name_spans.push((name.to_string(), k.span().start));
+        name_spans.push((name.to_string(), k.span().start, sec.path.clone()));
         groups.push(GroupConfig {
             name: name.to_string(),
             programs: members,
             priority,
         });
     }
-    // A program outside any group is its own group: a group may not take its name.
-    for (name, at) in name_spans {
-        if program_names.contains(&name.as_str()) && member_of.get(&name) != Some(&name) {
+    check_group_names(cx, &name_spans, program_names, &member_of);
+    (groups, member_of)
+}
+
+/// Put `program` into `group`, or say why not.
+pub(super) fn add_member(
+    member_of: &mut HashMap<String, String>,
+    group: &str,
+    program: &str,
+    program_names: &[&str],
+) -> Result<(), String> {
+    if !program_names.contains(&program) {
+        return Err(match did_you_mean(program, program_names) {
+            Some(s) => format!("no program \"{program}\", did you mean \"{s}\"?"),
+            None => format!("no program \"{program}\" (each must be a [program.NAME])"),
+        });
+    }
+    if let Some(other) = member_of.get(program) {
+        return Err(if other == group {
+            format!("program \"{program}\" is listed twice")
+        } else {
+            format!(
+                "program \"{program}\" is already in group \"{other}\" (a program belongs to at most one group)"
+            )
+        });
+    }
+    member_of.insert(program.to_string(), group.to_string());
+    Ok(())
+}
+
+/// A program outside any group is its own group: a group may not take its name.
+pub(super) fn check_group_names(
+    cx: &mut Ctx,
+    groups: &[(String, usize, String)],
+    program_names: &[&str],
+    member_of: &HashMap<String, String>,
+) {
+    for (name, at, key) in groups {
+        if program_names.contains(&name.as_str()) && member_of.get(name) != Some(name) {
             cx.at(
-                at,
-                format!("group.{name}"),
+                *at,
+                key.clone(),
                 format!("group name \"{name}\" is also the name of program \"{name}\", which is not in this group"),
             );
         }
     }
-    (groups, member_of)
 }
 
-/// One `[program.NAME]`. Returns the program, its log uses and where errors about its process
-/// names go; `None` when it is not even a table.
-fn parse_program(
-    cx: &mut Ctx<'_>,
-    sh: &Shared<'_>,
-    name: &str,
+/// `[rpc]`, `[rpc.inet]`, `[rpc.unix]`.
+fn parse_rpc(
+    cx: &mut Ctx,
     v: &Spanned<DeValue<'_>>,
-    group: &str,
-) -> Option<(ProgramConfig, Vec<LogUse>, usize)> {
-    let path = format!("program.{name}");
-    let table = cx.table(path.clone(), v, "a table ([program.NAME])")?;
+    sh: &Shared<'_>,
+    logs: &mut Vec<LogUse>,
+) -> Option<RpcConfig> {
+    let table = cx.table("rpc".to_string(), v, "a table ([rpc])")?;
     let sec = Sec {
         table,
-        path,
+        path: "rpc".to_string(),
         at: v.span().start,
     };
-    cx.unknown_keys(&sec, PROGRAM_KEYS);
-
-    let command = cx.get_str(&sec, "command");
-    if sec.get("command").is_none() {
-        cx.missing(&sec, "command");
-    }
-    let process_name = cx.get_str(&sec, "process_name");
-    let numprocs = cx
-        .get_u32(&sec, "numprocs", 1, MAX_NUMPROCS, "a positive integer")
-        .unwrap_or(1);
-    let numprocs_start = cx
+    cx.unknown_keys(&sec, RPC_KEYS);
+    let identifier = match cx.get_str(&sec, "identifier") {
+        Some((s, span)) if s.trim().is_empty() => {
+            cx.at(
+                span.start,
+                sec.key("identifier"),
+                "expected a non-empty string, found string \"\"",
+            );
+            "supervisor".to_string()
+        }
+        Some((s, _)) => s.trim().to_string(),
+        None => "supervisor".to_string(),
+    };
+    let maxbytes = cx
+        .get_bytes(&sec, "logfile_maxbytes")
+        .unwrap_or(DEFAULT_LOG_MAXBYTES);
+    let backups = cx
         .get_u32(
             &sec,
-            "numprocs_start",
+            "logfile_backups",
             0,
             u32::MAX,
             "a non-negative integer",
         )
-        .unwrap_or(0);
-    let priority = cx
-        .get_int(
-            &sec,
-            "priority",
-            i32::MIN.into(),
-            i32::MAX.into(),
-            "an integer",
-        )
-        .and_then(|n| i32::try_from(n).ok())
-        .unwrap_or(999);
-    let autostart = cx.get_bool(&sec, "autostart").unwrap_or(true);
-    let autorestart = match sec.get("autorestart") {
-        None => AutoRestart::Unexpected,
-        Some(av) => {
-            let parsed = match av.get_ref() {
-                DeValue::Boolean(true) => Some(AutoRestart::Always),
-                DeValue::Boolean(false) => Some(AutoRestart::Never),
-                DeValue::String(s) if s.eq_ignore_ascii_case("unexpected") => {
-                    Some(AutoRestart::Unexpected)
+        .unwrap_or(DEFAULT_LOG_BACKUPS);
+    let logfile = cx.get_string(&sec, "logfile").and_then(|(raw, span)| {
+        let key = sec.key("logfile");
+        let p = expand_path(cx, sh, &raw, &span, &key)?;
+        logs.push(LogUse {
+            path: p.clone(),
+            at: Some(span.start),
+            key: key.clone(),
+            opt: "logfile".to_string(),
+            owner: key,
+            maxbytes,
+        });
+        Some(LogConfig {
+            path: Some(p),
+            maxbytes,
+            backups,
+        })
+    });
+    let pidfile = cx.get_string(&sec, "pidfile").and_then(|(raw, span)| {
+        let key = sec.key("pidfile");
+        let p = expand_path(cx, sh, &raw, &span, &key)?;
+        check_parent_dir(cx, &p, span.start, &key);
+        Some(p)
+    });
+
+    let inet = sec.get("inet").and_then(|iv| {
+        let t = cx.table(sec.key("inet"), iv, "a table ([rpc.inet])")?;
+        let isec = Sec {
+            table: t,
+            path: "rpc.inet".to_string(),
+            at: iv.span().start,
+        };
+        cx.unknown_keys(&isec, RPC_INET_KEYS);
+        let auth = toml_credentials(cx, &isec);
+        let addr = match isec.get("port") {
+            None => {
+                cx.missing(&isec, "port");
+                None
+            }
+            Some(pv) => {
+                let parsed = match pv.get_ref() {
+                    DeValue::String(s) => parse_inet(s),
+                    DeValue::Integer(_) => int_of(pv.get_ref())
+                        .map(|n| n.to_string())
+                        .ok_or_else(String::new)
+                        .and_then(|s| parse_inet(&s)),
+                    _ => Err(format!(
+                        "expected a port or \"HOST:PORT\", found {}",
+                        found(pv.get_ref())
+                    )),
+                };
+                match parsed {
+                    Ok(a) => Some(a),
+                    Err(m) => {
+                        cx.at(pv.span().start, isec.key("port"), m);
+                        None
+                    }
                 }
-                DeValue::String(s) if s.eq_ignore_ascii_case("true") => Some(AutoRestart::Always),
-                DeValue::String(s) if s.eq_ignore_ascii_case("false") => Some(AutoRestart::Never),
-                _ => None,
-            };
-            parsed.unwrap_or_else(|| {
-                cx.type_error(sec.key("autorestart"), av, "true, false or \"unexpected\"");
-                AutoRestart::Unexpected
-            })
+            }
+        }?;
+        Some(InetServerConfig { addr, auth })
+    });
+
+    let unix = sec.get("unix").and_then(|uv| {
+        let t = cx.table(sec.key("unix"), uv, "a table ([rpc.unix])")?;
+        let usec = Sec {
+            table: t,
+            path: "rpc.unix".to_string(),
+            at: uv.span().start,
+        };
+        cx.unknown_keys(&usec, RPC_UNIX_KEYS);
+        let auth = toml_credentials(cx, &usec);
+        let chmod = match usec.get("chmod") {
+            None => 0o700,
+            Some(cv) => {
+                let parsed = match cv.get_ref() {
+                    DeValue::String(s) => parse_octal(s),
+                    DeValue::Integer(i) if i.radix() == 8 => {
+                        int_of(cv.get_ref()).and_then(|n| u32::try_from(n).ok())
+                    }
+                    _ => None,
+                };
+                match parsed {
+                    Some(m) if m <= 0o7777 => m,
+                    _ => {
+                        cx.type_error(
+                            usec.key("chmod"),
+                            cv,
+                            "an octal mode such as \"0700\" (a string) or 0o700",
+                        );
+                        0o700
+                    }
+                }
+            }
+        };
+        let path = match cx.get_string(&usec, "file") {
+            None => {
+                if usec.get("file").is_none() {
+                    cx.missing(&usec, "file");
+                }
+                None
+            }
+            Some((raw, span)) => {
+                let key = usec.key("file");
+                let p = expand_path(cx, sh, &raw, &span, &key);
+                if let Some(p) = &p {
+                    check_parent_dir(cx, p, span.start, &key);
+                }
+                p
+            }
+        }?;
+        Some(UnixServerConfig { path, chmod, auth })
+    });
+
+    Some(RpcConfig {
+        identifier,
+        inet,
+        unix,
+        logfile,
+        pidfile,
+    })
+}
+
+/// `username` and `password` of an `[rpc.*]` table: both or neither.
+fn toml_credentials(cx: &mut Ctx, sec: &Sec<'_, '_>) -> Option<Credentials> {
+    let user = cx.get_string(sec, "username");
+    let pass = cx.get_string(sec, "password");
+    credentials(cx, user, pass, sec.at, &sec.key_path())
+}
+
+/// Both or neither of a username and a password (as supervisord), the password parsed.
+pub(super) fn credentials(
+    cx: &mut Ctx,
+    user: Option<Str>,
+    pass: Option<Str>,
+    header_at: usize,
+    kp: &KeyPath,
+) -> Option<Credentials> {
+    match (user, pass) {
+        (None, None) => None,
+        (Some((u, _)), Some((p, span))) => match Password::parse(&p) {
+            Ok(password) => Some(Credentials {
+                username: u,
+                password,
+            }),
+            Err(m) => {
+                cx.at(span.start, kp.key("password"), m);
+                None
+            }
+        },
+        (Some(_), None) | (None, Some(_)) => {
+            cx.at(
+                header_at,
+                kp.prefix.clone(),
+                "incomplete authentication: set both username and password, or neither",
+            );
+            None
         }
+    }
+}
+
+/// A path option outside programs: expanded (`here`, `host_node_name`, `ENV_*`) and resolved.
+pub(super) fn expand_path(
+    cx: &mut Ctx,
+    sh: &Shared<'_>,
+    raw: &str,
+    span: &Range<usize>,
+    key: &str,
+) -> Option<PathBuf> {
+    let names = Names {
+        values: {
+            let mut m = BTreeMap::new();
+            m.insert("here", Value::Str(sh.here_str.clone()));
+            m.insert("host_node_name", Value::Str(sh.env.host_node_name.clone()));
+            m
+        },
+        env: vec![&sh.env.vars],
+        unavailable: &[],
     };
-    let startsecs = cx
-        .get_u64(&sec, "startsecs", 0, "a non-negative integer")
+    let s = cx.expand(raw, span, key, &names)?;
+    if s.trim().is_empty() {
+        cx.at(span.start, key, "expected a file path, found string \"\"");
+        return None;
+    }
+    Some(resolve_clean(&sh.here, s.trim()))
+}
+
+/// The directory of a file vigil will create: created now and checked writable.
+pub(super) fn check_parent_dir(cx: &mut Ctx, p: &Path, at: usize, key: &str) {
+    if let Some(parent) = p.parent()
+        && let Err(e) = ensure_dir(parent)
+    {
+        cx.at(at, key, e);
+    }
+}
+
+/// The typed options of one `[program.NAME]` table.
+fn toml_program(cx: &mut Ctx, sec: &Sec<'_, '_>, name: &str) -> ProgramSpec {
+    cx.unknown_keys(sec, PROGRAM_KEYS);
+    let mut spec = toml_common(cx, sec, name);
+    spec.events_from_stdout = cx.get_choice(sec, "events", &["stdout"]).is_some();
+    spec.priority = cx.get_i32(sec, "priority").unwrap_or(999);
+
+    for k in READY_PROBES {
+        if let Some(s) = cx.get_string(sec, k) {
+            spec.ready.probes.push((k, s));
+        }
+    }
+    spec.ready.interval_ms = cx.get_secs_ms(sec, "ready_interval");
+    spec.ready.timeout_ms = cx.get_secs_ms(sec, "ready_timeout");
+    spec.ready.retries = cx.get_u32(sec, "ready_retries", 1, u32::MAX, "a positive integer");
+    // Only well-formed values: a bad one is reported as such, not as "needs a probe".
+    let tuning = [
+        ("ready_interval", spec.ready.interval_ms.is_some()),
+        ("ready_timeout", spec.ready.timeout_ms.is_some()),
+        ("ready_retries", spec.ready.retries.is_some()),
+    ];
+    for (k, set) in tuning {
+        if set
+            && spec.ready.tuning_at.is_none()
+            && let Some(v) = sec.get(k)
+        {
+            spec.ready.tuning_at = Some((k, v.span().start));
+        }
+    }
+    spec.depends_on = cx.get_str_list(sec, "depends_on", "program name (string)");
+    spec
+}
+
+/// The typed options of one `[eventlistener.NAME]` table.
+fn toml_listener(cx: &mut Ctx, sec: &Sec<'_, '_>, name: &str) -> ListenerSpec {
+    let known: Vec<&str> = PROGRAM_KEYS
+        .iter()
+        .filter(|k| !NOT_FOR_LISTENERS.contains(k))
+        .chain(LISTENER_ONLY_KEYS)
+        .copied()
+        .collect();
+    // Program-only keys get a precise message instead of "unknown key".
+    for (k, _) in entries(sec.table) {
+        let kn: &str = k.get_ref();
+        if NOT_FOR_LISTENERS.contains(&kn) && kn != "events" {
+            cx.at(
+                k.span().start,
+                sec.key(kn),
+                "not available for event listeners (a listener's stdout is the protocol channel)",
+            );
+        }
+    }
+    let filtered: Vec<&str> = known
+        .iter()
+        .copied()
+        .chain(NOT_FOR_LISTENERS.iter().copied())
+        .collect();
+    cx.unknown_keys(sec, &filtered);
+    let mut program = toml_common(cx, sec, name);
+    let explicit_priority = cx.get_i32(sec, "priority");
+    program.priority = explicit_priority.unwrap_or(999);
+    if program.redirect_stderr {
+        cx.at(
+            sec.anchor("redirect_stderr"),
+            sec.key("redirect_stderr"),
+            REDIRECT_STDERR_LISTENER,
+        );
+    }
+    let mut events = Vec::new();
+    match sec.get("events") {
+        None => cx.missing(sec, "events"),
+        Some(ev) => {
+            let items: Vec<(String, Range<usize>)> = match ev.get_ref() {
+                DeValue::Array(a) => a
+                    .iter()
+                    .filter_map(|item| match item.get_ref().as_str() {
+                        Some(s) => Some((s.to_string(), item.span())),
+                        None => {
+                            cx.type_error(sec.key("events"), item, "an event type name (string)");
+                            None
+                        }
+                    })
+                    .collect(),
+                DeValue::String(s) => s.split(',').map(|p| (p.to_string(), ev.span())).collect(),
+                _ => {
+                    cx.type_error(
+                        sec.key("events"),
+                        ev,
+                        "an array of event type names such as [\"PROCESS_STATE\", \"TICK_60\"]",
+                    );
+                    Vec::new()
+                }
+            };
+            events = listener_events(cx, &sec.key("events"), &items, ev.span().start);
+        }
+    }
+    let buffer_size = cx
+        .get_int(
+            sec,
+            "buffer_size",
+            1,
+            MAX_BUFFER_SIZE as i128,
+            "a positive integer",
+        )
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(DEFAULT_BUFFER_SIZE);
+    if let Some((h, span)) = cx.get_str(sec, "result_handler")
+        && h.trim() != DEFAULT_RESULT_HANDLER
+    {
+        cx.at(
+            span.start,
+            sec.key("result_handler"),
+            RESULT_HANDLER_UNSUPPORTED,
+        );
+    }
+    ListenerSpec {
+        program,
+        events,
+        buffer_size,
+        priority: explicit_priority.unwrap_or(-1),
+    }
+}
+
+pub(super) const REDIRECT_STDERR_LISTENER: &str =
+    "cannot be true for an event listener: stdout is the protocol channel (as in supervisord)";
+
+pub(super) const RESULT_HANDLER_UNSUPPORTED: &str = "only supervisor.dispatchers:default_handler is supported (a listener's reply OK accepts the event, anything else rejects it)";
+
+/// Validate event type names: canonical, without duplicates; an empty list is an error.
+pub(super) fn listener_events(
+    cx: &mut Ctx,
+    key: &str,
+    items: &[(String, Range<usize>)],
+    at: usize,
+) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    let mut any = false;
+    for (name, span) in items {
+        if name.trim().is_empty() {
+            continue;
+        }
+        any = true;
+        match event_type(name) {
+            Ok(t) => {
+                if !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+            Err(m) => cx.at(span.start, key, m),
+        }
+    }
+    if !any {
+        cx.at(at, key, "expected at least one event type name");
+    }
+    out
+}
+
+/// The options programs and listeners share, typed.
+fn toml_common(cx: &mut Ctx, sec: &Sec<'_, '_>, name: &str) -> ProgramSpec {
+    let mut spec = ProgramSpec::new(name, sec.key_path(), sec.at);
+    spec.command = cx.get_string(sec, "command");
+    if sec.get("command").is_none() {
+        cx.missing(sec, "command");
+    }
+    spec.process_name = cx.get_string(sec, "process_name");
+    spec.numprocs = cx
+        .get_u32(sec, "numprocs", 1, MAX_NUMPROCS, "a positive integer")
         .unwrap_or(1);
-    let startretries = cx
-        .get_u32(&sec, "startretries", 0, u32::MAX, "a non-negative integer")
+    spec.numprocs_start = cx
+        .get_u32(sec, "numprocs_start", 0, u32::MAX, "a non-negative integer")
+        .unwrap_or(0);
+    spec.numprocs_start_at = sec.anchor("numprocs_start");
+    spec.autostart = cx.get_bool(sec, "autostart").unwrap_or(true);
+    if let Some(av) = sec.get("autorestart") {
+        let parsed = match av.get_ref() {
+            DeValue::Boolean(true) => Some(AutoRestart::Always),
+            DeValue::Boolean(false) => Some(AutoRestart::Never),
+            DeValue::String(s) if s.eq_ignore_ascii_case("unexpected") => {
+                Some(AutoRestart::Unexpected)
+            }
+            DeValue::String(s) if s.eq_ignore_ascii_case("true") => Some(AutoRestart::Always),
+            DeValue::String(s) if s.eq_ignore_ascii_case("false") => Some(AutoRestart::Never),
+            _ => None,
+        };
+        match parsed {
+            Some(a) => spec.autorestart = a,
+            None => cx.type_error(sec.key("autorestart"), av, "true, false or \"unexpected\""),
+        }
+    }
+    spec.startsecs = cx
+        .get_u64(sec, "startsecs", 0, "a non-negative integer")
+        .unwrap_or(1);
+    spec.startretries = cx
+        .get_u32(sec, "startretries", 0, u32::MAX, "a non-negative integer")
         .unwrap_or(3);
-    let exitcodes = match sec.get("exitcodes") {
-        None => vec![0],
-        Some(ev) => match ev.get_ref() {
+    if let Some(ev) = sec.get("exitcodes") {
+        spec.exitcodes = match ev.get_ref() {
             DeValue::Array(a) => a
                 .iter()
                 .filter_map(|item| match int_of(item.get_ref()) {
@@ -1018,100 +2115,70 @@ fn parse_program(
                 );
                 vec![0]
             }
-        },
-    };
-    let stopsignal = match sec.get("stopsignal") {
-        None => TERM,
-        Some(sv) => {
-            let parsed = match sv.get_ref() {
-                DeValue::String(s) => Signal::parse(s),
-                DeValue::Integer(_) => {
-                    int_of(sv.get_ref()).and_then(|n| Signal::parse(&n.to_string()))
-                }
-                _ => None,
-            };
-            parsed.unwrap_or_else(|| {
-                let names: Vec<&str> = SIGNALS.iter().map(|(n, _)| *n).collect();
-                cx.type_error(
-                    sec.key("stopsignal"),
-                    sv,
-                    &format!("a signal name or number ({})", names.join(", ")),
-                );
-                TERM
-            })
-        }
-    };
-    let stopwaitsecs = cx
-        .get_u64(&sec, "stopwaitsecs", 0, "a non-negative integer")
-        .unwrap_or(10);
-    let stopasgroup = cx.get_bool(&sec, "stopasgroup").unwrap_or(false);
-    let killasgroup_set = cx.get_bool(&sec, "killasgroup");
-    if stopasgroup && killasgroup_set == Some(false) {
-        cx.at(
-            sec.anchor("killasgroup"),
-            sec.key("killasgroup"),
-            "cannot be false when stopasgroup = true (as in supervisord: the SIGKILL must reach the group the stop signal reached)",
-        );
+        };
     }
-    let killasgroup = killasgroup_set.unwrap_or(stopasgroup);
-    let redirect_stderr = cx.get_bool(&sec, "redirect_stderr").unwrap_or(false);
+    if let Some(sv) = sec.get("stopsignal") {
+        let parsed = match sv.get_ref() {
+            DeValue::String(s) => Signal::parse(s),
+            DeValue::Integer(_) => int_of(sv.get_ref()).and_then(|n| Signal::parse(&n.to_string())),
+            _ => None,
+        };
+        match parsed {
+            Some(s) => spec.stopsignal = s,
+            None => cx.type_error(sec.key("stopsignal"), sv, &signal_expected()),
+        }
+    }
+    spec.stopwaitsecs = cx
+        .get_u64(sec, "stopwaitsecs", 0, "a non-negative integer")
+        .unwrap_or(10);
+    spec.stopasgroup = cx.get_bool(sec, "stopasgroup").unwrap_or(false);
+    spec.killasgroup = cx.get_bool(sec, "killasgroup");
+    spec.killasgroup_at = sec.anchor("killasgroup");
+    spec.redirect_stderr = cx.get_bool(sec, "redirect_stderr").unwrap_or(false);
     let exponential =
-        cx.get_choice(&sec, "backoff", &["linear", "exponential"]) == Some("exponential");
-    let backoff_max = cx.get_u64(&sec, "backoff_max", 1, "a positive integer (seconds)");
-    let backoff = BackoffPolicy {
+        cx.get_choice(sec, "backoff", &["linear", "exponential"]) == Some("exponential");
+    let backoff_max = cx.get_u64(sec, "backoff_max", 1, "a positive integer (seconds)");
+    spec.backoff = BackoffPolicy {
         exponential,
         max_ms: backoff_max.map(|s| s.saturating_mul(1000)),
         ..BackoffPolicy::default()
     };
-    let events_from_stdout = cx.get_choice(&sec, "events", &["stdout"]).is_some();
-    let critical = cx.get_bool(&sec, "critical").unwrap_or(false);
+    spec.critical = cx.get_bool(sec, "critical").unwrap_or(false);
+    spec.stdout_events_enabled = cx.get_bool(sec, "stdout_events_enabled").unwrap_or(false);
+    spec.stderr_events_enabled = cx.get_bool(sec, "stderr_events_enabled").unwrap_or(false);
+    spec.stdout_capture_maxbytes = cx.get_bytes(sec, "stdout_capture_maxbytes").unwrap_or(0);
+    spec.stderr_capture_maxbytes = cx.get_bytes(sec, "stderr_capture_maxbytes").unwrap_or(0);
 
-    let mut log_specs = Vec::new();
-    for (chan, ext) in [("stdout", "out"), ("stderr", "err")] {
-        let k = format!("{chan}_logfile");
-        let spec = match cx.get_str(&sec, &k) {
-            None => LogSpec::Auto,
-            Some((s, span)) => {
-                let t = s.trim();
-                if t.eq_ignore_ascii_case("NONE") || t.eq_ignore_ascii_case("OFF") {
-                    LogSpec::Off
-                } else if t.eq_ignore_ascii_case("AUTO") {
-                    LogSpec::Auto
-                } else if t.is_empty() || t.eq_ignore_ascii_case("syslog") {
+    for chan in &mut spec.logs {
+        let k = chan.opt;
+        if let Some((s, span)) = cx.get_str(sec, k) {
+            chan.spec = match log_keyword(s) {
+                Some(spec) => spec,
+                None if s.trim().is_empty() || s.trim().eq_ignore_ascii_case("syslog") => {
                     cx.at(
                         span.start,
-                        sec.key(&k),
+                        sec.key(k),
                         format!("expected a file path, \"AUTO\" or \"NONE\", found string {s:?}"),
                     );
                     LogSpec::Off
-                } else {
-                    LogSpec::Path(s, span)
                 }
-            }
-        };
-        let maxbytes = cx
-            .get_bytes(&sec, &format!("{k}_maxbytes"))
+                None => LogSpec::Path((s.to_string(), span)),
+            };
+        }
+        chan.maxbytes = cx
+            .get_bytes(sec, &format!("{k}_maxbytes"))
             .unwrap_or(DEFAULT_LOG_MAXBYTES);
-        let backups = cx
+        chan.backups = cx
             .get_u32(
-                &sec,
+                sec,
                 &format!("{k}_backups"),
                 0,
                 u32::MAX,
                 "a non-negative integer",
             )
             .unwrap_or(DEFAULT_LOG_BACKUPS);
-        log_specs.push((k, ext, spec, maxbytes, backups));
     }
 
-    // Per-program options: every name but process_num.
-    let per_program = |numprocs| Names {
-        values: sh.names(name, group, numprocs, None),
-        env: vec![&sh.env.vars],
-        unavailable: NOT_PER_PROCESS,
-    };
-
-    let mut environment = BTreeMap::new();
     if let Some(ev) = sec.get("environment")
         && let Some(t) = cx.table(
             sec.key("environment"),
@@ -1122,12 +2189,8 @@ fn parse_program(
         for (ek, evv) in entries(t) {
             let var: &str = ek.get_ref();
             let key = format!("{}.environment.{var}", sec.path);
-            if var.is_empty() || var.contains('=') || var.contains('\0') {
-                cx.at(
-                    ek.span().start,
-                    key.clone(),
-                    "invalid variable name (empty, or contains '=' or NUL)",
-                );
+            if let Some(p) = env_var_problem(var) {
+                cx.at(ek.span().start, key.clone(), p);
                 continue;
             }
             let Some(raw) = evv.get_ref().as_str() else {
@@ -1147,44 +2210,103 @@ fn parse_program(
                 );
                 continue;
             };
-            if let Some(val) = cx.expand(raw, &evv.span(), &key, &per_program(numprocs)) {
-                if val.contains('\0') {
-                    cx.at(evv.span().start, key, "value contains a NUL character");
-                } else {
-                    environment.insert(var.to_string(), val);
-                }
+            spec.environment.push(EnvSpec {
+                var: var.to_string(),
+                key,
+                value: (raw.to_string(), evv.span()),
+            });
+        }
+    }
+    spec.directory = cx.get_string(sec, "directory");
+    spec.user = cx.get_string(sec, "user");
+    spec
+}
+
+/// `AUTO`, `NONE`/`OFF` (any case), else `None`.
+pub(super) fn log_keyword(s: &str) -> Option<LogSpec> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("NONE") || t.eq_ignore_ascii_case("OFF") {
+        Some(LogSpec::Off)
+    } else if t.eq_ignore_ascii_case("AUTO") {
+        Some(LogSpec::Auto)
+    } else {
+        None
+    }
+}
+
+/// Why an environment variable name is invalid.
+pub(super) fn env_var_problem(var: &str) -> Option<&'static str> {
+    if var.is_empty() || var.contains('=') || var.contains('\0') {
+        Some("invalid variable name (empty, or contains '=' or NUL)")
+    } else {
+        None
+    }
+}
+
+/// "a signal name or number (HUP, INT, …)".
+pub(super) fn signal_expected() -> String {
+    let names: Vec<&str> = SIGNALS.iter().map(|(n, _)| *n).collect();
+    format!("a signal name or number ({})", names.join(", "))
+}
+
+/// Turn a program spec into its config: expansions, per-process names, argv and log paths,
+/// directory and user checks, readiness. Returns the program, its log uses and where (and under
+/// which key) errors about its process names go.
+pub(super) fn build_program(
+    cx: &mut Ctx,
+    sh: &Shared<'_>,
+    spec: ProgramSpec,
+    group: &str,
+) -> (ProgramConfig, Vec<LogUse>, (usize, String)) {
+    let kp = spec.kp.clone();
+    let name = spec.name.as_str();
+    let numprocs = spec.numprocs;
+
+    if spec.stopasgroup && spec.killasgroup == Some(false) {
+        cx.at(
+            spec.killasgroup_at,
+            kp.key("killasgroup"),
+            "cannot be false when stopasgroup = true (as in supervisord: the SIGKILL must reach the group the stop signal reached)",
+        );
+    }
+    let killasgroup = spec.killasgroup.unwrap_or(spec.stopasgroup);
+
+    // Per-program options: every name but process_num.
+    let per_program = || Names {
+        values: sh.names(name, group, numprocs, None),
+        env: vec![&sh.env.vars],
+        unavailable: NOT_PER_PROCESS,
+    };
+
+    let mut environment = BTreeMap::new();
+    for e in &spec.environment {
+        if let Some(val) = cx.expand(&e.value.0, &e.value.1, &e.key, &per_program()) {
+            if val.contains('\0') {
+                cx.at(
+                    e.value.1.start,
+                    e.key.clone(),
+                    "value contains a NUL character",
+                );
+            } else {
+                environment.insert(e.var.clone(), val);
             }
         }
     }
 
     let mut directory = None;
-    if let Some((raw, span)) = cx.get_str(&sec, "directory") {
-        let key = sec.key("directory");
-        if let Some(d) = cx.expand(raw, &span, &key, &per_program(numprocs)) {
+    if let Some((raw, span)) = &spec.directory {
+        let key = kp.key("directory");
+        if let Some(d) = cx.expand(raw, span, &key, &per_program()) {
             let d = resolve_clean(&sh.here, &d);
-            match std::fs::metadata(&d) {
-                Ok(m) if m.is_dir() => directory = Some(d),
-                Ok(_) => cx.at(
-                    span.start,
-                    key,
-                    format!("{} is not a directory", d.display()),
-                ),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => cx.at(
-                    span.start,
-                    key,
-                    format!("directory {} does not exist", d.display()),
-                ),
-                Err(e) => cx.at(
-                    span.start,
-                    key,
-                    format!("cannot access directory {}: {e}", d.display()),
-                ),
+            match existing_dir(&d) {
+                Ok(()) => directory = Some(d),
+                Err(m) => cx.at(span.start, key, m),
             }
         }
     }
 
     let mut user = None;
-    if let Some((u, span)) = cx.get_str(&sec, "user") {
+    if let Some((u, span)) = &spec.user {
         let u = u.trim();
         match if u.is_empty() {
             Err("expected a user name or uid, found string \"\"".to_string())
@@ -1192,17 +2314,25 @@ fn parse_program(
             check_user(u)
         } {
             Ok(()) => user = Some(u.to_string()),
-            Err(e) => cx.at(span.start, sec.key("user"), e),
+            Err(e) => cx.at(span.start, kp.key("user"), e),
         }
     }
 
-    let name_at = sec.anchor("process_name");
-    let template = process_name.as_ref().map_or("%(program_name)s", |(t, _)| t);
+    let ready = build_ready(cx, &kp, &spec.ready, &per_program());
+
+    let name_at = spec
+        .process_name
+        .as_ref()
+        .map_or(spec.header_at, |(_, s)| s.start);
+    let template = spec
+        .process_name
+        .as_ref()
+        .map_or("%(program_name)s", |(t, _)| t.as_str());
     let mut per_process_ok = true;
     if numprocs > 1 && !template.contains("%(process_num)") {
         cx.at(
             name_at,
-            sec.key("process_name"),
+            kp.key("process_name"),
             format!(
                 "numprocs = {numprocs} needs %(process_num) in process_name so each process gets its own name, e.g. \"%(program_name)s_%(process_num)02d\""
             ),
@@ -1213,10 +2343,10 @@ fn parse_program(
     let mut processes = Vec::new();
     let mut uses = Vec::new();
     for i in 0..numprocs {
-        let Some(num) = numprocs_start.checked_add(i) else {
+        let Some(num) = spec.numprocs_start.checked_add(i) else {
             cx.at(
-                sec.anchor("numprocs_start"),
-                sec.key("numprocs_start"),
+                spec.numprocs_start_at,
+                kp.key("numprocs_start"),
                 "numprocs_start + numprocs does not fit in 32 bits",
             );
             break;
@@ -1228,17 +2358,17 @@ fn parse_program(
             env: vec![&sh.env.vars],
             unavailable: &[],
         };
-        let pname = match &process_name {
+        let pname = match &spec.process_name {
             None => Some(name.to_string()),
-            Some((t, span)) => cx.expand(t, span, &sec.key("process_name"), &names),
+            Some((t, span)) => cx.expand(t, span, &kp.key("process_name"), &names),
         };
         // (The default, the program's name, is checked as such.)
-        if let Some(pn) = pname.as_ref().filter(|_| process_name.is_some())
+        if let Some(pn) = pname.as_ref().filter(|_| spec.process_name.is_some())
             && let Some(p) = name_problem(pn)
         {
             cx.at(
                 name_at,
-                sec.key("process_name"),
+                kp.key("process_name"),
                 format!("invalid process name \"{pn}\": {p}"),
             );
         }
@@ -1249,8 +2379,8 @@ fn parse_program(
             unavailable: &[],
         };
         let mut argv = Vec::new();
-        if let Some((c, span)) = &command {
-            let key = sec.key("command");
+        if let Some((c, span)) = &spec.command {
+            let key = kp.key("command");
             if let Some(line) = cx.expand(c, span, &key, &with_env) {
                 match shlex::split(&line) {
                     None => cx.at(
@@ -1267,52 +2397,52 @@ fn parse_program(
         }
         let pn = pname.clone().unwrap_or_else(|| name.to_string());
         let mut logs = Vec::new();
-        for (k, ext, spec, maxbytes, backups) in &log_specs {
-            let off = *ext == "err" && redirect_stderr;
-            let path = match spec {
+        for chan in &spec.logs {
+            let off = chan.ext == "err" && spec.redirect_stderr;
+            let key = kp.key(chan.opt);
+            let path = match &chan.spec {
                 _ if off => None,
                 LogSpec::Off => None,
                 LogSpec::Auto => {
-                    let p = sh.logs_dir.join(format!("{pn}.{ext}.log"));
+                    let p = sh.logs_dir.join(format!("{pn}.{}.log", chan.ext));
                     uses.push(LogUse {
                         path: p.clone(),
                         at: None,
-                        key: sec.key(k),
-                        owner: format!("{} (process {pn})", sec.key(k)),
-                        maxbytes: *maxbytes,
+                        key: key.clone(),
+                        opt: chan.opt.to_string(),
+                        owner: format!("{key} (process {pn})"),
+                        maxbytes: chan.maxbytes,
                     });
                     Some(p)
                 }
-                LogSpec::Path(t, span) => {
-                    let key = sec.key(k);
-                    match cx.expand(t, span, &key, &with_env) {
-                        Some(s) if s.trim().is_empty() => {
-                            cx.at(
-                                span.start,
-                                key,
-                                "the log file path expands to an empty string",
-                            );
-                            None
-                        }
-                        Some(s) => {
-                            let p = resolve_clean(&sh.here, &s);
-                            uses.push(LogUse {
-                                path: p.clone(),
-                                at: Some(span.start),
-                                key: key.clone(),
-                                owner: format!("{key} (process {pn})"),
-                                maxbytes: *maxbytes,
-                            });
-                            Some(p)
-                        }
-                        None => None,
+                LogSpec::Path((t, span)) => match cx.expand(t, span, &key, &with_env) {
+                    Some(s) if s.trim().is_empty() => {
+                        cx.at(
+                            span.start,
+                            key,
+                            "the log file path expands to an empty string",
+                        );
+                        None
                     }
-                }
+                    Some(s) => {
+                        let p = resolve_clean(&sh.here, &s);
+                        uses.push(LogUse {
+                            path: p.clone(),
+                            at: Some(span.start),
+                            key: key.clone(),
+                            opt: chan.opt.to_string(),
+                            owner: format!("{key} (process {pn})"),
+                            maxbytes: chan.maxbytes,
+                        });
+                        Some(p)
+                    }
+                    None => None,
+                },
             };
             logs.push(LogConfig {
                 path,
-                maxbytes: *maxbytes,
-                backups: *backups,
+                maxbytes: chan.maxbytes,
+                backups: chan.backups,
             });
         }
         let mut logs = logs.into_iter();
@@ -1339,40 +2469,135 @@ fn parse_program(
         }
     }
 
-    Some((
-        ProgramConfig {
-            name: name.to_string(),
-            command: command.map(|(c, _)| c.to_string()).unwrap_or_default(),
-            directory,
-            environment,
-            user,
-            numprocs,
-            numprocs_start,
-            process_name: template.to_string(),
-            priority,
-            autostart,
-            autorestart,
-            startsecs,
-            startretries,
-            exitcodes,
-            stopsignal,
-            stopwaitsecs,
-            stopasgroup,
-            killasgroup,
-            redirect_stderr,
-            backoff,
-            events_from_stdout,
-            critical,
-            processes,
+    let program = ProgramConfig {
+        name: name.to_string(),
+        command: spec
+            .command
+            .as_ref()
+            .map(|(c, _)| c.clone())
+            .unwrap_or_default(),
+        directory,
+        environment,
+        user,
+        numprocs,
+        numprocs_start: spec.numprocs_start,
+        process_name: template.to_string(),
+        priority: spec.priority,
+        autostart: spec.autostart,
+        autorestart: spec.autorestart,
+        startsecs: spec.startsecs,
+        startretries: spec.startretries,
+        exitcodes: spec.exitcodes.clone(),
+        stopsignal: spec.stopsignal,
+        stopwaitsecs: spec.stopwaitsecs,
+        stopasgroup: spec.stopasgroup,
+        killasgroup,
+        redirect_stderr: spec.redirect_stderr,
+        backoff: spec.backoff,
+        events_from_stdout: spec.events_from_stdout,
+        critical: spec.critical,
+        stdout_events_enabled: spec.stdout_events_enabled,
+        stderr_events_enabled: spec.stderr_events_enabled,
+        stdout_capture_maxbytes: spec.stdout_capture_maxbytes,
+        stderr_capture_maxbytes: spec.stderr_capture_maxbytes,
+        ready,
+        depends_on: spec.depends_on.iter().map(|(d, _)| d.clone()).collect(),
+        processes,
+    };
+    (program, uses, (name_at, kp.key("process_name")))
+}
+
+/// The readiness check: exactly one probe, expanded and validated.
+fn build_ready(
+    cx: &mut Ctx,
+    kp: &KeyPath,
+    r: &ReadySpec,
+    names: &Names<'_>,
+) -> Option<ReadinessCheck> {
+    // In file order: the first one written is the probe, the others are errors.
+    let mut probes: Vec<&(&'static str, Str)> = r.probes.iter().collect();
+    probes.sort_by_key(|(_, (_, span))| span.start);
+    let Some((kind, (raw, span))) = probes.first() else {
+        if let Some((k, at)) = r.tuning_at {
+            cx.at(
+                at,
+                kp.key(k),
+                format!("{k} needs a readiness probe: ready_command, ready_http or ready_tcp"),
+            );
+        }
+        return None;
+    };
+    for (other, (_, s)) in probes.iter().skip(1) {
+        cx.at(
+            s.start,
+            kp.key(other),
+            format!("only one readiness probe may be set, and {kind} is set already"),
+        );
+    }
+    let key = kp.key(kind);
+    let value = cx.expand(raw, span, &key, names)?;
+    let probe = match *kind {
+        "ready_command" => match shlex::split(&value) {
+            None => Err(
+                "cannot split the command line: unbalanced quotes or a trailing backslash"
+                    .to_string(),
+            ),
+            Some(w) if w.is_empty() => Err("the command is empty".to_string()),
+            Some(argv) => Ok(ReadinessProbe::Command { argv }),
         },
-        uses,
-        name_at,
-    ))
+        "ready_http" => parse_ready_url(&value).map(|url| ReadinessProbe::Http { url }),
+        _ => parse_host_port(&value).map(|(host, port)| ReadinessProbe::Tcp { host, port }),
+    };
+    match probe {
+        Ok(probe) => Some(ReadinessCheck {
+            probe,
+            interval_ms: r.interval_ms.unwrap_or(DEFAULT_READY_INTERVAL_MS),
+            timeout_ms: r.timeout_ms.unwrap_or(DEFAULT_READY_TIMEOUT_MS),
+            retries: r.retries.unwrap_or(DEFAULT_READY_RETRIES),
+        }),
+        Err(m) => {
+            cx.at(span.start, key, m);
+            None
+        }
+    }
+}
+
+/// An `http://` URL with a host.
+pub(super) fn parse_ready_url(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    match reqwest::Url::parse(t) {
+        Ok(u) if u.scheme() == "http" && u.host_str().is_some_and(|h| !h.is_empty()) => {
+            Ok(t.to_string())
+        }
+        Ok(u) if u.scheme() == "https" => Err(format!(
+            "expected an http:// URL, found {t:?} (https is not supported: vigil is built without TLS)"
+        )),
+        _ => Err(format!(
+            "expected an http:// URL such as \"http://127.0.0.1:8080/health\", found {t:?}"
+        )),
+    }
+}
+
+/// `host:port` (`[v6]:port` for IPv6).
+pub(super) fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+    let t = s.trim();
+    let bad = || format!("expected HOST:PORT such as \"127.0.0.1:8080\", found {t:?}");
+    let (host, port) = t.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+    let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6,
+        None if host.contains(':') => return Err(bad()),
+        None => host,
+    };
+    if host.is_empty() || host.chars().any(char::is_whitespace) {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port))
 }
 
 /// Every log file: no two processes (or channels) share one, and each can be written —
 /// its directory is created and probed now, not at the first write.
-fn check_logs(cx: &mut Ctx<'_>, logs: &[LogUse], logs_dir: &Path, logs_ok: bool) {
+fn check_logs(cx: &mut Ctx, logs: &[LogUse], logs_dir: &Path, logs_ok: bool) {
     let mut dirs: HashMap<PathBuf, Result<(), String>> = HashMap::new();
     // Checked with data_dir (and reported there when it failed).
     dirs.insert(logs_dir.to_path_buf(), Ok(()));
@@ -1411,7 +2636,7 @@ fn check_logs(cx: &mut Ctx<'_>, logs: &[LogUse], logs_dir: &Path, logs_ok: bool)
                         format!(
                             "{} is not a regular file and cannot be rotated; set {}_maxbytes = 0",
                             u.path.display(),
-                            u.key.rsplit('.').next().unwrap_or("")
+                            u.opt
                         ),
                     );
                 }
@@ -1445,6 +2670,7 @@ fn check_logs(cx: &mut Ctx<'_>, logs: &[LogUse], logs_dir: &Path, logs_ok: bool)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ReadinessProbe;
     use tempfile::TempDir;
     use vigil_core::program::Policy;
 
@@ -1558,6 +2784,16 @@ mod tests {
         assert_eq!(p.backoff, BackoffPolicy::default());
         assert!(!p.events_from_stdout);
         assert!(!p.critical);
+        assert!(!p.stdout_events_enabled && !p.stderr_events_enabled);
+        assert_eq!(
+            (p.stdout_capture_maxbytes, p.stderr_capture_maxbytes),
+            (0, 0)
+        );
+        assert_eq!(p.ready, None);
+        assert!(p.depends_on.is_empty());
+        assert!(c.eventlisteners.is_empty());
+        assert_eq!(c.rpc, None);
+        assert_eq!(c.identifier(), "supervisor");
         assert_eq!(p.policy(), Policy::default());
         assert_eq!(p.processes.len(), 1);
         let proc = &p.processes[0];
@@ -2235,7 +3471,7 @@ critical = true
                 "2:1: junk: unknown top-level key (keys belong in a section such as [vigil] or [program.NAME])",
                 "3:2: programs: unknown section, did you mean \"program\"?",
                 "5:2: alert: unknown section, did you mean \"alerts\"?",
-                "7:2: zzz: unknown section; known sections: vigil, program, group, checks, rules, halt, alerts, auth, jobs, ingest, eventlistener, cluster, monitoring",
+                "7:2: zzz: unknown section; known sections: vigil, program, group, eventlistener, rpc, checks, rules, halt, alerts, auth, jobs, ingest, cluster, monitoring",
             ]
         );
     }
@@ -2247,10 +3483,10 @@ critical = true
             "[[rules]]\nwhen = 1\n",
             "[halt]\nposition = \"close\"\n",
             "[alerts]\nx = 1\n[auth]\nusers = []\n[jobs]\ny = 2\n[ingest]\nfiles = []\n",
-            "[eventlistener.l]\ncommand = 1\n[cluster]\n[monitoring]\nz = true\n",
+            "[cluster]\n[monitoring]\nz = true\n",
         ));
         assert!(c.programs.is_empty());
-        assert_eq!(RESERVED_SECTIONS.len(), 10);
+        assert_eq!(RESERVED_SECTIONS.len(), 9);
     }
 
     // ---------------------------------------------------------------- program semantics
@@ -2676,6 +3912,32 @@ critical = true
         assert_eq!(names, ["feed_00", "feed_01"]);
         assert_eq!(c.group_of("bot"), "trading");
         assert!(dir.path().join("vigil-data/logs").is_dir());
+        assert_eq!(prog(&c, "bot").depends_on, ["feed"]);
+        assert!(prog(&c, "bot").ready.is_some());
+        assert_eq!(c.eventlisteners.len(), 1);
+        assert!(
+            c.rpc
+                .as_ref()
+                .is_some_and(|r| r.inet.is_some() && r.unix.is_some())
+        );
+    }
+
+    /// The `[eventlistener.NAME]` and `[rpc]` examples of docs/config.md load.
+    #[test]
+    fn docs_listener_and_rpc_examples_load() {
+        let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/config.md");
+        let doc = std::fs::read_to_string(doc).expect("read docs/config.md");
+        let blocks: Vec<&str> = doc
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|rest| rest.split("```").next())
+            .filter(|b| b.contains("[eventlistener.") || b.contains("[rpc]"))
+            .collect();
+        assert_eq!(blocks.len(), 2);
+        for b in blocks {
+            let (_d, c) = ok(b);
+            assert!(!c.eventlisteners.is_empty() || c.rpc.is_some());
+        }
     }
 
     #[test]
@@ -2752,5 +4014,181 @@ critical = true
             checked += 1;
         }
         assert!(checked >= 3, "README lists {checked} bad files");
+    }
+
+    // ---------------------------------------------------------------- issue 3 additions
+
+    #[test]
+    fn capture_and_log_events() {
+        let (_d, c) = ok(concat!(
+            "[program.bot]\ncommand = \"bot\"\n",
+            "stdout_capture_maxbytes = \"1MB\"\nstderr_capture_maxbytes = 512\n",
+            "stdout_events_enabled = true\nstderr_events_enabled = false\n",
+        ));
+        let p = prog(&c, "bot");
+        assert_eq!(p.stdout_capture_maxbytes, 1 << 20);
+        assert_eq!(p.stderr_capture_maxbytes, 512);
+        assert!(p.stdout_events_enabled && !p.stderr_events_enabled);
+    }
+
+    #[test]
+    fn eventlistener_tables() {
+        let (_d, c) = ok(concat!(
+            "[eventlistener.crash]\n",
+            "command = \"crashmail -a\"\n",
+            "events = [\"process_state_exited\", \"TICK_60\", \"PROCESS_STATE_EXITED\"]\n",
+            "[eventlistener.pool]\n",
+            "command = \"l\"\n",
+            "events = \"EVENT, VIGIL_CHECK\"\n",
+            "numprocs = 2\n",
+            "process_name = \"%(program_name)s_%(process_num)d\"\n",
+            "buffer_size = 64\n",
+            "priority = 4\n",
+            "result_handler = \"supervisor.dispatchers:default_handler\"\n",
+        ));
+        let crash = c.eventlistener("crash").expect("crash");
+        assert_eq!(crash.events, ["PROCESS_STATE_EXITED", "TICK_60"]);
+        assert_eq!((crash.priority, crash.program.priority), (-1, 999));
+        assert_eq!(crash.buffer_size, DEFAULT_BUFFER_SIZE);
+        assert_eq!(crash.program.processes[0].argv, ["crashmail", "-a"]);
+        let pool = c.eventlistener("pool").expect("pool");
+        assert_eq!(pool.events, ["EVENT", "VIGIL_CHECK"]);
+        assert_eq!((pool.priority, pool.program.priority), (4, 4));
+        assert_eq!(pool.buffer_size, 64);
+        let names: Vec<&str> = pool
+            .program
+            .processes
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names, ["pool_0", "pool_1"]);
+        assert_eq!(
+            errs(concat!(
+                "[program.x]\ncommand = \"x\"\n",
+                "[eventlistener.x]\n",
+                "command = \"l\"\n",
+                "events = [\"PROCESS_STAT\", 5]\n",
+                "redirect_stderr = true\n",
+                "buffer_size = 0\n",
+                "result_handler = \"mine:handler\"\n",
+                "ready_http = \"http://x/\"\n",
+                "critical = true\n",
+                "[eventlistener.none]\ncommand = \"l\"\n",
+            )),
+            vec![
+                "3:16: eventlistener.x: the event listener pool \"x\" is a process group, and program \"x\" has the same name",
+                "5:11: eventlistener.x.events: unknown event type PROCESS_STAT, did you mean PROCESS_STATE?",
+                "5:27: eventlistener.x.events: expected an event type name (string), found integer 5",
+                "6:19: eventlistener.x.redirect_stderr: cannot be true for an event listener: stdout is the protocol channel (as in supervisord)",
+                "7:15: eventlistener.x.buffer_size: expected a positive integer, found integer 0",
+                "8:18: eventlistener.x.result_handler: only supervisor.dispatchers:default_handler is supported (a listener's reply OK accepts the event, anything else rejects it)",
+                "9:1: eventlistener.x.ready_http: not available for event listeners (a listener's stdout is the protocol channel)",
+                "11:1: eventlistener.none.events: required key is missing",
+            ]
+        );
+    }
+
+    #[test]
+    fn rpc_section() {
+        let (d, c) = ok(concat!(
+            "[rpc]\n",
+            "identifier = \"desk\"\n",
+            "logfile = \"logs/supervisord.log\"\n",
+            "logfile_maxbytes = \"1MB\"\n",
+            "logfile_backups = 2\n",
+            "pidfile = \"%(here)s/run/vigil.pid\"\n",
+            "[rpc.inet]\n",
+            "port = 9001\n",
+            "username = \"user\"\n",
+            "password = \"{SHA}a94a8fe5ccb19ba61c4c0873d391e987982fbbd3\"\n",
+            "[rpc.unix]\n",
+            "file = \"run/supervisor.sock\"\n",
+            "chmod = 0o770\n",
+        ));
+        let rpc = c.rpc.as_ref().expect("rpc");
+        assert_eq!(c.identifier(), "desk");
+        assert_eq!(
+            rpc.logfile,
+            Some(LogConfig {
+                path: Some(d.path().join("logs/supervisord.log")),
+                maxbytes: 1 << 20,
+                backups: 2
+            })
+        );
+        assert_eq!(rpc.pidfile, Some(d.path().join("run/vigil.pid")));
+        let inet = rpc.inet.as_ref().expect("inet");
+        assert_eq!(inet.addr.to_string(), "0.0.0.0:9001");
+        assert!(inet.auth.as_ref().is_some_and(|a| a.verify("user", "test")));
+        let unix = rpc.unix.as_ref().expect("unix");
+        assert_eq!(unix.path, d.path().join("run/supervisor.sock"));
+        assert_eq!(unix.chmod, 0o770);
+        assert_eq!(unix.auth, None);
+        assert_eq!(
+            errs(concat!(
+                "[rpc]\nidentifer = \"x\"\n",
+                "[rpc.inet]\nport = \"localhost:x\"\nusername = \"u\"\n",
+                "[rpc.unix]\nchmod = 700\n",
+            )),
+            vec![
+                "2:1: rpc.identifer: unknown key, did you mean \"identifier\"?",
+                "3:1: rpc.inet: incomplete authentication: set both username and password, or neither",
+                "4:8: rpc.inet.port: expected a port (1-65535) or HOST:PORT such as \"127.0.0.1:9001\", found \"localhost:x\"",
+                "6:1: rpc.unix.file: required key is missing",
+                "7:9: rpc.unix.chmod: expected an octal mode such as \"0700\" (a string) or 0o700, found integer 700",
+            ]
+        );
+    }
+
+    #[test]
+    fn readiness_and_depends_on() {
+        let (_d, c) = ok(concat!(
+            "[program.db]\ncommand = \"db\"\nready_tcp = \"[::1]:5432\"\n",
+            "[program.api]\ncommand = \"api\"\nready_http = \"http://127.0.0.1:8080/health\"\n",
+            "ready_interval = 0.5\nready_timeout = 2\nready_retries = 5\ndepends_on = [\"db\"]\n",
+            "[program.bot]\ncommand = \"bot\"\nready_command = \"check %(program_name)s\"\n",
+            "depends_on = [\"api\", \"db\"]\n",
+        ));
+        assert_eq!(
+            prog(&c, "db").ready.as_ref().map(|r| r.probe.clone()),
+            Some(ReadinessProbe::Tcp {
+                host: "::1".into(),
+                port: 5432
+            })
+        );
+        let api = prog(&c, "api");
+        let r = api.ready.as_ref().expect("ready");
+        assert_eq!((r.interval_ms, r.timeout_ms, r.retries), (500, 2000, 5));
+        assert_eq!(api.depends_on, ["db"]);
+        let bot = prog(&c, "bot");
+        assert_eq!(
+            bot.ready
+                .as_ref()
+                .map(|r| (r.probe.clone(), r.interval_ms, r.timeout_ms, r.retries)),
+            Some((
+                ReadinessProbe::Command {
+                    argv: vec!["check".into(), "bot".into()]
+                },
+                DEFAULT_READY_INTERVAL_MS,
+                DEFAULT_READY_TIMEOUT_MS,
+                DEFAULT_READY_RETRIES
+            ))
+        );
+        assert_eq!(bot.depends_on, ["api", "db"]);
+        assert_eq!(
+            errs(concat!(
+                "[program.a]\ncommand = \"a\"\ndepends_on = [\"b\", \"zz\", 3]\n",
+                "ready_http = \"ftp://x\"\nready_interval = -1\n",
+                "[program.b]\ncommand = \"b\"\ndepends_on = [\"c\"]\n",
+                "[program.c]\ncommand = \"c\"\ndepends_on = [\"b\"]\nready_retries = 0\n",
+            )),
+            vec![
+                "3:20: program.a.depends_on: no program \"zz\" (each must be a program)",
+                "3:26: program.a.depends_on: expected program name (string), found integer 3",
+                "4:14: program.a.ready_http: expected an http:// URL such as \"http://127.0.0.1:8080/health\", found \"ftp://x\"",
+                "5:18: program.a.ready_interval: expected a positive number of seconds (at most 86400, e.g. 1 or 0.5), found integer -1",
+                "8:15: program.b.depends_on: dependency cycle: b -> c -> b",
+                "12:17: program.c.ready_retries: expected a positive integer, found integer 0",
+            ]
+        );
     }
 }

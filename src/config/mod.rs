@@ -1,11 +1,15 @@
-//! Configuration: `vigil.toml` (and, later, supervisord's INI dialect) → a validated [`Config`].
+//! Configuration: `vigil.toml` or supervisord's INI dialect (`*.conf`, `*.ini`) → a validated
+//! [`Config`].
 //!
-//! Two phases, as ripgrep's flags: the file is parsed into a spanned TOML tree, then every
-//! section is validated into typed values, collecting **all** errors, each located as
-//! `FILE:LINE:COL: key: message`. Paths are resolved against the config file's directory,
-//! checked and created at load, so nothing downstream ever meets a missing path.
+//! Two phases, as ripgrep's flags: the file is parsed into a spanned tree (TOML, or the INI
+//! reader in [`supervisord`]), then every section is validated into typed values, collecting
+//! **all** errors, each located as `FILE:LINE:COL: key: message` (`FILE:LINE: …` for INI files).
+//! Both formats share one validator, so a supervisord config and its `vigil convert` output load
+//! to equal [`Config`]s. Paths are resolved against the config file's directory, checked and
+//! created at load, so nothing downstream ever meets a missing path.
 
 mod load;
+pub mod supervisord;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,8 +18,9 @@ use std::path::{Path, PathBuf};
 use vigil_core::program::{AutoRestart, BackoffPolicy, Policy};
 
 pub use load::{
-    DEFAULT_LISTEN, DEFAULT_LOG_BACKUPS, DEFAULT_LOG_MAXBYTES, MAX_NUMPROCS, RESERVED_SECTIONS,
-    line_col, load, load_str,
+    DEFAULT_BUFFER_SIZE, DEFAULT_LISTEN, DEFAULT_LOG_BACKUPS, DEFAULT_LOG_MAXBYTES,
+    DEFAULT_READY_INTERVAL_MS, DEFAULT_READY_RETRIES, DEFAULT_READY_TIMEOUT_MS, MAX_NUMPROCS,
+    RESERVED_SECTIONS, line_col, load, load_str,
 };
 
 /// The closest of `candidates` to a misspelt `word`, for "did you mean" hints.
@@ -27,9 +32,11 @@ pub fn suggest<'c>(word: &str, candidates: &'c [&'c str]) -> Option<&'c str> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: PathBuf,
+    /// 1-based; 0 when the error concerns the whole file.
     pub line: usize,
+    /// 1-based, in characters; 0 when not shown (INI files are located by line only).
     pub col: usize,
-    /// Dotted key, e.g. `program.bot.startsecs`.
+    /// Dotted key, e.g. `program.bot.startsecs` (`[program:bot] startsecs` in INI files).
     pub key: String,
     pub message: String,
 }
@@ -37,10 +44,14 @@ pub struct ConfigError {
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // `FILE:LINE:COL: key: message`; without a position (line 0: the file could not be
-        // read) `FILE: message`, and without a key (TOML syntax errors) `FILE:LINE:COL: message`.
+        // read) `FILE: message`, without a column (col 0: INI files) `FILE:LINE: key: message`,
+        // and without a key (syntax errors, unsupported options) `FILE:LINE:COL: message`.
         write!(f, "{}", self.file.display())?;
         if self.line > 0 {
-            write!(f, ":{}:{}", self.line, self.col)?;
+            write!(f, ":{}", self.line)?;
+            if self.col > 0 {
+                write!(f, ":{}", self.col)?;
+            }
         }
         if !self.key.is_empty() {
             write!(f, ": {}", self.key)?;
@@ -74,6 +85,16 @@ pub struct Config {
     /// Programs in file order.
     pub programs: Vec<ProgramConfig>,
     pub groups: Vec<GroupConfig>,
+    /// `[auth]`: users, machine tokens, JWT settings (`crate::auth::config`). `None`: no
+    /// authentication, loopback only.
+    pub auth: Option<crate::auth::AuthConfig>,
+    /// Event listener pools (`[eventlistener.NAME]`, supervisord's `[eventlistener:NAME]`), in
+    /// file order.
+    pub eventlisteners: Vec<EventListenerConfig>,
+    /// supervisord compatibility: its XML-RPC servers (`[inet_http_server]`,
+    /// `[unix_http_server]`) and `[supervisord]` settings. Always `Some` for a supervisord
+    /// config; for vigil.toml `Some` iff it has an `[rpc]` section.
+    pub rpc: Option<RpcConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +140,21 @@ pub struct ProgramConfig {
     pub events_from_stdout: bool,
     /// `critical = true`: this program reaching FATAL halts trading (issue 4).
     pub critical: bool,
+    /// supervisord's `stdout_events_enabled`: emit a PROCESS_LOG_STDOUT event per chunk read.
+    pub stdout_events_enabled: bool,
+    /// supervisord's `stderr_events_enabled`: emit a PROCESS_LOG_STDERR event per chunk read.
+    pub stderr_events_enabled: bool,
+    /// supervisord's `stdout_capture_maxbytes`: > 0 enables PROCESS_COMMUNICATION_STDOUT capture
+    /// (`<!--XSUPERVISOR:BEGIN-->` … `<!--XSUPERVISOR:END-->`) with a buffer of this many bytes.
+    pub stdout_capture_maxbytes: u64,
+    /// As `stdout_capture_maxbytes`, for stderr (PROCESS_COMMUNICATION_STDERR).
+    pub stderr_capture_maxbytes: u64,
+    /// vigil extension (`ready_command`/`ready_http`/`ready_tcp`, …): with a check, a process
+    /// counts as RUNNING only once the check succeeds.
+    pub ready: Option<ReadinessCheck>,
+    /// vigil extension `depends_on`: programs (names of `[program.X]`) that must be ready before
+    /// this one starts, and that stop after it. Each exists; the graph has no cycle.
+    pub depends_on: Vec<String>,
     /// One entry per process (numprocs), names and paths already expanded.
     pub processes: Vec<ProcessConfig>,
 }
@@ -135,6 +171,204 @@ impl ProgramConfig {
             backoff: self.backoff,
         }
     }
+}
+
+/// A readiness check (vigil extension; supervisord issue #584): while a process is STARTING,
+/// vigil runs the probe every `interval_ms`, each attempt bounded by `timeout_ms`. The process
+/// enters RUNNING at the first success (and not before `startsecs`); `retries` failed probes in
+/// a row count as a failed start (BACKOFF, then FATAL after `startretries`, as an early exit).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadinessCheck {
+    pub probe: ReadinessProbe,
+    /// `ready_interval`, default 1 s.
+    pub interval_ms: u64,
+    /// `ready_timeout`, default 5 s.
+    pub timeout_ms: u64,
+    /// `ready_retries` (≥ 1), default 60.
+    pub retries: u32,
+}
+
+/// What a readiness check does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadinessProbe {
+    /// `ready_command`: run this argv (no shell, the program's environment and directory);
+    /// ready when it exits 0.
+    Command { argv: Vec<String> },
+    /// `ready_http`: `GET url` (an `http://` URL, validated at load); ready on a 2xx or 3xx
+    /// status (redirects are not followed).
+    Http { url: String },
+    /// `ready_tcp`: ready when a TCP connection to `host:port` succeeds. `host` is an IP address
+    /// or a name resolved at each attempt (IPv6 without brackets).
+    Tcp { host: String, port: u16 },
+}
+
+/// `[eventlistener.NAME]` (supervisord's `[eventlistener:NAME]`): a pool of listener processes.
+/// The pool is a process group named `NAME`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventListenerConfig {
+    /// The program-like options (`program.name` is the pool name). `program.priority` is each
+    /// listener *process*'s priority (default 999); `redirect_stderr` is always false, and
+    /// `events_from_stdout`, `ready` and `depends_on` are unset (stdout is the protocol channel).
+    pub program: ProgramConfig,
+    /// Subscribed event types, canonical upper case (see [`EVENT_TYPES`]), in the order written,
+    /// without duplicates. Abstract types (`PROCESS_STATE`, `EVENT`, …) stand for all their
+    /// sub-types.
+    pub events: Vec<String>,
+    /// `buffer_size`: events queued per pool (≥ 1, default 10).
+    pub buffer_size: usize,
+    /// The pool's (group's) priority: `priority` when set, else -1 (started first, stopped last).
+    pub priority: i32,
+}
+
+/// The event type names a listener may subscribe to: supervisord 4.3's (abstract ones included)
+/// and vigil's own (`VIGIL_TRADING_STATE`, `VIGIL_CHECK`).
+pub const EVENT_TYPES: &[&str] = &[
+    "EVENT",
+    "PROCESS_STATE",
+    "PROCESS_STATE_STOPPED",
+    "PROCESS_STATE_EXITED",
+    "PROCESS_STATE_STARTING",
+    "PROCESS_STATE_STOPPING",
+    "PROCESS_STATE_BACKOFF",
+    "PROCESS_STATE_FATAL",
+    "PROCESS_STATE_RUNNING",
+    "PROCESS_STATE_UNKNOWN",
+    "PROCESS_COMMUNICATION",
+    "PROCESS_COMMUNICATION_STDOUT",
+    "PROCESS_COMMUNICATION_STDERR",
+    "PROCESS_LOG",
+    "PROCESS_LOG_STDOUT",
+    "PROCESS_LOG_STDERR",
+    "REMOTE_COMMUNICATION",
+    "SUPERVISOR_STATE_CHANGE",
+    "SUPERVISOR_STATE_CHANGE_RUNNING",
+    "SUPERVISOR_STATE_CHANGE_STOPPING",
+    "TICK",
+    "TICK_5",
+    "TICK_60",
+    "TICK_3600",
+    "PROCESS_GROUP",
+    "PROCESS_GROUP_ADDED",
+    "PROCESS_GROUP_REMOVED",
+    "VIGIL_TRADING_STATE",
+    "VIGIL_CHECK",
+];
+
+/// supervisord compatibility settings (`[rpc]` in vigil.toml): the XML-RPC servers supervisorctl
+/// and listeners talk to, and the `[supervisord]` values they report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpcConfig {
+    /// `[supervisord] identifier`, default `supervisor`: the `server:` token of listener
+    /// headers and `supervisor.getIdentification`.
+    pub identifier: String,
+    /// `[inet_http_server]`: XML-RPC (`POST /RPC2`, `GET /logtail/…`) over TCP. When it equals
+    /// `vigil.listen`, serve it on vigil's own listener rather than binding twice.
+    pub inet: Option<InetServerConfig>,
+    /// `[unix_http_server]`: the same over a Unix socket.
+    pub unix: Option<UnixServerConfig>,
+    /// `[supervisord] logfile` (with `logfile_maxbytes`/`logfile_backups`): supervisord's main
+    /// log, read by `readLog`/`maintail`. `None` when not configured.
+    pub logfile: Option<LogConfig>,
+    /// `[supervisord] pidfile`: where to write vigil's pid. `None` when not configured.
+    pub pidfile: Option<PathBuf>,
+}
+
+/// `[inet_http_server]` (`[rpc.inet]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InetServerConfig {
+    /// `port`: `host:port` or `port`; an empty host or `*` is `0.0.0.0`; names are resolved at
+    /// load.
+    pub addr: SocketAddr,
+    /// HTTP basic auth; `None`: no authentication.
+    pub auth: Option<Credentials>,
+}
+
+/// `[unix_http_server]` (`[rpc.unix]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnixServerConfig {
+    /// `file`, absolute. A stale socket file is replaced at start.
+    pub path: PathBuf,
+    /// `chmod` (octal in the file), default `0o700`.
+    pub chmod: u32,
+    pub auth: Option<Credentials>,
+}
+
+/// A username and password (both or neither, as in supervisord).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: Password,
+}
+
+impl Credentials {
+    /// Whether a basic-auth pair matches (password compared in constant time).
+    pub fn verify(&self, username: &str, password: &str) -> bool {
+        let user_ok = ct_eq(self.username.as_bytes(), username.as_bytes());
+        let pass_ok = self.password.verify(password);
+        user_ok & pass_ok
+    }
+}
+
+/// A configured password: as written, or supervisord's `{SHA}` + hex SHA-1 of the plaintext.
+/// Its `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Password {
+    Plain(String),
+    /// 40 lowercase hex digits.
+    Sha1Hex(String),
+}
+
+impl Password {
+    /// Parse a config value: `{SHA}<40 hex digits>` (any case) or a plaintext password.
+    pub fn parse(s: &str) -> Result<Password, String> {
+        match s.strip_prefix("{SHA}") {
+            Some(hex) => {
+                if hex.len() == 40 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    Ok(Password::Sha1Hex(hex.to_ascii_lowercase()))
+                } else {
+                    Err("a {SHA} password must be followed by the 40 hex digits of the SHA-1 of the password".to_string())
+                }
+            }
+            None => Ok(Password::Plain(s.to_string())),
+        }
+    }
+
+    /// The value as written in a config file (`{SHA}…` or the plaintext).
+    pub fn to_config_value(&self) -> String {
+        match self {
+            Password::Plain(p) => p.clone(),
+            Password::Sha1Hex(h) => format!("{{SHA}}{h}"),
+        }
+    }
+
+    /// Whether `given` (a plaintext password) matches, in constant time.
+    pub fn verify(&self, given: &str) -> bool {
+        match self {
+            Password::Plain(p) => ct_eq(p.as_bytes(), given.as_bytes()),
+            Password::Sha1Hex(h) => ct_eq(
+                h.as_bytes(),
+                supervisord::sha1_hex(given.as_bytes()).as_bytes(),
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Password::Plain(_) => f.write_str("Password::Plain(<redacted>)"),
+            Password::Sha1Hex(_) => f.write_str("Password::Sha1Hex(<redacted>)"),
+        }
+    }
+}
+
+/// Equality without an early exit on the first differing byte.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (x, y) in a.iter().zip(b) {
+        diff |= x ^ y;
+    }
+    diff == 0
 }
 
 /// One process of a program, fully expanded.
@@ -233,6 +467,18 @@ impl Config {
 
     pub fn program(&self, name: &str) -> Option<&ProgramConfig> {
         self.programs.iter().find(|p| p.name == name)
+    }
+
+    pub fn eventlistener(&self, name: &str) -> Option<&EventListenerConfig> {
+        self.eventlisteners.iter().find(|l| l.program.name == name)
+    }
+
+    /// supervisord's identifier (`[supervisord] identifier`, `[rpc] identifier`), default
+    /// `supervisor`.
+    pub fn identifier(&self) -> &str {
+        self.rpc
+            .as_ref()
+            .map_or("supervisor", |r| r.identifier.as_str())
     }
 
     pub fn db_path(&self) -> PathBuf {

@@ -97,7 +97,26 @@ pub enum Command {
     Ping {
         reply: Reply<()>,
     },
+    /// Write to a process's stdin (supervisord's `sendProcessStdin`).
+    WriteStdin {
+        name: String,
+        data: Vec<u8>,
+        reply: Reply<Result<(), StdinError>>,
+    },
 }
+
+/// Why `write_stdin` failed (supervisord's BAD_NAME, NOT_RUNNING, NO_FILE).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StdinError {
+    #[error("no such process: {0}")]
+    NoSuchProcess(String),
+    #[error("{0} is not running")]
+    NotRunning(String),
+    #[error("the stdin of {0} is closed: {1}")]
+    Closed(String, String),
+}
+
+type StdinWrite = (Vec<u8>, Reply<Result<(), StdinError>>);
 
 /// What a reload changed.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -162,6 +181,8 @@ pub struct Options {
     pub extra_env: Vec<(String, String)>,
     /// Where stdout lines of `events = "stdout"` programs go: (process, line).
     pub stdout_events: Option<mpsc::UnboundedSender<(String, String)>>,
+    /// Where event-listener processes' stdout, stdin, states and exits go.
+    pub listener_io: Option<mpsc::UnboundedSender<crate::listeners::ListenerIo>>,
 }
 
 /// The API's handle on the supervisor; cheap to clone.
@@ -260,6 +281,16 @@ impl SupervisorHandle {
     pub async fn ping(&self) -> bool {
         self.ask(|reply| Command::Ping { reply }).await.is_ok()
     }
+
+    /// Write `data` to the stdin of process `name`; resolves once written (in order with
+    /// other writes to the same process). The actor never blocks on the pipe.
+    pub async fn write_stdin(&self, name: &str, data: Vec<u8>) -> Result<(), StdinError> {
+        let name = name.to_string();
+        let gone = StdinError::NotRunning(name.clone());
+        self.ask(|reply| Command::WriteStdin { name, data, reply })
+            .await
+            .unwrap_or(Err(gone))
+    }
 }
 
 enum AfterStop {
@@ -275,6 +306,8 @@ struct Spec {
     process: ProcessConfig,
     group: String,
     group_priority: i32,
+    /// For an event-listener process: (pool index, process index in the pool).
+    listener: Option<(usize, usize)>,
 }
 
 struct Entry {
@@ -284,6 +317,8 @@ struct Entry {
     generation: u64,
     output: Arc<Output>,
     stdin: Option<tokio::process::ChildStdin>,
+    /// Once something was written to stdin: the task that owns `stdin` and writes in order.
+    stdin_writer: Option<mpsc::UnboundedSender<StdinWrite>>,
     start_wall: Option<DateTime<Utc>>,
     stop_wall: Option<DateTime<Utc>>,
     start_mono: Option<Instant>,
@@ -303,6 +338,7 @@ impl Entry {
             generation: 0,
             output: Arc::new(Output::default()),
             stdin: None,
+            stdin_writer: None,
             start_wall: None,
             stop_wall: None,
             start_mono: None,
@@ -379,6 +415,20 @@ fn specs(config: &Config) -> Vec<Spec> {
                 process: proc_cfg.clone(),
                 group: group.clone(),
                 group_priority,
+                listener: None,
+            });
+        }
+    }
+    // Event listeners: a pool is a group (priority -1 by default: started first, stopped last).
+    for (pool, el) in config.eventlisteners.iter().enumerate() {
+        let program = Arc::new(el.program.clone());
+        for (i, proc_cfg) in el.program.processes.iter().enumerate() {
+            out.push(Spec {
+                program: program.clone(),
+                process: proc_cfg.clone(),
+                group: el.program.name.clone(),
+                group_priority: el.priority,
+                listener: Some((pool, i)),
             });
         }
     }
@@ -507,6 +557,12 @@ impl Actor {
                 if current {
                     if let Some(e) = self.entries.get_mut(&name) {
                         e.stdin = None;
+                        e.stdin_writer = None;
+                        if let (Some((pool, process)), Some(tx)) =
+                            (e.spec.listener, &self.options.listener_io)
+                        {
+                            let _ = tx.send(crate::listeners::ListenerIo::Exited { pool, process });
+                        }
                     }
                     self.apply(&name, Input::Exited(exit));
                 }
@@ -568,6 +624,9 @@ impl Actor {
                     let _ = reply.send(Err(SupervisorError::ShuttingDown));
                 }
                 Command::Reload { .. } => {}
+                Command::WriteStdin { name, reply, .. } => {
+                    let _ = reply.send(Err(StdinError::NotRunning(name)));
+                }
             }
             return;
         }
@@ -664,6 +723,51 @@ impl Actor {
                 let _ = reply.send(report);
             }
             Command::Shutdown { reply } => self.begin_shutdown(Some(reply)),
+            Command::WriteStdin { name, data, reply } => self.write_stdin(name, data, reply),
+        }
+    }
+
+    fn write_stdin(&mut self, name: String, data: Vec<u8>, reply: Reply<Result<(), StdinError>>) {
+        let Some(e) = self.entries.get_mut(&name) else {
+            let _ = reply.send(Err(StdinError::NoSuchProcess(name)));
+            return;
+        };
+        // supervisord: `not process.pid or process.killing` is NOT_RUNNING.
+        if e.fsm.pid.is_none() || e.fsm.state == ProcessState::Stopping {
+            let _ = reply.send(Err(StdinError::NotRunning(name)));
+            return;
+        }
+        if e.stdin_writer.is_none()
+            && let Some(mut stdin) = e.stdin.take()
+        {
+            let (tx, mut rx) = mpsc::unbounded_channel::<StdinWrite>();
+            let pname = name.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                while let Some((data, reply)) = rx.recv().await {
+                    let r = match stdin.write_all(&data).await {
+                        Ok(()) => stdin.flush().await,
+                        Err(err) => Err(err),
+                    };
+                    if let Err(err) = r {
+                        let _ = reply.send(Err(StdinError::Closed(pname.clone(), err.to_string())));
+                        // Closed for good: later writes find the channel gone (NO_FILE).
+                        return;
+                    }
+                    let _ = reply.send(Ok(()));
+                }
+            });
+            e.stdin_writer = Some(tx);
+        }
+        match &e.stdin_writer {
+            Some(tx) => {
+                if let Err(mpsc::error::SendError((_, reply))) = tx.send((data, reply)) {
+                    let _ = reply.send(Err(StdinError::Closed(name, "broken pipe".into())));
+                }
+            }
+            None => {
+                let _ = reply.send(Err(StdinError::Closed(name, "no stdin pipe".into())));
+            }
         }
     }
 
@@ -871,6 +975,19 @@ impl Actor {
                 e.start_wall = Some(Utc::now());
                 e.start_mono = Some(Instant::now());
                 e.stdin = sp.stdin;
+                e.stdin_writer = None;
+                // A listener's stdin belongs to the listener protocol.
+                let listener_io = match (e.spec.listener, &self.options.listener_io) {
+                    (Some((pool, process)), Some(tx)) => {
+                        let _ = tx.send(crate::listeners::ListenerIo::Spawned {
+                            pool,
+                            process,
+                            stdin: e.stdin.take(),
+                        });
+                        Some((tx.clone(), pool, process))
+                    }
+                    _ => None,
+                };
                 let pid = sp.pid;
                 tracing::info!("spawned: '{name}' with pid {pid}");
                 let open = |cfg: &crate::config::LogConfig| {
@@ -882,7 +999,23 @@ impl Actor {
                         }
                     })
                 };
+                let log_events = |enabled: bool, channel: &str| {
+                    enabled.then(|| {
+                        (
+                            self.events.clone(),
+                            crate::fields! {
+                                "program" => program.name,
+                                "group" => e.spec.group,
+                                "process" => name,
+                                "pid" => pid,
+                                "channel" => channel,
+                            },
+                        )
+                    })
+                };
                 let stdout_sink = Sink {
+                    log_events: log_events(program.stdout_events_enabled, "stdout"),
+                    listener: listener_io,
                     file: open(&e.spec.process.stdout_log),
                     tap: e.output.clone(),
                     stderr: false,
@@ -907,6 +1040,8 @@ impl Actor {
                 tokio::spawn(output::pump(sp.stdout, stdout_sink, name.to_string()));
                 if let Some(stderr) = sp.stderr {
                     let sink = Sink {
+                        log_events: log_events(program.stderr_events_enabled, "stderr"),
+                        listener: None,
                         file: open(&e.spec.process.stderr_log),
                         tap: e.output.clone(),
                         stderr: true,
@@ -949,6 +1084,13 @@ impl Actor {
         };
         if t.to.is_stopped() {
             e.stop_wall = Some(Utc::now());
+        }
+        if let (Some((pool, process)), Some(tx)) = (e.spec.listener, &self.options.listener_io) {
+            let _ = tx.send(crate::listeners::ListenerIo::State {
+                pool,
+                process,
+                state: t.to,
+            });
         }
         match t.to {
             ProcessState::Running => tracing::info!(

@@ -202,6 +202,18 @@ pub struct Sink {
     pub stderr: bool,
     /// Complete stdout lines, for `events = "stdout"`.
     pub lines: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// `stdout_events_enabled` / `stderr_events_enabled`: every chunk is also recorded as a
+    /// `process_log` event (delivered to listeners as PROCESS_LOG_STDOUT/_STDERR).
+    pub log_events: Option<(
+        crate::events::EventLog,
+        serde_json::Map<String, serde_json::Value>,
+    )>,
+    /// An event listener's stdout: every chunk also goes to the listener protocol.
+    pub listener: Option<(
+        tokio::sync::mpsc::UnboundedSender<crate::listeners::ListenerIo>,
+        usize,
+        usize,
+    )>,
 }
 
 /// Copy a pipe until EOF.
@@ -224,6 +236,21 @@ pub async fn pump<R: tokio::io::AsyncRead + Unpin>(mut r: R, mut sink: Sink, nam
                     &sink.tap.stdout
                 };
                 tap.push(chunk);
+                if let Some((events, base)) = &sink.log_events {
+                    let mut data = base.clone();
+                    data.insert(
+                        "data".into(),
+                        String::from_utf8_lossy(chunk).into_owned().into(),
+                    );
+                    events.submit("process_log", data);
+                }
+                if let Some((tx, pool, process)) = &sink.listener {
+                    let _ = tx.send(crate::listeners::ListenerIo::Output {
+                        pool: *pool,
+                        process: *process,
+                        bytes: chunk.to_vec(),
+                    });
+                }
                 if let Some(tx) = &sink.lines {
                     partial.extend_from_slice(chunk);
                     while let Some(i) = partial.iter().position(|b| *b == b'\n') {

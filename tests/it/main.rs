@@ -1,7 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! One integration-test binary (links once): real `vigil`, real children, real SQLite.
+mod auth;
 mod cli;
+mod compat;
 mod fuzz;
+mod listeners;
+mod metrics;
+mod superlance;
 mod supervisor;
 mod support;
 mod trading;

@@ -19,6 +19,11 @@ pub struct TestDaemon {
     pub dir: PathBuf,
     pub config: PathBuf,
     pub stderr: Arc<Mutex<String>>,
+    /// Everything vigil printed on stdout so far.
+    pub stdout: Arc<Mutex<String>>,
+    /// Sent as `Authorization: Bearer` by `get`, `post`, `events` and `wait_for` (daemons with
+    /// `[auth]`; see `auth_section` and `login`).
+    pub token: Option<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -77,8 +82,14 @@ impl TestDaemon {
             }
         });
         let (tx, rx) = std::sync::mpsc::channel();
+        let out_log = Arc::new(Mutex::new(String::new()));
+        let out_log2 = out_log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(mut l) = out_log2.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
                 if let Some(url) = line.strip_prefix("vigil: listening on ") {
                     let _ = tx.send(url.to_string());
                 }
@@ -101,6 +112,8 @@ impl TestDaemon {
             dir: dir.to_path_buf(),
             config: config.to_path_buf(),
             stderr: log,
+            stdout: out_log,
+            token: None,
             _tmp: None,
         }
     }
@@ -113,9 +126,19 @@ impl TestDaemon {
         self.stderr.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// `rb` with this daemon's token, if any.
+    pub fn authed(
+        &self,
+        rb: reqwest::blocking::RequestBuilder,
+    ) -> reqwest::blocking::RequestBuilder {
+        match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
     pub fn get(&self, path: &str) -> Value {
-        reqwest::blocking::Client::new()
-            .get(format!("{}{}", self.url, path))
+        self.authed(reqwest::blocking::Client::new().get(format!("{}{}", self.url, path)))
             .timeout(Duration::from_secs(30))
             .send()
             .and_then(|r| r.json())
@@ -123,8 +146,8 @@ impl TestDaemon {
     }
 
     pub fn post(&self, path: &str) -> (u16, Value) {
-        let r = reqwest::blocking::Client::new()
-            .post(format!("{}{}", self.url, path))
+        let r = self
+            .authed(reqwest::blocking::Client::new().post(format!("{}{}", self.url, path)))
             .timeout(Duration::from_secs(60))
             .send()
             .unwrap_or_else(|e| panic!("POST {path}: {e}"));
@@ -154,8 +177,10 @@ impl TestDaemon {
         let mut seen = Vec::new();
         while Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
-            let resp = reqwest::blocking::Client::new()
-                .get(format!("{}/api/events/stream", self.url))
+            let resp = self
+                .authed(
+                    reqwest::blocking::Client::new().get(format!("{}/api/events/stream", self.url)),
+                )
                 .header("Last-Event-ID", last.to_string())
                 .timeout(left)
                 .send();
@@ -267,4 +292,79 @@ pub fn ts_ms(e: &Value) -> i64 {
     chrono::DateTime::parse_from_rfc3339(s)
         .expect("rfc3339")
         .timestamp_millis()
+}
+
+/// The JWT secret of test configs made by [`auth_section`].
+pub const TEST_JWT_SECRET: &str = "test-secret-0123456789abcdef-0123456789abcdef";
+
+/// An `[auth]` section: `users` as (name, role, password), `tokens` as (name, role, secret)
+/// (the client then sends `NAME.SECRET`), and `extra` keys for `[auth]`.
+pub fn auth_section(
+    users: &[(&str, &str, &str)],
+    tokens: &[(&str, &str, &str)],
+    extra: &str,
+) -> String {
+    let mut s = format!("[auth]\njwt_secret = \"{TEST_JWT_SECRET}\"\n{extra}\n");
+    for (name, role, pw) in users {
+        let h = vigil::auth::password::hash(pw).expect("hash");
+        s.push_str(&format!(
+            "[[auth.users]]\nname = \"{name}\"\nrole = \"{role}\"\npassword_hash = \"{h}\"\n\n"
+        ));
+    }
+    for (name, role, secret) in tokens {
+        let h = vigil::auth::password::hash(secret).expect("hash");
+        s.push_str(&format!(
+            "[[auth.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nsecret_hash = \"{h}\"\n\n"
+        ));
+    }
+    s
+}
+
+impl TestDaemon {
+    /// `POST /api/auth/login`; the JWT.
+    pub fn login(&self, user: &str, password: &str) -> String {
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/api/auth/login", self.url))
+            .json(&serde_json::json!({"username": user, "password": password}))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .unwrap_or_else(|e| panic!("login {user}: {e}"));
+        assert_eq!(r.status().as_u16(), 200, "login {user}");
+        let v: Value = r.json().expect("login json");
+        v["token"].as_str().expect("token").to_string()
+    }
+
+    /// Any request with an optional bearer token and JSON body: (status, headers, body as JSON
+    /// or Null). Streams (SSE) are not read: only the head.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let m: reqwest::Method = method.parse().expect("method");
+        let mut rb = reqwest::blocking::Client::new()
+            .request(m, format!("{}{}", self.url, path))
+            .timeout(Duration::from_secs(30));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let r = rb.send().unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let streaming = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/event-stream"));
+        let body = if streaming {
+            Value::Null
+        } else {
+            r.json().unwrap_or(Value::Null)
+        };
+        (status, headers, body)
+    }
 }
