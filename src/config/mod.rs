@@ -169,6 +169,7 @@ impl ProgramConfig {
             autorestart: self.autorestart,
             stopwait_ms: self.stopwaitsecs.saturating_mul(1000),
             backoff: self.backoff,
+            ready_retries: self.ready.as_ref().map(|r| r.retries),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! does. Reads go through a `watch` snapshot published after every change.
 
 pub mod output;
+mod readiness;
 pub mod spawn;
 
 use std::collections::{BTreeMap, HashMap};
@@ -122,8 +123,30 @@ type StdinWrite = (Vec<u8>, Reply<Result<(), StdinError>>);
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct ReloadReport {
     pub added: Vec<String>,
+    /// Restarted: an option that shapes the running child changed.
     pub changed: Vec<String>,
     pub removed: Vec<String>,
+    /// Updated in place without a restart: only supervision options changed (priority,
+    /// autorestart, startsecs, startretries, exitcodes, stop*, backoff, critical, readiness,
+    /// depends_on, autostart) — vigil's fix for supervisord #214/#1154.
+    pub updated: Vec<String>,
+}
+
+/// Whether a new spec changes the child itself (so it must be restarted to apply).
+fn needs_restart(old: &Spec, new: &Spec) -> bool {
+    let (a, b) = (&old.program, &new.program);
+    old.process != new.process
+        || old.group != new.group
+        || old.listener != new.listener
+        || a.directory != b.directory
+        || a.environment != b.environment
+        || a.user != b.user
+        || a.redirect_stderr != b.redirect_stderr
+        || a.events_from_stdout != b.events_from_stdout
+        || a.stdout_events_enabled != b.stdout_events_enabled
+        || a.stderr_events_enabled != b.stderr_events_enabled
+        || a.stdout_capture_maxbytes != b.stdout_capture_maxbytes
+        || a.stderr_capture_maxbytes != b.stderr_capture_maxbytes
 }
 
 /// Health-endpoint status of one process (seed 001's vocabulary).
@@ -308,6 +331,8 @@ struct Spec {
     group_priority: i32,
     /// For an event-listener process: (pool index, process index in the pool).
     listener: Option<(usize, usize)>,
+    /// 0 without `depends_on`, else 1 + the highest rank of its dependencies.
+    rank: u32,
 }
 
 struct Entry {
@@ -327,6 +352,10 @@ struct Entry {
     after_stop: Option<AfterStop>,
     start_waiters: Vec<Reply<Result<(), (String, String)>>>,
     stop_waiters: Vec<Reply<()>>,
+    /// A start is held until every `depends_on` program is RUNNING (ready).
+    waiting_deps: bool,
+    /// Stops the readiness probe of the current child.
+    probe: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl Entry {
@@ -347,6 +376,8 @@ impl Entry {
             after_stop: None,
             start_waiters: Vec::new(),
             stop_waiters: Vec::new(),
+            waiting_deps: false,
+            probe: None,
         }
     }
 
@@ -354,8 +385,10 @@ impl Entry {
         format!("{}:{}", self.spec.group, self.spec.process.name)
     }
 
-    fn order(&self) -> (i32, i32, String) {
+    /// Start order: dependencies first (`depends_on` rank), then supervisord's priorities.
+    fn order(&self) -> (u32, i32, i32, String) {
         (
+            self.spec.rank,
             self.spec.group_priority,
             self.spec.program.priority,
             self.spec.process.name.clone(),
@@ -368,6 +401,11 @@ enum Internal {
         name: String,
         generation: u64,
         exit: Exit,
+    },
+    Probe {
+        name: String,
+        generation: u64,
+        ready: Result<(), String>,
     },
 }
 
@@ -416,6 +454,7 @@ fn specs(config: &Config) -> Vec<Spec> {
                 group: group.clone(),
                 group_priority,
                 listener: None,
+                rank: rank_of(config, &p.name, 0),
             });
         }
     }
@@ -429,10 +468,27 @@ fn specs(config: &Config) -> Vec<Spec> {
                 group: el.program.name.clone(),
                 group_priority: el.priority,
                 listener: Some((pool, i)),
+                rank: 0,
             });
         }
     }
     out
+}
+
+/// Dependency depth of a program (cycles are refused at load; `depth` bounds it anyway).
+fn rank_of(config: &Config, program: &str, depth: u32) -> u32 {
+    let Some(p) = config.program(program) else {
+        return 0;
+    };
+    if p.depends_on.is_empty() || depth > 64 {
+        return 0;
+    }
+    1 + p
+        .depends_on
+        .iter()
+        .map(|d| rank_of(config, d, depth + 1))
+        .max()
+        .unwrap_or(0)
 }
 
 struct ShutdownState {
@@ -482,14 +538,14 @@ impl Actor {
         self.events
             .submit("supervisor_state", fields! {"state" => "RUNNING"});
         // Autostart in priority order (ascending), like supervisord.
-        let mut order: Vec<(i32, i32, String)> = self
+        let mut order: Vec<(u32, i32, i32, String)> = self
             .entries
             .values()
             .filter(|e| e.spec.program.autostart)
             .map(Entry::order)
             .collect();
         order.sort();
-        for (_, _, name) in order {
+        for (_, _, _, name) in order {
             self.apply(&name, Input::Start);
         }
         self.publish();
@@ -545,6 +601,25 @@ impl Actor {
 
     fn internal_msg(&mut self, msg: Internal) {
         match msg {
+            Internal::Probe {
+                name,
+                generation,
+                ready,
+            } => {
+                let current = self.entries.get(&name).is_some_and(|e| {
+                    e.generation == generation && e.fsm.state == ProcessState::Starting
+                });
+                if current {
+                    let input = match ready {
+                        Ok(()) => Input::Ready,
+                        Err(detail) => {
+                            tracing::info!("not ready yet: {name} ({detail})");
+                            Input::NotReady { detail }
+                        }
+                    };
+                    self.apply(&name, input);
+                }
+            }
             Internal::Exited {
                 name,
                 generation,
@@ -572,7 +647,7 @@ impl Actor {
 
     /// Resolve `all`, `group:*`, `group:name`, a process name, or a program/group name.
     fn resolve(&self, target: &str) -> Result<Vec<String>, SupervisorError> {
-        let mut out: Vec<(i32, i32, String)> = Vec::new();
+        let mut out: Vec<(u32, i32, i32, String)> = Vec::new();
         if target == "all" {
             out = self.entries.values().map(Entry::order).collect();
         } else if let Some((group, name)) = target.split_once(':') {
@@ -603,7 +678,7 @@ impl Actor {
             return Err(SupervisorError::NoSuchProcess(target.to_string()));
         }
         out.sort();
-        Ok(out.into_iter().map(|(_, _, n)| n).collect())
+        Ok(out.into_iter().map(|(_, _, _, n)| n).collect())
     }
 
     fn command(&mut self, cmd: Command) {
@@ -862,8 +937,56 @@ impl Actor {
         }
     }
 
+    /// Whether every `depends_on` program of `name` is RUNNING (with readiness: ready).
+    fn deps_ready(&self, name: &str) -> bool {
+        let Some(e) = self.entries.get(name) else {
+            return true;
+        };
+        e.spec.program.depends_on.iter().all(|dep| {
+            let mut procs = self
+                .entries
+                .values()
+                .filter(|x| x.spec.program.name == *dep)
+                .peekable();
+            procs.peek().is_some() && procs.all(|x| x.fsm.state == ProcessState::Running)
+        })
+    }
+
+    /// Start what was waiting for its dependencies, now that they are up.
+    fn release_waiting(&mut self) {
+        let ready: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.waiting_deps)
+            .map(|(n, _)| n.clone())
+            .filter(|n| self.deps_ready(n))
+            .collect();
+        for n in ready {
+            if let Some(e) = self.entries.get_mut(&n) {
+                e.waiting_deps = false;
+            }
+            tracing::info!("dependencies of {n} are ready; starting it");
+            self.apply(&n, Input::Start);
+        }
+    }
+
     /// Feed one input to a process and carry out the effects (spawns feed back at once).
     fn apply(&mut self, name: &str, input: Input) {
+        if matches!(input, Input::Start) && !self.deps_ready(name) {
+            if let Some(e) = self.entries.get_mut(name)
+                && !e.waiting_deps
+                && e.fsm.state.is_stopped()
+            {
+                e.waiting_deps = true;
+                let deps = e.spec.program.depends_on.join(", ");
+                tracing::info!("waiting for {deps} to be ready before starting {name}");
+                self.events.submit(
+                    "waiting_for_dependencies",
+                    fields! {"process" => name, "depends_on" => e.spec.program.depends_on},
+                );
+            }
+            return;
+        }
         let mut queue = vec![input];
         while let Some(input) = queue.pop() {
             let now = self.now();
@@ -894,7 +1017,12 @@ impl Actor {
                             queue.insert(0, r);
                         }
                     }
-                    Effect::Transition(t) => self.transitioned(name, &t),
+                    Effect::Transition(t) => {
+                        self.transitioned(name, &t);
+                        if t.to == ProcessState::Running {
+                            self.release_waiting();
+                        }
+                    }
                     Effect::Recovered { after_failures } => {
                         if let Some(e) = self.entries.get(name) {
                             tracing::info!(
@@ -1072,6 +1200,20 @@ impl Actor {
                         exit,
                     });
                 });
+                if let Some(check) = &program.ready {
+                    let token = tokio_util::sync::CancellationToken::new();
+                    if let Some(old) = e.probe.replace(token.clone()) {
+                        old.cancel();
+                    }
+                    tokio::spawn(readiness::probe(
+                        check.clone(),
+                        program.clone(),
+                        name.to_string(),
+                        generation,
+                        self.internal.clone(),
+                        token,
+                    ));
+                }
                 Input::Spawned { pid }
             }
         }
@@ -1084,6 +1226,14 @@ impl Actor {
         };
         if t.to.is_stopped() {
             e.stop_wall = Some(Utc::now());
+        }
+        if t.from == ProcessState::Starting
+            && let Some(p) = e.probe.take()
+        {
+            p.cancel();
+        }
+        if t.to.is_stopped() {
+            e.waiting_deps = false;
         }
         if let (Some((pool, process)), Some(tx)) = (e.spec.listener, &self.options.listener_io) {
             let _ = tx.send(crate::listeners::ListenerIo::State {
@@ -1243,6 +1393,14 @@ impl Actor {
                     if e.spec == *spec {
                         continue;
                     }
+                    if !needs_restart(&e.spec, spec) {
+                        report.updated.push(name.clone());
+                        if let Some(e) = self.entries.get_mut(&name) {
+                            e.spec = spec.clone();
+                            e.policy = spec.program.policy();
+                        }
+                        continue;
+                    }
                     report.changed.push(name.clone());
                     let start = spec.program.autostart || !e.fsm.state.is_stopped();
                     if e.fsm.state.is_stopped() {
@@ -1284,7 +1442,7 @@ impl Actor {
         );
         self.events.submit(
             "config_reloaded",
-            fields! {"added" => report.added, "changed" => report.changed, "removed" => report.removed},
+            fields! {"added" => report.added, "changed" => report.changed, "removed" => report.removed, "updated" => report.updated},
         );
         report
     }
@@ -1293,10 +1451,10 @@ impl Actor {
         tracing::info!("stopping all processes");
         self.events
             .submit("supervisor_state", fields! {"state" => "STOPPING"});
-        let mut by_prio: BTreeMap<(i32, i32), Vec<String>> = BTreeMap::new();
+        let mut by_prio: BTreeMap<(u32, i32, i32), Vec<String>> = BTreeMap::new();
         for e in self.entries.values() {
             by_prio
-                .entry((e.spec.group_priority, e.spec.program.priority))
+                .entry((e.spec.rank, e.spec.group_priority, e.spec.program.priority))
                 .or_default()
                 .push(e.spec.process.name.clone());
         }

@@ -426,3 +426,100 @@ fn ready_is_notified_once_autostart_programs_are_up() {
     let ready_at = ready_at.unwrap();
     assert!(ready_at >= Duration::from_millis(990), "{ready_at:?}");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn readiness_gates_running_and_dependents_wait_for_it() {
+    let port = free_port();
+    let tmp = tempdir();
+    let d = TestDaemon::start_in(
+        tmp.path(),
+        &format!(
+            "[program.app]\ncommand = \"sleep 1000\"\nstartsecs = 0\ndepends_on = [\"db\"]\n\n\
+             [program.db]\ncommand = \"python3 -c 'import socket,time; time.sleep(1); s=socket.socket(); s.bind((\\\"127.0.0.1\\\",{port})); s.listen(); time.sleep(1000)'\"\n\
+             startsecs = 0\nready_tcp = \"127.0.0.1:{port}\"\nready_interval = 0.1\n"
+        ),
+    );
+    let waiting = d.wait_for(0, T, |e| e["type"] == "waiting_for_dependencies");
+    assert_eq!(waiting["process"], "app");
+    let db_running = d.wait_state(0, "db", "RUNNING", T);
+    let db_starting = d
+        .events(0)
+        .into_iter()
+        .find(|e| e["process"] == "db" && e["to"] == "STARTING")
+        .unwrap();
+    // RUNNING means ready: not before the port opened, about 1 s after the spawn.
+    let ready_after = ts_ms(&db_running) - ts_ms(&db_starting);
+    assert!(ready_after >= 900, "ready after {ready_after} ms");
+    let app_starting = d.wait_state(0, "app", "STARTING", T);
+    assert!(app_starting["seq"].as_u64() > db_running["seq"].as_u64());
+    d.wait_state(0, "app", "RUNNING", T);
+    // Stop: the dependent first.
+    let dir = d.dir.clone();
+    assert!(d.stop().success());
+    let d2 = TestDaemon::start_in(&dir, "");
+    let stops: Vec<String> = d2
+        .events(0)
+        .iter()
+        .filter(|e| e["type"] == "process_state" && e["to"] == "STOPPED")
+        .map(|e| e["process"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(stops, vec!["app", "db"]);
+}
+
+#[test]
+fn a_process_that_never_becomes_ready_is_a_failed_start() {
+    let port = free_port();
+    let d = TestDaemon::start(&format!(
+        "[program.mute]\ncommand = \"sleep 1000\"\nstartsecs = 0\nstartretries = 0\n\
+         ready_tcp = \"127.0.0.1:{port}\"\nready_interval = 0.05\nready_retries = 3\n"
+    ));
+    let fatal = d.wait_state(0, "mute", "FATAL", T);
+    assert_eq!(fatal["type"], "process_state");
+    let backoff = d
+        .events(0)
+        .into_iter()
+        .find(|e| e["process"] == "mute" && e["to"] == "BACKOFF")
+        .unwrap();
+    let reason = backoff["reason"].as_str().unwrap();
+    assert!(reason.starts_with("not ready after 3 probes"), "{reason}");
+}
+
+#[test]
+fn update_applies_supervision_options_without_a_restart() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let d = TestDaemon::start_in(
+        dir,
+        "[program.keep]\ncommand = \"sleep 1000\"\nstartsecs = 0\n",
+    );
+    d.wait_state(0, "keep", "RUNNING", T);
+    let pid = pid_of(&d, "keep");
+    std::fs::write(
+        &d.config,
+        format!(
+            "{}[program.keep]\ncommand = \"sleep 1000\"\nstartsecs = 0\nautorestart = false\nstartretries = 9\nstopwaitsecs = 3\n",
+            header(dir)
+        ),
+    )
+    .unwrap();
+    let since = d.last_seq();
+    d.signal(Signal::SIGHUP);
+    let r = d.wait_for(since, T, |e| e["type"] == "config_reloaded");
+    assert_eq!(r["updated"], serde_json::json!(["keep"]));
+    assert_eq!(r["changed"], serde_json::json!([]));
+    assert_eq!(pid_of(&d, "keep"), pid, "not restarted");
+    // The new autorestart = false applies: a kill now leaves it EXITED.
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    let ex = d.wait_state(since, "keep", "EXITED", T);
+    assert_eq!(ex["expected"], false);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.process("keep")["state"], "EXITED");
+}

@@ -181,6 +181,10 @@ pub struct Policy {
     pub autorestart: AutoRestart,
     pub stopwait_ms: u64,
     pub backoff: BackoffPolicy,
+    /// With a readiness check (vigil extension): RUNNING needs `startsecs` **and** a passing
+    /// probe ([`Input::Ready`]); this many failed probes in a row ([`Input::NotReady`]) kill
+    /// the child and count as a failed start.
+    pub ready_retries: Option<u32>,
 }
 
 impl Default for Policy {
@@ -192,6 +196,7 @@ impl Default for Policy {
             autorestart: AutoRestart::Unexpected,
             stopwait_ms: 10_000,
             backoff: BackoffPolicy::default(),
+            ready_retries: None,
         }
     }
 }
@@ -231,6 +236,10 @@ pub enum Input {
     SignalFailed { error: String },
     /// [`Process::next_deadline`] was reached.
     Timer,
+    /// The readiness probe passed (only with [`Policy::ready_retries`]).
+    Ready,
+    /// The readiness probe failed.
+    NotReady { detail: String },
 }
 
 /// What the shell must do, in order.
@@ -294,6 +303,12 @@ pub struct Process {
     /// Unexpected exits and start failures since the process last stayed up.
     pub consecutive_failures: u32,
     deadline: Option<Millis>,
+    /// The readiness probe passed for the current child.
+    ready: bool,
+    /// Failed readiness probes in a row for the current child.
+    not_ready: u32,
+    /// The current child is being killed because it never became ready: the reason.
+    abandon: Option<String>,
 }
 
 impl Default for Process {
@@ -314,6 +329,9 @@ impl Process {
             last_exit: None,
             consecutive_failures: 0,
             deadline: None,
+            ready: false,
+            not_ready: 0,
+            abandon: None,
         }
     }
 
@@ -436,10 +454,35 @@ impl Process {
             // ---- spawn results
             (Starting, Input::Spawned { pid }) => {
                 self.pid = Some(pid);
+                self.ready = false;
+                self.not_ready = 0;
+                self.abandon = None;
                 if p.startsecs_ms == 0 {
-                    self.become_running(now, &mut fx);
+                    if p.ready_retries.is_none() {
+                        self.become_running(now, &mut fx);
+                    }
                 } else {
                     self.deadline = Some(now.saturating_add(p.startsecs_ms));
+                }
+            }
+            (Starting, Input::Ready) if self.pid.is_some() && self.abandon.is_none() => {
+                self.ready = true;
+                let up = now.saturating_sub(self.laststart.unwrap_or(now));
+                if up >= p.startsecs_ms {
+                    self.become_running(now, &mut fx);
+                }
+            }
+            (Starting, Input::NotReady { detail }) if self.abandon.is_none() => {
+                self.not_ready = self.not_ready.saturating_add(1);
+                if let (Some(retries), Some(pid)) = (p.ready_retries, self.pid)
+                    && self.not_ready >= retries
+                {
+                    self.abandon = Some(format!(
+                        "not ready after {} probes (last: {detail})",
+                        self.not_ready
+                    ));
+                    self.deadline = None;
+                    fx.push(Effect::Kill { pid });
                 }
             }
             (Stopping, Input::Spawned { pid }) => {
@@ -462,7 +505,9 @@ impl Process {
             (Starting, Input::Exited(exit)) => {
                 self.last_exit = Some(exit);
                 let up = now.saturating_sub(self.laststart.unwrap_or(now));
-                if up < p.startsecs_ms {
+                if let Some(reason) = self.abandon.take() {
+                    self.fail_start(p, reason, now, &mut fx);
+                } else if up < p.startsecs_ms || (p.ready_retries.is_some() && !self.ready) {
                     self.fail_start(
                         p,
                         "Exited too quickly (process log may have details)".into(),
@@ -502,7 +547,10 @@ impl Process {
 
             // ---- deadlines
             (Starting, Input::Timer) if self.due(now) && self.pid.is_some() => {
-                self.become_running(now, &mut fx);
+                self.deadline = None;
+                if p.ready_retries.is_none() || self.ready {
+                    self.become_running(now, &mut fx);
+                }
             }
             (Backoff, Input::Timer) if self.due(now) => {
                 self.begin_start(now, &mut fx);
@@ -830,6 +878,64 @@ mod tests {
         let fx = pr.on(&p, Input::Timer, 6000).unwrap();
         assert!(fx.contains(&Effect::Recovered { after_failures: 1 }));
         assert_eq!(pr.consecutive_failures, 0);
+    }
+
+    #[test]
+    fn readiness_gates_running_and_failed_probes_fail_the_start() {
+        let p = Policy {
+            startsecs_ms: 1000,
+            ready_retries: Some(2),
+            startretries: 0,
+            ..policy()
+        };
+        // Ready before startsecs: RUNNING at startsecs.
+        let mut pr = started(&p, 0);
+        assert!(transitions(&pr.on(&p, Input::Ready, 500).unwrap()).is_empty());
+        let fx = pr.on(&p, Input::Timer, 1000).unwrap();
+        assert_eq!(transitions(&fx), vec![(Starting, Running)]);
+        // startsecs passed but not ready: still STARTING until the probe passes.
+        let mut pr = started(&p, 0);
+        assert!(transitions(&pr.on(&p, Input::Timer, 1000).unwrap()).is_empty());
+        assert_eq!(pr.state, Starting);
+        let fx = pr.on(&p, Input::Ready, 1500).unwrap();
+        assert_eq!(transitions(&fx), vec![(Starting, Running)]);
+        // Two failed probes: the child is killed and the start fails with the reason.
+        let mut pr = started(&p, 0);
+        pr.on(
+            &p,
+            Input::NotReady {
+                detail: "refused".into(),
+            },
+            300,
+        )
+        .unwrap();
+        let fx = pr
+            .on(
+                &p,
+                Input::NotReady {
+                    detail: "refused".into(),
+                },
+                600,
+            )
+            .unwrap();
+        assert_eq!(fx, vec![Effect::Kill { pid: 42 }]);
+        let fx = pr.on(&p, Input::Exited(Exit::Signal(9)), 610).unwrap();
+        assert_eq!(
+            transitions(&fx),
+            vec![(Starting, Backoff), (Backoff, Fatal)]
+        );
+        let Effect::Transition(t) = &fx[0] else {
+            panic!()
+        };
+        assert_eq!(
+            t.reason.as_deref(),
+            Some("not ready after 2 probes (last: refused)")
+        );
+        // Exit after startsecs but never ready: a failed start, not RUNNING → EXITED.
+        let mut pr = started(&p, 0);
+        pr.on(&p, Input::Timer, 1000).unwrap();
+        let fx = pr.on(&p, Input::Exited(Exit::Code(0)), 2000).unwrap();
+        assert_eq!(transitions(&fx)[0], (Starting, Backoff));
     }
 
     #[test]
