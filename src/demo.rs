@@ -74,6 +74,20 @@ auto_resume_after_s = 120
 
 [halt]
 position_behavior = "close"
+
+# A login for the demo, made up at each start (printed with the URL).
+[auth]
+jwt_secret = "@JWT@"
+
+[[auth.users]]
+name = "admin"
+role = "admin"
+password_hash = "@PWHASH@"
+
+[[auth.tokens]]
+name = "demo"
+role = "admin"
+secret_hash = "@TOKHASH@"
 "#;
 
 pub fn config(
@@ -96,6 +110,21 @@ pub fn config(
                 .replace('\\', "\\\\")
                 .replace('"', "\\\""),
         );
+    let hex = |n: usize| -> String {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        (0..n)
+            .map(|_| format!("{:02x}", rng.random::<u8>()))
+            .collect()
+    };
+    let password = hex(8);
+    let token_secret = hex(32);
+    let pw_hash = crate::auth::password::hash(&password).map_err(|e| anyhow::anyhow!(e))?;
+    let tok_hash = crate::auth::password::hash(&token_secret).map_err(|e| anyhow::anyhow!(e))?;
+    let text = text
+        .replace("@JWT@", &hex(32))
+        .replace("@PWHASH@", &pw_hash)
+        .replace("@TOKHASH@", &tok_hash);
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let path = cwd.join("demo.toml");
     let cfg = config::load_str(&path, &text)
@@ -103,12 +132,20 @@ pub fn config(
     let monitor = crate::monitor::config::parse(&path, &text)
         .map_err(|e| anyhow::anyhow!("the embedded demo config is invalid:\n{e}"))?;
     let banner = format!(
+        "{}\nvigil demo: log in as admin / {password}, or for the CLI: export VIGIL_URL=http://{} VIGIL_TOKEN=demo.{token_secret}",
+        banner_text(&cfg),
+        cfg.vigil.listen
+    );
+    Ok((cfg, monitor, banner))
+}
+
+fn banner_text(cfg: &Config) -> String {
+    format!(
         "vigil demo: API at http://{} (try /health, /api/state, /api/checks) — simulated feed and bot under supervision; \
          try `vigil ctl status`, `vigil state`, `vigil events --follow`, `vigil halt --reason test`; \
          Ctrl-C stops everything",
         cfg.vigil.listen
-    );
-    Ok((cfg, monitor, banner))
+    )
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ impl Client {
         Client {
             http: reqwest::Client::new(),
             base: args.url.trim_end_matches('/').to_string(),
-            token: args.token.clone(),
+            token: args.token.clone().filter(|t| !t.trim().is_empty()),
         }
     }
 
