@@ -73,6 +73,7 @@ pub fn start(config: &Config, events: EventLog) -> Option<mpsc::UnboundedSender<
         .map(|r| r.identifier.clone())
         .unwrap_or_else(|| "supervisor".into());
     let mut pools = Vec::new();
+    let mut process_names = Vec::new();
     for el in &config.eventlisteners {
         let subs = match Subscriptions::parse(&el.events.join(",")) {
             Ok(s) => s,
@@ -89,6 +90,13 @@ pub fn start(config: &Config, events: EventLog) -> Option<mpsc::UnboundedSender<
             events: subs,
             retry_delay_ms: 0,
         }));
+        process_names.push(
+            el.program
+                .processes
+                .iter()
+                .map(|p| p.name.clone())
+                .collect(),
+        );
     }
     let last = events.store().last_seq().unwrap_or(0);
     let groups: Vec<String> = {
@@ -114,6 +122,7 @@ pub fn start(config: &Config, events: EventLog) -> Option<mpsc::UnboundedSender<
     let (tx, rx) = mpsc::unbounded_channel();
     let actor = Actor {
         pools: Pools::new(pools, SerialCounter::after(last)),
+        process_names,
         stdins: HashMap::new(),
         events: events.clone(),
         io: tx.clone(),
@@ -126,6 +135,8 @@ pub fn start(config: &Config, events: EventLog) -> Option<mpsc::UnboundedSender<
 
 struct Actor {
     pools: Pools,
+    /// Per pool, its processes' names (for supervisord's debug lines).
+    process_names: Vec<Vec<String>>,
     stdins: HashMap<(usize, usize), Arc<Mutex<ChildStdin>>>,
     events: EventLog,
     io: mpsc::UnboundedSender<ListenerIo>,
@@ -278,11 +289,50 @@ impl Actor {
             .unwrap_or_default()
     }
 
+    /// supervisord's debug lines for a listener's state changes (`NAME: BUSY -> ACKNOWLEDGED`)
+    /// and deliveries.
+    fn log_debug(&self, pool: usize, e: &Effect) {
+        let name = |process: &usize| {
+            self.process_names
+                .get(pool)
+                .and_then(|n| n.get(*process))
+                .map_or("?", String::as_str)
+        };
+        match e {
+            Effect::Ready { process } => {
+                tracing::debug!("{}: ACKNOWLEDGED -> READY", name(process));
+            }
+            Effect::Send {
+                process, serial, ..
+            } => tracing::debug!("event {serial} sent to listener {}", name(process)),
+            Effect::Accepted { process, .. } => {
+                tracing::debug!("{}: event was processed", name(process));
+                tracing::debug!("{}: BUSY -> ACKNOWLEDGED", name(process));
+            }
+            Effect::Rejected { process, .. } => {
+                tracing::debug!("{}: BUSY -> ACKNOWLEDGED", name(process));
+            }
+            Effect::ProtocolError { process, error } => {
+                let from = match error {
+                    listener::ProtocolError::NotReady { .. } => "ACKNOWLEDGED",
+                    listener::ProtocolError::Spurious { .. } => "READY",
+                    listener::ProtocolError::BadResultLine { .. }
+                    | listener::ProtocolError::ResultLineTooLong => "BUSY",
+                };
+                tracing::debug!("{}: {from} -> UNKNOWN", name(process));
+            }
+            _ => {}
+        }
+    }
+
     async fn effects(&mut self, pool: usize, fx: Vec<Effect>) {
         let mut queue = fx;
         while !queue.is_empty() {
             let mut more = Vec::new();
             for e in queue {
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    self.log_debug(pool, &e);
+                }
                 let name = self.pool_name(pool);
                 match e {
                     Effect::Send {
@@ -461,6 +511,20 @@ pub fn notification_of(e: &Event) -> Option<Notification> {
             };
             let pid = e.data.get("pid").and_then(Value::as_u64).unwrap_or(0) as u32;
             Some(listener::process_log(
+                channel,
+                s(e, "process"),
+                s(e, "group"),
+                pid,
+                s(e, "data").as_bytes(),
+            ))
+        }
+        "process_communication" => {
+            let channel = match s(e, "channel") {
+                "stderr" => listener::Channel::Stderr,
+                _ => listener::Channel::Stdout,
+            };
+            let pid = e.data.get("pid").and_then(Value::as_u64).unwrap_or(0) as u32;
+            Some(listener::process_communication(
                 channel,
                 s(e, "process"),
                 s(e, "group"),

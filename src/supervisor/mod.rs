@@ -1141,7 +1141,23 @@ impl Actor {
                         )
                     })
                 };
+                let capture = |maxbytes: u64, channel: &str| {
+                    (maxbytes > 0).then(|| {
+                        (
+                            output::Capture::new(maxbytes),
+                            self.events.clone(),
+                            crate::fields! {
+                                "program" => program.name,
+                                "group" => e.spec.group,
+                                "process" => name,
+                                "pid" => pid,
+                                "channel" => channel,
+                            },
+                        )
+                    })
+                };
                 let stdout_sink = Sink {
+                    capture: capture(program.stdout_capture_maxbytes, "stdout"),
                     log_events: log_events(program.stdout_events_enabled, "stdout"),
                     listener: listener_io,
                     file: open(&e.spec.process.stdout_log),
@@ -1168,6 +1184,7 @@ impl Actor {
                 tokio::spawn(output::pump(sp.stdout, stdout_sink, name.to_string()));
                 if let Some(stderr) = sp.stderr {
                     let sink = Sink {
+                        capture: capture(program.stderr_capture_maxbytes, "stderr"),
                         log_events: log_events(program.stderr_events_enabled, "stderr"),
                         listener: None,
                         file: open(&e.spec.process.stderr_log),
@@ -1194,6 +1211,8 @@ impl Actor {
                             Exit::Code(-1)
                         }
                     };
+                    // supervisord's debug line (its tests wait for it); the wait is SIGCHLD-driven.
+                    tracing::debug!("received SIGCHLD indicating a child quit");
                     let _ = tx.send(Internal::Exited {
                         name: pname,
                         generation,

@@ -195,6 +195,80 @@ pub struct Output {
     pub stderr: Tap,
 }
 
+const BEGIN: &[u8] = b"<!--XSUPERVISOR:BEGIN-->";
+const END: &[u8] = b"<!--XSUPERVISOR:END-->";
+
+/// supervisord's capture mode (`*_capture_maxbytes > 0`): text between
+/// `<!--XSUPERVISOR:BEGIN-->` and `<!--XSUPERVISOR:END-->` is taken out of the output and
+/// becomes a PROCESS_COMMUNICATION event (truncated to `maxbytes`). Tokens split across
+/// reads are found: a tail that could start a token is held until the next read.
+#[derive(Debug)]
+pub struct Capture {
+    maxbytes: usize,
+    capturing: bool,
+    held: Vec<u8>,
+    data: Vec<u8>,
+}
+
+impl Capture {
+    pub fn new(maxbytes: u64) -> Capture {
+        Capture {
+            maxbytes: usize::try_from(maxbytes).unwrap_or(usize::MAX),
+            capturing: false,
+            held: Vec::new(),
+            data: Vec::new(),
+        }
+    }
+
+    /// Split a chunk into ordinary output and completed captures.
+    pub fn feed(&mut self, chunk: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let mut input = std::mem::take(&mut self.held);
+        input.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        let mut done = Vec::new();
+        let mut rest: &[u8] = &input;
+        loop {
+            let token = if self.capturing { END } else { BEGIN };
+            if let Some(i) = find(rest, token) {
+                self.take(&rest[..i], &mut out);
+                rest = &rest[i + token.len()..];
+                if self.capturing {
+                    let mut d = std::mem::take(&mut self.data);
+                    d.truncate(self.maxbytes);
+                    done.push(d);
+                }
+                self.capturing = !self.capturing;
+                continue;
+            }
+            // Hold back a tail that could be the start of the token.
+            let keep = (1..token.len())
+                .rev()
+                .find(|&k| rest.len() >= k && rest.ends_with(&token[..k]))
+                .unwrap_or(0);
+            let (now, later) = rest.split_at(rest.len() - keep);
+            self.take(now, &mut out);
+            self.held = later.to_vec();
+            break;
+        }
+        (out, done)
+    }
+
+    fn take(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        if self.capturing {
+            if self.data.len() < self.maxbytes {
+                let room = self.maxbytes - self.data.len();
+                self.data.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            }
+        } else {
+            out.extend_from_slice(bytes);
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 /// Where each chunk read from a pipe goes.
 pub struct Sink {
     pub file: Option<RotatingFile>,
@@ -205,6 +279,12 @@ pub struct Sink {
     /// `stdout_events_enabled` / `stderr_events_enabled`: every chunk is also recorded as a
     /// `process_log` event (delivered to listeners as PROCESS_LOG_STDOUT/_STDERR).
     pub log_events: Option<(
+        crate::events::EventLog,
+        serde_json::Map<String, serde_json::Value>,
+    )>,
+    /// Capture mode and where captures go (a `process_communication` event per capture).
+    pub capture: Option<(
+        Capture,
         crate::events::EventLog,
         serde_json::Map<String, serde_json::Value>,
     )>,
@@ -224,7 +304,29 @@ pub async fn pump<R: tokio::io::AsyncRead + Unpin>(mut r: R, mut sink: Sink, nam
         match r.read(&mut buf).await {
             Ok(0) => break,
             Ok(n) => {
-                let chunk = &buf[..n];
+                let captured;
+                let chunk: &[u8] = match sink.capture.as_mut() {
+                    Some((cap, events, base)) => {
+                        let (plain, done) = cap.feed(&buf[..n]);
+                        for d in done {
+                            let mut data = base.clone();
+                            data.insert(
+                                "data".into(),
+                                String::from_utf8_lossy(&d).into_owned().into(),
+                            );
+                            events.submit("process_communication", data);
+                        }
+                        captured = plain;
+                        &captured
+                    }
+                    None => &buf[..n],
+                };
+                if chunk.is_empty() {
+                    continue;
+                }
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    log_chunk(&name, &sink, chunk);
+                }
                 if let Some(f) = sink.file.as_mut()
                     && let Err(e) = f.write(chunk)
                 {
@@ -267,6 +369,20 @@ pub async fn pump<R: tokio::io::AsyncRead + Unpin>(mut r: R, mut sink: Sink, nam
     }
 }
 
+/// supervisord's debug line for child output (`loglevel=debug` copies it to the main log):
+/// the text, or `Undecodable: b'…'` when it is not UTF-8; a listener's stdout (the protocol
+/// channel) as its bytes' Python repr, as supervisord logs it.
+fn log_chunk(name: &str, sink: &Sink, chunk: &[u8]) {
+    use vigil_core::listener::{decode_output, python_bytes_repr};
+    let channel = if sink.stderr { "stderr" } else { "stdout" };
+    let text = if sink.listener.is_some() {
+        python_bytes_repr(chunk).into()
+    } else {
+        decode_output(chunk)
+    };
+    tracing::debug!("'{name}' {channel} output:\n{text}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +423,26 @@ mod tests {
         assert_eq!(read("p.log.2"), "cccc\n");
         assert_eq!(read("p.log.1"), "0123456789");
         assert_eq!(read("p.log"), "012\n");
+    }
+
+    #[test]
+    fn capture_mode_takes_tagged_text_out_even_when_tokens_are_split() {
+        let mut c;
+        let stream = b"before <!--XSUPERVISOR:BEGIN-->hello comm<!--XSUPERVISOR:END--> after\n";
+        // Every way of cutting the stream in two gives the same result.
+        for cut in 0..stream.len() {
+            let mut c2 = Capture::new(1000);
+            let (mut out, mut done) = c2.feed(&stream[..cut]);
+            let (o2, d2) = c2.feed(&stream[cut..]);
+            out.extend(o2);
+            done.extend(d2);
+            assert_eq!(out, b"before  after\n", "cut at {cut}");
+            assert_eq!(done, vec![b"hello comm".to_vec()], "cut at {cut}");
+        }
+        // Truncated to maxbytes.
+        c = Capture::new(3);
+        let (_, done) = c.feed(b"<!--XSUPERVISOR:BEGIN-->abcdef<!--XSUPERVISOR:END-->");
+        assert_eq!(done, vec![b"abc".to_vec()]);
     }
 
     #[test]

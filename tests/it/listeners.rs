@@ -215,3 +215,26 @@ fn program_output_reaches_a_process_log_listener() {
         lines(&log).iter().any(|l| l.ends_with(&want))
     });
 }
+
+#[test]
+fn captured_output_reaches_a_process_communication_listener() {
+    let (d, log) = setup(
+        "ok",
+        "\"PROCESS_COMMUNICATION\"",
+        "[program.strategy]\ncommand = \"sh -c 'sleep 0.5; printf \\\"plain <!--XSUPERVISOR:BEGIN-->{\\\\\\\"signal\\\\\\\":\\\\\\\"entry\\\\\\\"}<!--XSUPERVISOR:END--> tail\\\\\\\\n\\\"; exec sleep 1000'\"\nstartsecs = 0\nstdout_capture_maxbytes = \"1KB\"\n",
+    );
+    let running = d.wait_state(0, "strategy", "RUNNING", T);
+    let pid = running["pid"].as_u64().unwrap();
+    let want = format!(
+        "PROCESS_COMMUNICATION_STDOUT processname:strategy groupname:strategy pid:{pid}|{{\"signal\":\"entry\"}}"
+    );
+    eventually(T, "the PROCESS_COMMUNICATION event", || {
+        lines(&log).iter().any(|l| l.ends_with(&want))
+    });
+    // The tagged text is taken out of the ordinary output.
+    eventually(T, "the plain output", || {
+        d.get("/api/programs/strategy/log?lines=5")["lines"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x == "plain  tail"))
+    });
+}
