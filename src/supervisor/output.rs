@@ -427,7 +427,6 @@ mod tests {
 
     #[test]
     fn capture_mode_takes_tagged_text_out_even_when_tokens_are_split() {
-        let mut c;
         let stream = b"before <!--XSUPERVISOR:BEGIN-->hello comm<!--XSUPERVISOR:END--> after\n";
         // Every way of cutting the stream in two gives the same result.
         for cut in 0..stream.len() {
@@ -440,7 +439,7 @@ mod tests {
             assert_eq!(done, vec![b"hello comm".to_vec()], "cut at {cut}");
         }
         // Truncated to maxbytes.
-        c = Capture::new(3);
+        let mut c = Capture::new(3);
         let (_, done) = c.feed(b"<!--XSUPERVISOR:BEGIN-->abcdef<!--XSUPERVISOR:END-->");
         assert_eq!(done, vec![b"abc".to_vec()]);
     }
