@@ -157,7 +157,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         daemon: control.clone(),
         guard: crate::compat::Guard::Open,
     };
+    let shutdown = tokio_util::sync::CancellationToken::new();
     let state = AppState {
+        shutdown: shutdown.clone(),
         supervisor: sup.clone(),
         events: events.clone(),
         monitor: monitor.clone(),
@@ -166,7 +168,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     };
     let metrics_listen = config.auth.as_ref().and_then(|a| a.metrics_listen);
     let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let shutdown = tokio_util::sync::CancellationToken::new();
     let http_stop = shutdown.clone();
     rpc_listeners.serve(&compat, &shutdown);
     let server = tokio::spawn(async move {

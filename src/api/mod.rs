@@ -30,6 +30,9 @@ pub struct AppState {
     pub auth: Option<Arc<crate::auth::Auth>>,
     /// supervisord's XML-RPC and logtail routes (`crate::compat`).
     pub compat: crate::compat::Compat,
+    /// Cancelled when vigil shuts down: open streams (SSE, log follows) end, so the
+    /// graceful HTTP shutdown does not wait for clients that never disconnect.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The authenticated caller's name, put in request extensions by the auth layer; handlers
@@ -264,12 +267,17 @@ async fn program_log(
             initial.push('\n');
         }
         let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(64);
+        let stop = st.shutdown.clone();
         tokio::spawn(async move {
             if tx.send(Ok(initial.into_bytes())).await.is_err() {
                 return;
             }
             loop {
-                match rx.recv().await {
+                let next = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    n = rx.recv() => n,
+                };
+                match next {
                     Ok(chunk) => {
                         if tx.send(Ok(chunk.to_vec())).await.is_err() {
                             return;

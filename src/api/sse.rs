@@ -64,7 +64,13 @@ pub async fn stream(
         }
     };
     let (tx, out) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
-    tokio::spawn(pump(log, rx, start, q.kind, tx));
+    let stop = st.shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = pump(log, rx, start, q.kind, tx) => {}
+        }
+    });
     Ok(Sse::new(tokio_stream::wrappers::ReceiverStream::new(out)).keep_alive(KeepAlive::default()))
 }
 

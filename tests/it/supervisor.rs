@@ -523,3 +523,24 @@ fn update_applies_supervision_options_without_a_restart() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(d.process("keep")["state"], "EXITED");
 }
+
+#[test]
+fn open_event_streams_do_not_hold_up_shutdown() {
+    let d = TestDaemon::start("[program.a]\ncommand = \"sleep 1000\"\nstartsecs = 0\n");
+    d.wait_state(0, "a", "RUNNING", T);
+    let _stream = reqwest::blocking::Client::new()
+        .get(format!("{}/api/events/stream", d.url))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .unwrap();
+    let _follow = reqwest::blocking::Client::new()
+        .get(format!("{}/api/programs/a/log?follow=true", d.url))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .unwrap();
+    let stderr = d.stderr.clone();
+    let status = d.stop();
+    assert!(status.success());
+    let log = stderr.lock().unwrap().clone();
+    assert!(!log.contains("did not stop within"), "{log}");
+}
