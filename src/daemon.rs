@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub config: Config,
     /// Where to re-read the config on SIGHUP (None for the embedded demo config).
     pub reload_from: Option<PathBuf>,
+    /// Command-line settings applied to `config` and to every re-read.
+    pub overrides: crate::config::Overrides,
     /// Printed after the listening line (the demo's greeting).
     pub banner: Option<String>,
     /// Checks, rules, halt actions, alerts, ingest sources.
@@ -96,7 +98,16 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             .context("opening the [supervisord] logfile")?;
     }
     let rpc_listeners = crate::compat::bind(&config, &url).await?;
-    let (control, mut requests, ctl) = control::channel(config.clone(), opts.reload_from.clone());
+    let pidfile = config
+        .rpc
+        .as_ref()
+        .and_then(|r| r.pidfile.as_deref())
+        .and_then(write_pidfile);
+    let (control, mut requests, ctl) = control::channel(
+        config.clone(),
+        opts.reload_from.clone(),
+        opts.overrides.clone(),
+    );
 
     events.submit(
         "daemon_started",
@@ -235,7 +246,26 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     events.submit("daemon_stopped", fields! {"pid" => std::process::id()});
     events.flush().await;
+    if let Some(p) = pidfile {
+        let _ = std::fs::remove_file(p);
+    }
     Ok(())
+}
+
+/// `[supervisord] pidfile`: write vigil's pid as supervisord does (`PID\n`) and log its line;
+/// a failure is logged and not fatal, as in supervisord. Returns the file to remove at exit.
+fn write_pidfile(path: &std::path::Path) -> Option<PathBuf> {
+    let pid = std::process::id();
+    match std::fs::write(path, format!("{pid}\n")) {
+        Ok(()) => {
+            tracing::info!("supervisord started with pid {pid}");
+            Some(path.to_path_buf())
+        }
+        Err(e) => {
+            tracing::error!("could not write pidfile {}: {e}", path.display());
+            None
+        }
+    }
 }
 
 /// SIGHUP and XML-RPC `supervisor.restart`: re-read the config and apply it; errors keep

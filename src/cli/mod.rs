@@ -40,6 +40,14 @@ pub enum Cmd {
         /// Config file (`vigil.toml`; `.conf`/`.ini` is read as supervisord's format).
         #[arg(short, long, default_value = "vigil.toml")]
         config: PathBuf,
+        /// Listen here instead of the file's `[vigil] listen` (`vigil_listen`); port 0 picks a
+        /// free port (the readiness line tells which).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// supervisord's `-i`: the identifier reported by `supervisor.getIdentification` and in
+        /// listener headers, instead of the file's `identifier`.
+        #[arg(short, long)]
+        identifier: Option<String>,
     },
     /// Run the daemon on an embedded demo config with a simulated trading bot.
     Demo {
@@ -128,9 +136,14 @@ pub mod exit {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Cmd::Run { config } => {
+        Cmd::Run {
+            config,
+            listen,
+            identifier,
+        } => {
+            let overrides = crate::config::Overrides { listen, identifier };
             let cfg = match crate::config::load(&config) {
-                Ok(c) => c,
+                Ok(c) => overrides.apply(c),
                 Err(errs) => {
                     eprintln!("{errs}");
                     return Ok(ExitCode::from(exit::USAGE));
@@ -148,6 +161,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(crate::daemon::run(crate::daemon::RunOptions {
                 config: cfg,
                 reload_from: Some(abs),
+                overrides,
                 banner: None,
                 monitor,
             }))?;
@@ -159,6 +173,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(crate::daemon::run(crate::daemon::RunOptions {
                 config: cfg,
                 reload_from: None,
+                overrides: Default::default(),
                 banner: Some(banner),
                 monitor,
             }))?;

@@ -491,6 +491,39 @@ impl Config {
     }
 }
 
+/// Command-line settings that take precedence over the file's, at start and on every reload
+/// (`vigil run --listen`, `--identifier`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// `[vigil] listen` (supervisord configs: `vigil_listen`).
+    pub listen: Option<SocketAddr>,
+    /// supervisord's `-i`/`--identifier`: `[supervisord] identifier` (`[rpc] identifier`).
+    pub identifier: Option<String>,
+}
+
+impl Overrides {
+    pub fn apply(&self, mut c: Config) -> Config {
+        if let Some(l) = self.listen {
+            c.vigil.listen = l;
+        }
+        if let Some(id) = &self.identifier {
+            match &mut c.rpc {
+                Some(r) => r.identifier = id.clone(),
+                None => {
+                    c.rpc = Some(RpcConfig {
+                        identifier: id.clone(),
+                        inet: None,
+                        unix: None,
+                        logfile: None,
+                        pidfile: None,
+                    })
+                }
+            }
+        }
+        c
+    }
+}
+
 /// Make `p` absolute against `base` (the config file's directory).
 pub fn resolve(base: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {

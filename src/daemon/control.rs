@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::compat::groups::{self, GroupError};
-use crate::config::{self, Config};
+use crate::config::{self, Config, Overrides};
 use crate::supervisor::{ReloadReport, SupervisorHandle};
 
 /// supervisord's daemon states (`supervisor.getState`).
@@ -141,14 +141,17 @@ impl DaemonControl {
 /// The loop's side: the receiver and the state it owns.
 pub struct Control {
     path: Option<PathBuf>,
+    overrides: Overrides,
     view: watch::Sender<Arc<DaemonView>>,
 }
 
 /// A handle, the request receiver and the loop-side state for a daemon started on `config`
-/// (re-read from `path` on reload; `None` for an embedded config).
+/// (re-read from `path` on reload, with the command line's `overrides`; `None` for an embedded
+/// config).
 pub fn channel(
     config: Config,
     path: Option<PathBuf>,
+    overrides: Overrides,
 ) -> (DaemonControl, mpsc::Receiver<Request>, Control) {
     let (tx, rx) = mpsc::channel(16);
     let config = Arc::new(config);
@@ -162,6 +165,7 @@ pub fn channel(
         rx,
         Control {
             path,
+            overrides,
             view: view_tx,
         },
     )
@@ -190,7 +194,9 @@ impl Control {
         let Some(path) = &self.path else {
             return Err("this configuration is embedded; there is no file to re-read".into());
         };
-        config::load(path).map_err(|errs| errs.to_string())
+        config::load(path)
+            .map(|c| self.overrides.apply(c))
+            .map_err(|errs| errs.to_string())
     }
 
     /// Make `new` the running configuration (and the last read one): the supervisor diffs it

@@ -22,6 +22,11 @@ use crate::events::{EventLog, rfc3339};
 use crate::fields;
 use output::{Output, RotatingFile, Sink};
 
+/// How long a child's exit waits for its output pipes to reach EOF (they normally already have:
+/// a process's descriptors close before its parent learns that it exited); longer only when a
+/// grandchild keeps them open.
+const OUTPUT_DRAIN: Duration = Duration::from_millis(50);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SupervisorError {
     #[error("no such process: {0}")]
@@ -1181,8 +1186,8 @@ impl Actor {
                         None
                     },
                 };
-                tokio::spawn(output::pump(sp.stdout, stdout_sink, name.to_string()));
-                if let Some(stderr) = sp.stderr {
+                let out_pump = tokio::spawn(output::pump(sp.stdout, stdout_sink, name.to_string()));
+                let err_pump = sp.stderr.map(|stderr| {
                     let sink = Sink {
                         capture: capture(program.stderr_capture_maxbytes, "stderr"),
                         log_events: log_events(program.stderr_events_enabled, "stderr"),
@@ -1192,8 +1197,8 @@ impl Actor {
                         stderr: true,
                         lines: None,
                     };
-                    tokio::spawn(output::pump(stderr, sink, name.to_string()));
-                }
+                    tokio::spawn(output::pump(stderr, sink, name.to_string()))
+                });
                 let mut child = sp.child;
                 let tx = self.internal.clone();
                 let generation = e.generation;
@@ -1211,6 +1216,16 @@ impl Actor {
                             Exit::Code(-1)
                         }
                     };
+                    // What the child wrote before it exited is read (logged, sent to listeners)
+                    // before its exit is handled, as in supervisord. Its pipes are closed by now
+                    // unless a grandchild holds them open: hence the bound.
+                    let drained = async {
+                        let _ = out_pump.await;
+                        if let Some(p) = err_pump {
+                            let _ = p.await;
+                        }
+                    };
+                    let _ = tokio::time::timeout(OUTPUT_DRAIN, drained).await;
                     // supervisord's debug line (its tests wait for it); the wait is SIGCHLD-driven.
                     tracing::debug!("received SIGCHLD indicating a child quit");
                     let _ = tx.send(Internal::Exited {

@@ -8,5 +8,6 @@ mod listeners;
 mod metrics;
 mod superlance;
 mod supervisor;
+mod supervisord_log;
 mod support;
 mod trading;

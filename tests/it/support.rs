@@ -58,10 +58,16 @@ impl TestDaemon {
     }
 
     pub fn start_config(dir: &Path, config: &Path) -> TestDaemon {
+        Self::start_config_args(dir, config, &[])
+    }
+
+    /// `vigil run -c CONFIG ARGS…`.
+    pub fn start_config_args(dir: &Path, config: &Path, args: &[&str]) -> TestDaemon {
         let mut child = Command::new(vigil_bin())
             .arg("run")
             .arg("-c")
             .arg(config)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
