@@ -208,6 +208,28 @@ impl Actor {
     }
 
     async fn logged(&mut self, e: &Event) {
+        if e.kind == "config_reloaded" {
+            // PROCESS_GROUP_ADDED / _REMOVED for what a reload (or addProcessGroup /
+            // removeProcessGroup) changed. Not stored as events of their own.
+            for (key, added) in [("added", true), ("removed", false)] {
+                let groups: Vec<String> = e
+                    .data
+                    .get("groups")
+                    .and_then(|g| g.get(key))
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for g in groups {
+                    self.offer_unstored(listener::process_group(added, &g))
+                        .await;
+                }
+            }
+            return;
+        }
         let Some(n) = notification_of(e) else {
             return;
         };

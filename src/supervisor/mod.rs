@@ -1401,6 +1401,11 @@ impl Actor {
 
     fn reload(&mut self, config: &Config) -> ReloadReport {
         let mut report = ReloadReport::default();
+        let groups_before: std::collections::BTreeSet<String> = self
+            .entries
+            .values()
+            .map(|e| e.spec.group.clone())
+            .collect();
         let new_specs: BTreeMap<String, Spec> = specs(config)
             .into_iter()
             .map(|s| (s.process.name.clone(), s))
@@ -1474,9 +1479,17 @@ impl Actor {
             added = ?report.added, changed = ?report.changed, removed = ?report.removed,
             "configuration reloaded"
         );
+        let groups_after: std::collections::BTreeSet<String> =
+            new_specs.values().map(|sp| sp.group.clone()).collect();
+        let groups_added: Vec<&String> = groups_after.difference(&groups_before).collect();
+        let groups_removed: Vec<&String> = groups_before.difference(&groups_after).collect();
         self.events.submit(
             "config_reloaded",
-            fields! {"added" => report.added, "changed" => report.changed, "removed" => report.removed, "updated" => report.updated},
+            fields! {
+                "added" => report.added, "changed" => report.changed,
+                "removed" => report.removed, "updated" => report.updated,
+                "groups" => serde_json::json!({"added": groups_added, "removed": groups_removed}),
+            },
         );
         report
     }

@@ -238,3 +238,31 @@ fn captured_output_reaches_a_process_communication_listener() {
             .is_some_and(|l| l.iter().any(|x| x == "plain  tail"))
     });
 }
+
+#[test]
+fn process_group_events_at_start_and_on_reload() {
+    let (d, log) = setup(
+        "ok",
+        "\"PROCESS_GROUP\"",
+        "[program.first]\ncommand = \"sleep 1000\"\nstartsecs = 0\n",
+    );
+    eventually(T, "PROCESS_GROUP_ADDED for the group at start", || {
+        lines(&log)
+            .iter()
+            .any(|l| l.ends_with("PROCESS_GROUP_ADDED groupname:first|"))
+    });
+    let cfg = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        cfg.replace("[program.first]", "[program.second]"),
+    )
+    .unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    eventually(T, "ADDED second and REMOVED first", || {
+        let l = lines(&log);
+        l.iter()
+            .any(|l| l.ends_with("PROCESS_GROUP_ADDED groupname:second|"))
+            && l.iter()
+                .any(|l| l.ends_with("PROCESS_GROUP_REMOVED groupname:first|"))
+    });
+}
