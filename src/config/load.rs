@@ -181,9 +181,32 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     load_str(path, &text)
 }
 
+/// Longest config file read (a config is text; anything bigger is a mistake).
+const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Read a config file that must be a regular file of at most 16 MiB, so that naming a FIFO,
+/// a device such as `/dev/zero`, or a huge file is an error instead of a hang.
+pub(super) fn read_text_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_CONFIG_BYTES / 1024 / 1024
+        )));
+    }
+    let mut text = String::new();
+    f.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Read a config file, or the error `FILE: cannot read the config file: …`.
 pub(super) fn read_config(path: &Path) -> Result<String, ConfigErrors> {
-    std::fs::read_to_string(path).map_err(|e| {
+    read_text_file(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
             line: 0,
@@ -2745,6 +2768,14 @@ mod tests {
     }
 
     // ---------------------------------------------------------------- defaults
+
+    #[test]
+    fn devices_and_fifos_are_refused_not_read() {
+        let e = super::read_config(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
 
     #[test]
     fn empty_file_is_valid() {

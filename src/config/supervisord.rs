@@ -645,7 +645,7 @@ fn read_includes(cx: &mut Ctx, doc: &mut IniDoc, env: &Env) -> usize {
             if !read.insert(canon) || m.is_dir() {
                 continue;
             }
-            match std::fs::read_to_string(&m) {
+            match super::load::read_text_file(&m) {
                 Ok(text) => {
                     let dir = m
                         .parent()
