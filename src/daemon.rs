@@ -63,6 +63,36 @@ pub fn raise_fd_limit() -> u64 {
     }
 }
 
+/// Take `data_dir/vigil.lock` exclusively, or fail naming the other vigil's pid.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join("vigil.lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            lock.set_len(0).ok();
+            lock.seek(std::io::SeekFrom::Start(0)).ok();
+            let _ = writeln!(lock, "{}", std::process::id());
+            Ok(lock)
+        }
+        Err((mut file, _)) => {
+            let mut other = String::new();
+            let _ = file.read_to_string(&mut other);
+            bail!(
+                "another vigil (pid {}) is already running with data_dir {}; one data_dir has one daemon",
+                other.trim(),
+                dir.display()
+            )
+        }
+    }
+}
+
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let config = opts.config;
     check_listen(&config.vigil.listen, config.auth.is_some())?;
@@ -81,6 +111,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         .auth
         .clone()
         .map(|a| std::sync::Arc::new(crate::auth::Auth::new(a)));
+    // One vigil per data_dir: the trading state has exactly one writer. The lock is held
+    // until the process ends (the kernel drops it even on SIGKILL).
+    let _data_dir_lock = lock_data_dir(&config.vigil.data_dir)?;
     let db = config.db_path();
     let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
     let events = EventLog::start(store).context("starting the event writer")?;

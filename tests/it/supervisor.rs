@@ -544,3 +544,22 @@ fn open_event_streams_do_not_hold_up_shutdown() {
     let log = stderr.lock().unwrap().clone();
     assert!(!log.contains("did not stop within"), "{log}");
 }
+
+#[test]
+fn a_second_vigil_on_the_same_data_dir_is_refused() {
+    let tmp = tempdir();
+    let d = TestDaemon::start_in(tmp.path(), "");
+    let out = std::process::Command::new(vigil_bin())
+        .args(["run", "-c"])
+        .arg(&d.config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("another vigil (pid {})", d.pid())),
+        "{err}"
+    );
+    // The first one is untouched.
+    assert_eq!(d.get("/health")["status"], "ok");
+}
