@@ -97,3 +97,31 @@ fn crashmail_reports_an_unexpected_exit() {
         "{m}"
     );
 }
+
+/// Seed 003's failure monitor, exactly as the users wrote it (tests/data/seed003/), under its
+/// own config: two listener processes on PROCESS_STATE_FATAL/_EXITED, buffer 100.
+#[test]
+fn the_seed_003_failure_monitor_runs_unchanged() {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/seed003/failure_monitor.py");
+    let d = TestDaemon::start(&format!(
+        "[eventlistener.failure_monitor]\ncommand = \"{} {}\"\nevents = [\"PROCESS_STATE_FATAL\", \"PROCESS_STATE_EXITED\"]\n\
+         numprocs = 2\nprocess_name = \"%(program_name)s_%(process_num)d\"\nbuffer_size = 100\npriority = 10\nstartsecs = 0\n\n\
+         [program.risk_manager]\ncommand = \"sh -c 'exit 1'\"\nstartretries = 0\n",
+        venv_bin("python").display(),
+        script.display()
+    ));
+    d.wait_state(0, "risk_manager", "FATAL", T);
+    let stderr_of = |p: &str| {
+        d.get(&format!("/api/programs/{p}/log?channel=stderr&lines=50"))["lines"].to_string()
+    };
+    eventually(T, "the monitor's reaction", || {
+        let all = stderr_of("failure_monitor_0") + &stderr_of("failure_monitor_1");
+        all.contains("CRITICAL: Process risk_manager entered FATAL state")
+            && all.contains("EMERGENCY: Risk manager failed - stopping all trading")
+    });
+    // It answered OK (no redelivery loop), and both listener processes are still up.
+    assert_eq!(d.process("failure_monitor_0")["state"], "RUNNING");
+    assert_eq!(d.process("failure_monitor_1")["state"], "RUNNING");
+    assert!(!d.stderr_text().contains("listener rejected an event"));
+}
