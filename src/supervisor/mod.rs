@@ -718,73 +718,18 @@ impl Actor {
                 target,
                 wait,
                 reply,
-            } => match self.resolve(&target) {
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-                Ok(names) => {
-                    let mut waits = Vec::new();
-                    let mut results = Vec::new();
-                    for name in names {
-                        let (r, w) = self.start_one(&name, wait);
-                        results.push(r);
-                        waits.push(w);
-                    }
-                    finish_after(results, waits, reply);
-                }
-            },
+            } => self.for_each(&target, false, reply, |me, name| me.start_one(name, wait)),
+            // vigil fixes supervisord#217: stop in reverse priority order.
             Command::Stop {
                 target,
                 wait,
                 reply,
-            } => match self.resolve(&target) {
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-                Ok(mut names) => {
-                    // vigil fixes supervisord#217: stop in reverse priority order.
-                    names.reverse();
-                    let mut results = Vec::new();
-                    let mut waits = Vec::new();
-                    for name in names {
-                        let (r, w) = self.stop_one(&name, wait, None);
-                        results.push(r);
-                        waits.push(w);
-                    }
-                    finish_after(results, waits, reply);
-                }
-            },
-            Command::Restart { target, reply } => match self.resolve(&target) {
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-                Ok(names) => {
-                    let mut results = Vec::new();
-                    let mut waits = Vec::new();
-                    for name in names {
-                        let running = self
-                            .entries
-                            .get(&name)
-                            .is_some_and(|e| !e.fsm.state.is_stopped());
-                        if running {
-                            let (r, w) = self.stop_one(&name, false, Some(AfterStop::Start));
-                            // the waiter resolves when the new child is RUNNING
-                            let (tx, rx) = oneshot::channel();
-                            if let Some(e) = self.entries.get_mut(&name) {
-                                e.start_waiters.push(tx);
-                            }
-                            results.push(r);
-                            waits.push(Waiter::Start(rx));
-                            drop(w);
-                        } else {
-                            let (r, w) = self.start_one(&name, true);
-                            results.push(r);
-                            waits.push(w);
-                        }
-                    }
-                    finish_after(results, waits, reply);
-                }
-            },
+            } => self.for_each(&target, true, reply, |me, name| {
+                me.stop_one(name, wait, None)
+            }),
+            Command::Restart { target, reply } => {
+                self.for_each(&target, false, reply, Self::restart_one)
+            }
             Command::Signal {
                 target,
                 signal,
@@ -849,6 +794,50 @@ impl Actor {
                 let _ = reply.send(Err(StdinError::Closed(name, "no stdin pipe".into())));
             }
         }
+    }
+
+    /// Resolve `target`, act on each process (in priority order, or reversed), and reply once
+    /// every waiter has resolved.
+    fn for_each(
+        &mut self,
+        target: &str,
+        reverse: bool,
+        reply: ActionReply,
+        mut act: impl FnMut(&mut Self, &str) -> (ActionResult, Waiter),
+    ) {
+        match self.resolve(target) {
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+            Ok(mut names) => {
+                if reverse {
+                    names.reverse();
+                }
+                let (results, waits) = names.iter().map(|n| act(self, n)).unzip();
+                finish_after(results, waits, reply);
+            }
+        }
+    }
+
+    /// Stop then start a running process (replying once the new child is RUNNING); start a
+    /// stopped one.
+    fn restart_one(&mut self, name: &str) -> (ActionResult, Waiter) {
+        let running = self
+            .entries
+            .get(name)
+            .is_some_and(|e| !e.fsm.state.is_stopped());
+        if !running {
+            return self.start_one(name, true);
+        }
+        let (r, _) = self.stop_one(name, false, Some(AfterStop::Start));
+        if !r.ok {
+            return (r, Waiter::None);
+        }
+        let (tx, rx) = oneshot::channel();
+        if let Some(e) = self.entries.get_mut(name) {
+            e.start_waiters.push(tx);
+        }
+        (r, Waiter::Start(rx))
     }
 
     fn start_one(&mut self, name: &str, wait: bool) -> (ActionResult, Waiter) {
