@@ -29,15 +29,16 @@
 //! It exits non-zero if a daemon fails to start or an event does not arrive within 15 s.
 //! Without `--bench` on the command line (e.g. `cargo test --all-targets`) it does nothing.
 
+mod common;
+use common::{Stats, cpu_model, env_or, loadavg};
+
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::time::{ClockId, clock_gettime};
 use nix::unistd::Pid;
@@ -78,40 +79,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn env_or<T: FromStr>(name: &str, default: T) -> Result<T> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map_err(|_| anyhow!("{name}={v:?} is not a valid number")),
-        _ => Ok(default),
-    }
-}
-
 fn mono_ns() -> Result<i128> {
     let t = clock_gettime(ClockId::CLOCK_MONOTONIC).context("clock_gettime")?;
     Ok(i128::from(t.tv_sec()) * 1_000_000_000 + i128::from(t.tv_nsec()))
-}
-
-fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn cpu_model() -> String {
-    fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "?".into())
 }
 
 fn run() -> Result<()> {
@@ -692,32 +662,7 @@ impl Drop for Reference {
 // XML-RPC over the unix socket (std only)
 
 fn xmlrpc(sock: &Path, method: &str, params: &str) -> Result<String> {
-    let body = format!(
-        "<?xml version=\"1.0\"?>\n<methodCall><methodName>{method}</methodName>\
-         <params>{params}</params></methodCall>\n"
-    );
-    let mut s =
-        UnixStream::connect(sock).with_context(|| format!("connecting to {}", sock.display()))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "POST /RPC2 HTTP/1.0\r\nHost: localhost\r\nContent-Type: text/xml\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let (head, reply) = raw
-        .split_once("\r\n\r\n")
-        .with_context(|| format!("{method}: malformed HTTP response"))?;
-    let status = head.lines().next().unwrap_or_default();
-    if status.split_whitespace().nth(1) != Some("200") {
-        bail!("{method}: {status}");
-    }
-    if reply.contains("<fault>") {
-        bail!("{method}: fault: {reply}");
-    }
-    Ok(reply.to_string())
+    common::xmlrpc(sock, method, params, Duration::from_secs(30))
 }
 
 /// The integer value of struct member `name` in an XML-RPC reply.
@@ -730,46 +675,6 @@ fn member_int(xml: &str, name: &str) -> Option<i64> {
 
 // ---------------------------------------------------------------------------------------
 // Statistics
-
-#[derive(Default, Clone, Copy)]
-struct Stats {
-    median: f64,
-    p95: f64,
-    p99: f64,
-    min: f64,
-    max: f64,
-    mean: f64,
-    sd: f64,
-}
-
-impl Stats {
-    fn of(samples: &[f64]) -> Stats {
-        if samples.is_empty() {
-            return Stats::default();
-        }
-        let mut v = samples.to_vec();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        // Nearest-rank percentiles.
-        let rank = |p: f64| v[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
-        let mean = v.iter().sum::<f64>() / n as f64;
-        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n.max(2) - 1) as f64;
-        Stats {
-            median,
-            p95: rank(0.95),
-            p99: rank(0.99),
-            min: v[0],
-            max: v[n - 1],
-            mean,
-            sd: var.sqrt(),
-        }
-    }
-}
 
 fn ratio(a: f64, b: f64) -> String {
     if b > 0.0 {

@@ -21,18 +21,19 @@
 //! It exits non-zero if a daemon fails to start or a kill is not followed by a respawn.
 //! Without `--bench` on the command line (e.g. `cargo test --all-targets`) it does nothing.
 
+mod common;
+use common::{Stats, cpu_model, env_or, loadavg};
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
-use std::str::FromStr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -111,40 +112,10 @@ struct Settings {
     stampsleep: PathBuf,
 }
 
-fn env_or<T: FromStr>(name: &str, default: T) -> Result<T> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map_err(|_| anyhow!("{name}={v:?} is not a valid number")),
-        _ => Ok(default),
-    }
-}
-
 fn read_trim(path: &str) -> String {
     fs::read_to_string(path)
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "?".into())
-}
-
-fn cpu_model() -> String {
-    fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "?".into())
-}
-
-fn loadavg() -> String {
-    read_trim("/proc/loadavg")
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn run() -> Result<bool> {
@@ -636,26 +607,7 @@ fn xmlrpc(sock: &Path, method: &str, string_params: &[&str]) -> Result<String> {
         .iter()
         .map(|p| format!("<param><value><string>{p}</string></value></param>"))
         .collect();
-    let body = format!(
-        "<?xml version=\"1.0\"?>\n<methodCall><methodName>{method}</methodName>\
-         <params>{params}</params></methodCall>\n"
-    );
-    let mut s =
-        UnixStream::connect(sock).with_context(|| format!("connecting to {}", sock.display()))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "POST /RPC2 HTTP/1.0\r\nHost: localhost\r\nContent-Type: text/xml\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
-    let (_, reply) = split_response(&raw, method)?;
-    if reply.contains("<fault>") {
-        bail!("{method}: fault: {reply}");
-    }
-    Ok(reply)
+    common::xmlrpc(sock, method, &params, Duration::from_secs(5))
 }
 
 /// The integer value of struct member `name` in an XML-RPC reply.
@@ -846,46 +798,6 @@ fn spawn_floor(s: &Settings, clock: &Clock, dir: &Path) -> Result<Vec<f64>> {
         st.median, st.p95, st.min, st.max
     );
     Ok(samples)
-}
-
-#[derive(Default, Clone, Copy)]
-struct Stats {
-    median: f64,
-    p95: f64,
-    p99: f64,
-    min: f64,
-    max: f64,
-    mean: f64,
-    sd: f64,
-}
-
-impl Stats {
-    fn of(samples: &[f64]) -> Stats {
-        if samples.is_empty() {
-            return Stats::default();
-        }
-        let mut v = samples.to_vec();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        // Nearest-rank percentiles (with n = 30, p99 is the maximum).
-        let rank = |p: f64| v[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
-        let mean = v.iter().sum::<f64>() / n as f64;
-        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n.max(2) - 1) as f64;
-        Stats {
-            median,
-            p95: rank(0.95),
-            p99: rank(0.99),
-            min: v[0],
-            max: v[n - 1],
-            mean,
-            sd: var.sqrt(),
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------
