@@ -40,6 +40,10 @@ impl Actions {
         }
     }
 
+    pub fn supervisor(&self) -> &SupervisorHandle {
+        &self.supervisor
+    }
+
     fn outcome(&self, action: &str, transition_seq: u64, ok: bool, detail: impl Into<String>) {
         let detail = detail.into();
         if ok {

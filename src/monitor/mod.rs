@@ -619,7 +619,9 @@ impl Actor {
                 ev = log_rx.recv() => match ev {
                     Ok(e) => self.on_logged(&e).await,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "monitor lagged behind the event log");
+                        // A missed FATAL must not be lost: read the programs' states instead.
+                        tracing::warn!(missed = n, "monitor lagged behind the event log; re-reading program states");
+                        self.resync_critical().await;
                     }
                     Err(_) => {}
                 },
@@ -694,6 +696,24 @@ impl Actor {
             }
             _ => {}
         }
+    }
+
+    /// Trip for every `critical` program that is FATAL now (after missing events).
+    async fn resync_critical(&mut self) {
+        let snap = self.actions.supervisor().snapshot();
+        let now = now_ms();
+        for p in snap.processes.iter().filter(|p| p.critical) {
+            if p.state == vigil_core::program::ProcessState::Fatal {
+                let trig = Trigger::new(
+                    Source::Program(p.program.clone()),
+                    format!("critical program {} entered FATAL", p.program),
+                );
+                if let Some(t) = self.latch.trip(Severity::Halt, trig, now) {
+                    self.commit(t).await;
+                }
+            }
+        }
+        self.publish();
     }
 
     async fn apply_changes(&mut self, changes: Vec<StatusChange>, now: u64) {
