@@ -282,6 +282,10 @@ pub(super) struct SrcFile {
 pub(super) struct Ctx {
     pub files: Vec<SrcFile>,
     pub errors: Vec<(usize, ConfigError)>,
+    /// What is ignored but reported (supervisord's INI dialect: unknown options and
+    /// sections, which supervisord ignores and its plugins rely on); `--strict` makes them
+    /// errors.
+    pub warnings: Vec<(usize, ConfigError)>,
 }
 
 /// One table being validated: its dotted path and where its header is.
@@ -559,6 +563,7 @@ impl Ctx {
         Ctx {
             files: Vec::new(),
             errors: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -604,6 +609,39 @@ impl Ctx {
                 message: message.into(),
             },
         ));
+    }
+
+    /// A warning at `offset`: always with its column (`FILE:LINE:COL: key: message`).
+    pub(super) fn warn(
+        &mut self,
+        offset: usize,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        let (file, line, col) = match self.locate(offset) {
+            Some((f, local)) => {
+                let (line, col) = line_col(&f.text, local);
+                (f.path.clone(), line, col)
+            }
+            None => (PathBuf::new(), 0, 0),
+        };
+        self.warnings.push((
+            offset,
+            ConfigError {
+                file,
+                line,
+                col,
+                key: key.into(),
+                message: message.into(),
+            },
+        ));
+    }
+
+    /// The warnings in file order.
+    fn take_warnings(&mut self) -> Vec<ConfigError> {
+        let mut w = std::mem::take(&mut self.warnings);
+        w.sort_by_key(|(off, _)| *off);
+        w.into_iter().map(|(_, e)| e).collect()
     }
 
     /// An error another module located (line and column in the first file): kept in file
@@ -1335,6 +1373,7 @@ pub(super) fn assemble(mut cx: Ctx, sh: &Shared<'_>, parts: Parts) -> Result<Con
 
     if cx.errors.is_empty() {
         Ok(Config {
+            warnings: cx.take_warnings(),
             source: parts.source,
             vigil: parts.vigil,
             programs,

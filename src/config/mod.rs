@@ -95,6 +95,12 @@ pub struct Config {
     /// `[unix_http_server]`) and `[supervisord]` settings. Always `Some` for a supervisord
     /// config; for vigil.toml `Some` iff it has an `[rpc]` section.
     pub rpc: Option<RpcConfig>,
+    /// What the load ignored but reports, located (`FILE:LINE:COL: [program:x] opt: unknown
+    /// option, ignored`): supervisord's INI dialect ignores unknown options and sections as
+    /// supervisord does (its plugins add options of their own). Logged at start and reload;
+    /// `vigil check-config --strict` makes them errors. Always empty for vigil.toml, where an
+    /// unknown key is an error.
+    pub warnings: Vec<ConfigError>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -195,7 +195,12 @@ impl Control {
             return Err("this configuration is embedded; there is no file to re-read".into());
         };
         config::load(path)
-            .map(|c| self.overrides.apply(c))
+            .map(|c| {
+                for w in &c.warnings {
+                    tracing::warn!("{w}");
+                }
+                self.overrides.apply(c)
+            })
             .map_err(|errs| errs.to_string())
     }
 
