@@ -50,7 +50,7 @@ pub const RESERVED_SECTIONS: &[&str] = &[
 /// The sections this loader owns.
 const SECTIONS: &[&str] = &["vigil", "program", "group", "eventlistener", "rpc"];
 
-const VIGIL_KEYS: &[&str] = &["listen", "data_dir", "log_level"];
+const VIGIL_KEYS: &[&str] = &["listen", "data_dir", "log_level", "reload"];
 
 const PROGRAM_KEYS: &[&str] = &[
     "command",
@@ -1530,6 +1530,10 @@ fn parse_vigil(
         .get_choice(&sec, "log_level", LOG_LEVELS)
         .unwrap_or("info")
         .to_string();
+    let reload = cx
+        .get_choice(&sec, "reload", super::ReloadMode::NAMES)
+        .and_then(super::ReloadMode::from_name)
+        .unwrap_or(super::ReloadMode::Apply);
 
     let mut data_dir_ok = true;
     let data_dir = match cx.get_str(&sec, "data_dir") {
@@ -1554,6 +1558,7 @@ fn parse_vigil(
             listen,
             data_dir,
             log_level,
+            reload,
         },
         logs_ok,
     )
@@ -3498,6 +3503,17 @@ critical = true
         let (_d, c) = ok("[vigil]\nlisten = \"[::1]:8000\"\nlog_level = \"trace\"\n");
         assert_eq!(c.vigil.listen.to_string(), "[::1]:8000");
         assert_eq!(c.vigil.log_level, "trace");
+        assert_eq!(
+            c.vigil.reload,
+            super::super::ReloadMode::Apply,
+            "vigil.toml's default"
+        );
+        let (_d, c) = ok("[vigil]\nreload = \"restart\"\n");
+        assert_eq!(c.vigil.reload, super::super::ReloadMode::Restart);
+        err1(
+            "[vigil]\nreload = \"full\"\n",
+            "2:10: vigil.reload: expected \"apply\" or \"restart\", found string \"full\"",
+        );
     }
 
     // ---------------------------------------------------------------- unknown keys and sections
@@ -3513,7 +3529,7 @@ critical = true
             )),
             vec![
                 "2:1: vigil.lisen: unknown key, did you mean \"listen\"?",
-                "3:1: vigil.foo: unknown key; known keys: listen, data_dir, log_level",
+                "3:1: vigil.foo: unknown key; known keys: listen, data_dir, log_level, reload",
                 "4:1: program.bot.command: required key is missing",
                 "5:1: program.bot.comand: unknown key, did you mean \"command\"?",
                 "6:1: program.bot.autorestrat: unknown key, did you mean \"autorestart\"?",

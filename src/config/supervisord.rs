@@ -107,6 +107,7 @@ const SUPERVISORD_OPTIONS: &[&str] = &[
     "identifier",
     "vigil_data_dir",
     "vigil_listen",
+    "vigil_reload",
 ];
 
 const GROUP_OPTIONS: &[&str] = &["programs", "priority"];
@@ -1335,6 +1336,16 @@ fn parse_supervisord(cx: &mut Ctx, doc: &IniDoc, here: &Path, env: &Env, hints: 
         |s| s.trim().parse().ok(),
     )
     .unwrap_or(default_listen);
+    // supervisord's reload is a restart of everything; `vigil_reload = apply` is vigil's.
+    let reload = typed(
+        cx,
+        &sec,
+        "vigil_reload",
+        &names,
+        "apply or restart",
+        super::ReloadMode::from_name,
+    )
+    .unwrap_or(super::ReloadMode::Restart);
     let mut data_dir_ok = true;
     let data_dir = match sec.get("vigil_data_dir") {
         None => here.join("vigil-data"),
@@ -1556,6 +1567,7 @@ fn parse_supervisord(cx: &mut Ctx, doc: &IniDoc, here: &Path, env: &Env, hints: 
             listen,
             data_dir,
             log_level,
+            reload,
         },
         logs_ok,
         env: sup_env,
@@ -2196,6 +2208,9 @@ fn to_toml(c: &Config, hints: &Hints) -> String {
     let _ = writeln!(o, "listen = {}", q(&c.vigil.listen.to_string()));
     let _ = writeln!(o, "data_dir = {}", qp(&c.vigil.data_dir));
     let _ = writeln!(o, "log_level = {}", q(&c.vigil.log_level));
+    if c.vigil.reload != super::ReloadMode::Apply {
+        let _ = writeln!(o, "reload = {}", q(c.vigil.reload.name()));
+    }
 
     if let Some(r) = &c.rpc {
         o.push_str("\n[rpc]\n");
@@ -3323,6 +3338,7 @@ mod tests {
                 "identifier=desk1\n",
                 "vigil_data_dir=state\n",
                 "vigil_listen=127.0.0.1:7171\n",
+                "vigil_reload=apply\n",
                 "[program:bot]\n",
                 "command=bot\n",
                 "[program:own]\n",
@@ -3338,6 +3354,7 @@ mod tests {
         assert_eq!(c.vigil.log_level, "trace");
         assert_eq!(c.vigil.listen.to_string(), "127.0.0.1:7171");
         assert_eq!(c.vigil.data_dir, d.join("state"));
+        assert_eq!(c.vigil.reload, super::super::ReloadMode::Apply);
         let rpc = c.rpc.as_ref().expect("rpc");
         assert_eq!(rpc.identifier, "desk1");
         assert_eq!(
@@ -3381,6 +3398,11 @@ mod tests {
         assert_eq!(c2.vigil.data_dir, d2.path().join("vigil-data"));
         assert_eq!(c2.vigil.listen.to_string(), "127.0.0.1:7070");
         assert_eq!(c2.identifier(), "supervisor");
+        assert_eq!(
+            c2.vigil.reload,
+            super::super::ReloadMode::Restart,
+            "supervisord's reload restarts everything"
+        );
     }
 
     #[test]

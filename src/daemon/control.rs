@@ -48,6 +48,10 @@ pub struct DaemonView {
     /// The configuration as last read from the file (`reloadConfig`); `addProcessGroup` takes
     /// groups from here.
     pub loaded: Arc<Config>,
+    /// After a `reloadConfig`: the groups added since (supervisord's `getAllConfigInfo`
+    /// reports an AUTO log as `auto` in a freshly read configuration until its group is
+    /// added). `None` when `loaded` is what runs.
+    pub reread: Option<std::collections::BTreeSet<String>>,
 }
 
 pub enum Request {
@@ -159,6 +163,7 @@ pub fn channel(
         state: DaemonState::Running,
         active: config.clone(),
         loaded: config,
+        reread: None,
     }));
     (
         DaemonControl { tx, view: view_rx },
@@ -218,6 +223,7 @@ impl Control {
             v.state = DaemonState::Running;
             v.active = new.clone();
             v.loaded = new;
+            v.reread = None;
         });
         report.map_err(|e| e.to_string())
     }
@@ -236,7 +242,10 @@ impl Control {
             Request::Reread { reply } => {
                 let r = self.read().map(|c| {
                     let c = Arc::new(c);
-                    self.publish(|v| v.loaded = c);
+                    self.publish(|v| {
+                        v.loaded = c;
+                        v.reread = Some(Default::default());
+                    });
                 });
                 let _ = reply.send(r);
             }
@@ -248,6 +257,11 @@ impl Control {
                 };
                 if r.is_ok() {
                     tracing::info!("added process group {name}");
+                    self.publish(|v| {
+                        if let Some(added) = v.reread.as_mut() {
+                            added.insert(name.clone());
+                        }
+                    });
                 }
                 let _ = reply.send(r);
             }
