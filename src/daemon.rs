@@ -301,13 +301,19 @@ fn write_pidfile(path: &std::path::Path) -> Option<PathBuf> {
     }
 }
 
-/// SIGHUP and XML-RPC `supervisor.restart`: re-read the config and apply it; errors keep
-/// the running one.
+/// SIGHUP and XML-RPC `supervisor.restart`: re-read the config (errors keep the running
+/// one) and apply it (`[vigil] reload = "apply"`) or restart everything with it
+/// (`"restart"`, a supervisord config's default; this returns once the restart has begun).
 async fn reload(
     ctl: &control::Control,
     sup: &SupervisorHandle,
     auth: Option<&crate::auth::Auth>,
 ) -> Result<ReloadReport, String> {
+    if ctl.restarting() {
+        let e = "a restart is already under way".to_string();
+        tracing::warn!("reload: {e}");
+        return Err(e);
+    }
     let new = match ctl.read() {
         Ok(c) => c,
         Err(e) => {
@@ -327,6 +333,10 @@ async fn reload(
         _ => tracing::warn!(
             "reload: adding or removing [auth] needs a restart; keeping the current mode"
         ),
+    }
+    if new.vigil.reload == crate::config::ReloadMode::Restart {
+        ctl.restart(sup, new);
+        return Ok(ReloadReport::default());
     }
     let r = ctl.replace(sup, new).await;
     if let Err(e) = &r {

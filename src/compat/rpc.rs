@@ -250,11 +250,14 @@ async fn call(cx: &Compat, method: &str, params: &[Value]) -> R {
     if name.starts_with('_') || !METHODS.iter().any(|(m, _, _)| *m == method) {
         return Err(bare(Code::UnknownMethod));
     }
-    // supervisord's `_update`: while shutting down, `supervisor.*` answers SHUTDOWN_STATE
-    // (not sendRemoteCommEvent, which skips the check).
+    // supervisord's `_update`: while shutting down or restarting (`mood < RUNNING`),
+    // `supervisor.*` answers SHUTDOWN_STATE (not sendRemoteCommEvent, which skips the check).
+    // vigil lets getState through, so that it can say RESTARTING or SHUTDOWN (supervisord's
+    // own getState is refused then).
     if ns == "supervisor"
         && name != "sendRemoteCommEvent"
-        && cx.daemon.view().state == DaemonState::Shutdown
+        && name != "getState"
+        && cx.daemon.view().state != DaemonState::Running
     {
         return Err(bare(Code::ShutdownState));
     }

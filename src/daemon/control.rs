@@ -228,6 +228,43 @@ impl Control {
         report.map_err(|e| e.to_string())
     }
 
+    /// supervisord's restart (`[vigil] reload = "restart"`): from now on the state is
+    /// RESTARTING (every RPC but `getState` and `sendRemoteCommEvent` answers SHUTDOWN_STATE,
+    /// as in supervisord); the supervisor stops everything in reverse priority and starts
+    /// `new` as at start-up, in the background so that the main loop still takes signals (a
+    /// SIGTERM meanwhile turns it into a shutdown). Returns at once.
+    pub fn restart(&self, sup: &SupervisorHandle, new: Config) {
+        self.publish(|v| v.state = DaemonState::Restarting);
+        let (sup, view) = (sup.clone(), self.view.clone());
+        tokio::spawn(async move {
+            match sup.restart_all(new.clone()).await {
+                Ok(report) => {
+                    tracing::info!(
+                        added = ?report.added, changed = ?report.changed, removed = ?report.removed,
+                        "restart complete"
+                    );
+                    let new = Arc::new(new);
+                    view.send_modify(|v| {
+                        let mut next = (**v).clone();
+                        if next.state == DaemonState::Restarting {
+                            next.state = DaemonState::Running;
+                        }
+                        next.active = new.clone();
+                        next.loaded = new;
+                        next.reread = None;
+                        *v = Arc::new(next);
+                    });
+                }
+                Err(e) => tracing::info!("restart abandoned: {e}"),
+            }
+        });
+    }
+
+    /// Whether a restart is under way (a reload then waits for it to finish).
+    pub fn restarting(&self) -> bool {
+        self.view().state == DaemonState::Restarting
+    }
+
     /// Carry out one request, or say what the main loop must do.
     pub async fn handle(&self, req: Request, sup: &SupervisorHandle) -> Next {
         match req {
