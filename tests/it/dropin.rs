@@ -361,3 +361,147 @@ fn reload_stops_everything_rereads_and_starts_again_like_supervisord() {
             .contains("received restart request via XML-RPC")
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// 3. The small items: exitstatus, NO_FILE, sendRemoteCommEvent, capture mode's PROCESS_LOG,
+//    getAllConfigInfo after reloadConfig.
+
+const SMALL_ITEMS: &str = r#"
+import sys, xmlrpc.client as x
+s = x.ServerProxy(sys.argv[1] + '/RPC2').supervisor
+def show(f):
+    try:
+        print(repr(f()))
+    except x.Fault as e:
+        print('FAULT', e.faultCode, e.faultString)
+show(lambda: s.readProcessStdoutLog('nolog', 0, 100))
+show(lambda: s.readProcessLog('nolog', -10, 0))
+show(lambda: s.tailProcessStdoutLog('nolog', 0, 100))
+for args in [('kind', 5), (7, True), ('k', 1.5), ('k', 2.0), ('k', [1, 'a', True]),
+             ('k', {'a': 1, 'b': 'it\'s'}), ('k', 'plain'), ('k', 'wörld')]:
+    show(lambda: s.sendRemoteCommEvent(*args))
+"#;
+
+const EXITSTATUS: &str = "import sys, xmlrpc.client as x\n\
+    i = x.ServerProxy(sys.argv[1] + '/RPC2').supervisor.getProcessInfo('crash')\n\
+    print(i['statename'], i['exitstatus'])\n";
+
+const CONFIG_INFO: &str = r#"
+import sys, xmlrpc.client as x
+for c in x.ServerProxy(sys.argv[1] + '/RPC2').supervisor.getAllConfigInfo():
+    print(c['name'], c['stdout_logfile'], c['stderr_logfile'], c['stdout_capture_maxbytes'],
+          c['stdout_events_enabled'], c['stderr_events_enabled'])
+"#;
+
+#[test]
+fn exitstatus_no_file_remote_comm_capture_and_config_info_like_supervisord() {
+    let both = Both::start(|d: &Path| {
+        format!(
+            "[program:crash]\ncommand=sh -c 'if [ -e crashed ]; then exec sleep 1000; fi; touch crashed; exit 3'\n\
+             directory={d}\nstartsecs=0\n\n\
+             [program:nolog]\ncommand=sleep 1000\nstdout_logfile=NONE\nstartsecs=0\n\n\
+             [program:comm]\ncommand=sh -c 'printf \"before <!--XSUPERVISOR:BEGIN-->hello comm<!--XSUPERVISOR:END--> after the tags, long enough\\n\"; exec sleep 1000'\n\
+             stdout_capture_maxbytes=1MB\nstdout_events_enabled=true\nstartsecs=0\nautostart=false\n\n\
+             [eventlistener:rec]\ncommand=python3 {d}/recorder.py {d}/events.jsonl\nstartsecs=0\n\
+             events=REMOTE_COMMUNICATION,PROCESS_LOG_STDOUT,PROCESS_COMMUNICATION_STDOUT\n\
+             buffer_size=100\n",
+            d = d.display()
+        )
+    });
+    for (_, ctl) in both.each() {
+        ctl.wait_status("crash (after its first exit), nolog, rec RUNNING", |t| {
+            t.matches("RUNNING").count() == 3
+        });
+    }
+    let side_by_side = |what: &str, script: &str| {
+        let (v, s) = (
+            python(&both.vctl.url, script),
+            python(&both.sctl.url, script),
+        );
+        assert_eq!(v, s, "{what}: vigil vs supervisord");
+        v
+    };
+    // exitstatus: 0 once respawned (the crash's 3 belongs to the previous child), also after
+    // a restart; -1 after a stop by SIGTERM.
+    assert_eq!(side_by_side("exitstatus", EXITSTATUS), "RUNNING 0\n");
+    for (_, ctl) in both.each() {
+        ctl.expect(&["restart", "crash"], 0, "crash: stopped\ncrash: started\n");
+    }
+    assert_eq!(side_by_side("exitstatus", EXITSTATUS), "RUNNING 0\n");
+    for (_, ctl) in both.each() {
+        ctl.expect(&["stop", "crash"], 0, "crash: stopped\n");
+    }
+    assert_eq!(side_by_side("exitstatus", EXITSTATUS), "STOPPED -1\n");
+
+    // NO_FILE without extra text; sendRemoteCommEvent takes any value, as str() of it.
+    let out = side_by_side("small items", SMALL_ITEMS);
+    assert!(
+        out.starts_with("FAULT 20 NO_FILE\nFAULT 20 NO_FILE\n"),
+        "{out}"
+    );
+    let remote = |dir: &Path| -> Vec<String> {
+        recorded(&dir.join("events.jsonl"))
+            .into_iter()
+            .filter(|(e, _)| e == "REMOTE_COMMUNICATION")
+            .map(|(_, p)| p)
+            .collect()
+    };
+    for (dir, _) in both.each() {
+        eventually(T, "8 REMOTE_COMMUNICATION events", || {
+            remote(dir).len() == 8
+        });
+    }
+    let (v, s) = (remote(both.vdir.path()), remote(both.sdir.path()));
+    assert_eq!(v, s);
+    assert_eq!(v[0], "type:kind\n5");
+    assert_eq!(v[1], "type:7\nTrue");
+    assert_eq!(v[4], "type:k\n[1, 'a', True]");
+
+    // Capture mode: the captured text is a PROCESS_COMMUNICATION event and, as in
+    // supervisord, also in the PROCESS_LOG_STDOUT events (the tags are not).
+    for (_, ctl) in both.each() {
+        ctl.expect(&["start", "comm"], 0, "comm: started\n");
+    }
+    let comm = |dir: &Path| -> (String, Vec<String>) {
+        let rec = recorded(&dir.join("events.jsonl"));
+        let log: String = rec
+            .iter()
+            .filter(|(e, _)| e == "PROCESS_LOG_STDOUT")
+            .map(|(_, p)| p.split_once('\n').map_or("", |(_, d)| d))
+            .collect();
+        let caps = rec
+            .iter()
+            .filter(|(e, _)| e == "PROCESS_COMMUNICATION_STDOUT")
+            .map(|(_, p)| p.split_once('\n').map_or("", |(_, d)| d).to_string())
+            .collect();
+        (log, caps)
+    };
+    for (dir, _) in both.each() {
+        eventually(T, "the capture and the whole line as PROCESS_LOG", || {
+            let (log, caps) = comm(dir);
+            log.ends_with('\n') && !caps.is_empty()
+        });
+    }
+    let (v, s) = (comm(both.vdir.path()), comm(both.sdir.path()));
+    assert_eq!(v, s);
+    assert_eq!(
+        v,
+        (
+            "before hello comm after the tags, long enough\n".to_string(),
+            vec!["hello comm".to_string()]
+        )
+    );
+
+    // getAllConfigInfo after reloadConfig: AUTO logs read `auto`, NONE `none`.
+    for (_, ctl) in both.each() {
+        ctl.expect(&["reread"], 0, "No config updates to processes\n");
+    }
+    let info = side_by_side("getAllConfigInfo after reloadConfig", CONFIG_INFO);
+    assert_eq!(
+        info,
+        "comm auto auto 1048576 True False\n\
+         crash auto auto 0 False False\n\
+         nolog none auto 0 False False\n\
+         rec auto auto 0 False False\n"
+    );
+}
