@@ -505,3 +505,64 @@ fn exitstatus_no_file_remote_comm_capture_and_config_info_like_supervisord() {
          rec auto auto 0 False False\n"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// 4. supervisord-dependent-startup (PyPI), configured as its README says.
+
+#[test]
+fn supervisord_dependent_startup_starts_the_programs_in_its_order() {
+    let python = venv_bin("python");
+    assert!(
+        Command::new(&python)
+            .args(["-c", "import supervisord_dependent_startup"])
+            .status()
+            .expect("python")
+            .success(),
+        "supervisord-dependent-startup is missing: run scripts/setup-test-deps"
+    );
+    // In file order app, db, init; in dependency order init (a one-shot that must have
+    // exited), db (must be RUNNING), app. (init takes a moment, as init scripts do: the
+    // plugin counts a service as done once it has seen its RUNNING event, and would start a
+    // one-shot again that already exited before it handled that event — under supervisord
+    // too, whose 1 s loop only makes that less likely.)
+    let both = Both::start(|d: &Path| {
+        format!(
+            "[eventlistener:dependentstartup]\n\
+             command={py} -m supervisord_dependent_startup -c {d}/supervisord.conf\n\
+             autostart=true\nautorestart=unexpected\nstartretries=0\nexitcodes=0,3\n\
+             events=PROCESS_STATE\n\n\
+             [program:app]\ncommand=sh -c 'echo app >> order; exec sleep 1000'\ndirectory={d}\n\
+             autostart=false\ndependent_startup=true\ndependent_startup_wait_for=db:running\n\n\
+             [program:db]\ncommand=sh -c 'echo db >> order; exec sleep 1000'\ndirectory={d}\n\
+             autostart=false\ndependent_startup=true\ndependent_startup_wait_for=init:exited\n\n\
+             [program:init]\ncommand=sh -c 'echo init >> order; sleep 2'\ndirectory={d}\n\
+             autostart=false\nautorestart=false\nstartsecs=0\ndependent_startup=true\n",
+            py = python.display(),
+            d = d.display()
+        )
+    });
+    for (dir, ctl) in both.each() {
+        let status = ctl.wait_status("app and db RUNNING, init EXITED", |t| {
+            let state = |name: &str| {
+                t.lines()
+                    .find(|l| l.starts_with(name))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            state("app ") == "RUNNING" && state("db ") == "RUNNING" && state("init ") == "EXITED"
+        });
+        assert_eq!(
+            std::fs::read_to_string(dir.join("order")).expect("order"),
+            "init\ndb\napp\n",
+            "{status}"
+        );
+    }
+    // Under vigil its options were ignored with a warning each, and it did the starting.
+    let log = both.vigil.stderr_text();
+    assert!(
+        log.contains("[program:app] dependent_startup_wait_for: unknown option, ignored"),
+        "{log}"
+    );
+    assert!(log.contains("spawned: 'init'"), "{log}");
+}
