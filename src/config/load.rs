@@ -592,23 +592,8 @@ impl Ctx {
     }
 
     pub(super) fn at(&mut self, offset: usize, key: impl Into<String>, message: impl Into<String>) {
-        let (file, line, col) = match self.locate(offset) {
-            Some((f, local)) => {
-                let (line, col) = line_col(&f.text, local);
-                (f.path.clone(), line, if f.columns { col } else { 0 })
-            }
-            None => (PathBuf::new(), 0, 0),
-        };
-        self.errors.push((
-            offset,
-            ConfigError {
-                file,
-                line,
-                col,
-                key: key.into(),
-                message: message.into(),
-            },
-        ));
+        let e = self.located(offset, key.into(), message.into(), false);
+        self.errors.push((offset, e));
     }
 
     /// A warning at `offset`: always with its column (`FILE:LINE:COL: key: message`).
@@ -618,23 +603,30 @@ impl Ctx {
         key: impl Into<String>,
         message: impl Into<String>,
     ) {
+        let e = self.located(offset, key.into(), message.into(), true);
+        self.warnings.push((offset, e));
+    }
+
+    /// A problem at `offset`, with its column if the file shows columns (TOML) or `column`.
+    fn located(&self, offset: usize, key: String, message: String, column: bool) -> ConfigError {
         let (file, line, col) = match self.locate(offset) {
             Some((f, local)) => {
                 let (line, col) = line_col(&f.text, local);
-                (f.path.clone(), line, col)
+                (
+                    f.path.clone(),
+                    line,
+                    if f.columns || column { col } else { 0 },
+                )
             }
             None => (PathBuf::new(), 0, 0),
         };
-        self.warnings.push((
-            offset,
-            ConfigError {
-                file,
-                line,
-                col,
-                key: key.into(),
-                message: message.into(),
-            },
-        ));
+        ConfigError {
+            file,
+            line,
+            col,
+            key,
+            message,
+        }
     }
 
     /// The warnings in file order.

@@ -240,6 +240,18 @@ impl Drop for Supervisord {
     }
 }
 
+/// The real supervisord on `conf`, its output in `dir/out.log`.
+pub(crate) fn spawn_supervisord(conf: &Path, dir: &Path) -> Child {
+    let log = std::fs::File::create(dir.join("out.log")).expect("log");
+    Command::new(venv_bin("supervisord"))
+        .arg("-c")
+        .arg(conf)
+        .stdout(log.try_clone().expect("dup"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn supervisord")
+}
+
 /// The same programs for vigil (vigil.toml) …
 fn vigil_programs(dir: &Path) -> String {
     format!(
@@ -1090,14 +1102,7 @@ fn the_same_supervisord_conf_under_both() {
     let sport = free_port();
     let spath = sdir.path().join("supervisord.conf");
     std::fs::write(&spath, conf(sdir.path(), sport)).expect("write");
-    let log = std::fs::File::create(sdir.path().join("out.log")).expect("log");
-    let child = Command::new(venv_bin("supervisord"))
-        .arg("-c")
-        .arg(&spath)
-        .stdout(log.try_clone().expect("dup"))
-        .stderr(log)
-        .spawn()
-        .expect("spawn supervisord");
+    let child = spawn_supervisord(&spath, sdir.path());
     let _s = Supervisord {
         child,
         url: format!("http://127.0.0.1:{sport}"),

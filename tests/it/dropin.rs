@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::compat::{Ctl, Supervisord, T, free_port, masked, python, venv_bin};
+use crate::compat::{Ctl, Supervisord, T, free_port, masked, python, spawn_supervisord, venv_bin};
 use crate::support::*;
 
 /// A listener that appends one JSON line per event (`eventname`, the payload) to `argv[1]`.
@@ -77,14 +77,7 @@ impl Both {
         let vigil = TestDaemon::start_config(vdir.path(), &vpath);
         let sdir = tempdir();
         let (sport, spath) = start(sdir.path());
-        let log = std::fs::File::create(sdir.path().join("out.log")).expect("log");
-        let child = Command::new(venv_bin("supervisord"))
-            .arg("-c")
-            .arg(&spath)
-            .stdout(log.try_clone().expect("dup"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn supervisord");
+        let child = spawn_supervisord(&spath, sdir.path());
         let supervisord = Supervisord {
             child,
             url: format!("http://127.0.0.1:{sport}"),
