@@ -326,6 +326,26 @@ async fn reload(
             "reload: changes to [vigil] (listen, data_dir, log_level) need a restart; applying programs only"
         );
     }
+    // The listener pools are built once, at start: their names, order, `events`,
+    // `buffer_size` and number of processes stay what they were until vigil restarts.
+    let pools = |c: &Config| -> Vec<(String, Vec<String>, usize, usize)> {
+        c.eventlisteners
+            .iter()
+            .map(|l| {
+                (
+                    l.program.name.clone(),
+                    l.events.clone(),
+                    l.buffer_size,
+                    l.program.processes.len(),
+                )
+            })
+            .collect()
+    };
+    if pools(&new) != pools(&ctl.view().active) {
+        tracing::warn!(
+            "reload: changes to the event listener pools (added, removed or reordered pools, events, buffer_size, numprocs) need a restart of vigil; the pools keep their running settings"
+        );
+    }
     // Users, tokens, TTL and secret apply at once; switching auth on or off does not.
     match (auth, &new.auth) {
         (Some(a), Some(c)) => a.reload(c.clone()),

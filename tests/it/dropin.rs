@@ -559,3 +559,96 @@ fn supervisord_dependent_startup_starts_the_programs_in_its_order() {
     );
     assert!(log.contains("spawned: 'init'"), "{log}");
 }
+
+// ---------------------------------------------------------------------------------------
+// 5. The restart (SIGHUP too) reads the file first, and a SIGTERM during it wins.
+
+#[test]
+fn a_restart_checks_the_file_first_and_yields_to_a_shutdown() {
+    use nix::sys::signal::Signal;
+    let dir = tempdir();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("logs")).expect("logs");
+    let conf = d.join("supervisord.conf");
+    let good = |v: &str| {
+        conf_text(
+            d,
+            free_port(),
+            &format!(
+                "[program:app]\ncommand=sh -c 'echo {v} >> starts; exec sleep 1000'\n\
+                 directory={d}\nstartsecs=0\n\n\
+                 [program:slow]\ncommand=sh -c 'trap \"while [ ! -e go ]; do sleep 0.05; done; exit 0\" TERM; sleep 1000 & wait'\n\
+                 directory={d}\nstartsecs=0\npriority=100\nstopasgroup=true\nstopwaitsecs=600\n",
+                d = d.display()
+            ),
+        )
+    };
+    std::fs::write(&conf, good("v1")).expect("write");
+    std::fs::write(d.join("go"), "").expect("go");
+    let mut vigil = TestDaemon::start_config(d, &conf);
+    vigil.wait_state(0, "app", "RUNNING", T);
+    vigil.wait_state(0, "slow", "RUNNING", T);
+    let starts = || std::fs::read_to_string(d.join("starts")).unwrap_or_default();
+
+    // A file with an error: nothing is stopped, the error is logged.
+    let seq = vigil.last_seq();
+    std::fs::write(
+        &conf,
+        good("v2").replace("command=sh -c 'echo v2", "comand=sh -c 'echo v2"),
+    )
+    .expect("write");
+    vigil.signal(Signal::SIGHUP);
+    eventually(T, "the reload refused", || {
+        vigil
+            .stderr_text()
+            .contains("reload: keeping the running configuration")
+    });
+    assert!(
+        vigil
+            .events(seq)
+            .iter()
+            .all(|e| e["type"] != "process_state"),
+        "{:?}",
+        vigil.events(seq)
+    );
+
+    // SIGHUP with a good file: supervisord's restart.
+    let seq = vigil.last_seq();
+    std::fs::write(&conf, good("v2")).expect("write");
+    vigil.signal(Signal::SIGHUP);
+    let stopping = vigil.wait_for(seq, T, |e| {
+        e["type"] == "supervisor_state" && e["state"] == "STOPPING"
+    });
+    let running = vigil.wait_for(stopping["seq"].as_u64().unwrap(), T, |e| {
+        e["type"] == "supervisor_state" && e["state"] == "RUNNING"
+    });
+    let after = running["seq"].as_u64().unwrap();
+    vigil.wait_state(after, "slow", "RUNNING", T);
+    vigil.wait_state(after, "app", "RUNNING", T);
+    eventually(T, "v2 started", || starts() == "v1\nv2\n");
+
+    // A restart held by `slow`, then SIGTERM: nothing starts again, vigil exits cleanly.
+    std::fs::remove_file(d.join("go")).expect("rm go");
+    let seq = vigil.last_seq();
+    vigil.signal(Signal::SIGHUP);
+    vigil.wait_state(seq, "app", "STOPPED", T);
+    vigil.wait_state(seq, "slow", "STOPPING", T);
+    vigil.signal(Signal::SIGTERM);
+    eventually(T, "SIGTERM taken during the restart", || {
+        vigil
+            .stderr_text()
+            .contains("received SIGTERM indicating exit request")
+    });
+    std::fs::write(d.join("go"), "").expect("go");
+    let deadline = std::time::Instant::now() + T;
+    let status = loop {
+        if let Some(st) = vigil.child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(std::time::Instant::now() < deadline, "vigil did not exit");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert_eq!(starts(), "v1\nv2\n", "nothing started after the SIGTERM");
+    assert!(vigil.stderr_text().contains("restart abandoned"));
+}
