@@ -193,7 +193,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(converted) => {
                 print!("{}", converted.toml);
                 for w in &converted.warnings {
-                    eprintln!("{}: warning: {w}", file.display());
+                    // Located ones (ignored options) already start with the file.
+                    if w.starts_with(&file.display().to_string()) {
+                        eprintln!("{w}");
+                    } else {
+                        eprintln!("{}: warning: {w}", file.display());
+                    }
                 }
                 Ok(ExitCode::SUCCESS)
             }

@@ -3958,6 +3958,23 @@ mod tests {
     }
 
     #[test]
+    fn convert_reports_what_it_ignored() {
+        let dir = tmp();
+        let text = "[supervisord]\n[program:a]\ncommand=a\ndependent_startup=true\n";
+        let path = write(dir.path(), "supervisord.conf", text);
+        let c = convert_with(&path, text, &test_env()).expect("converts");
+        assert_eq!(
+            c.warnings,
+            vec![format!(
+                "{}:4:1: [program:a] dependent_startup: unknown option, ignored",
+                path.display()
+            )]
+        );
+        assert!(!c.toml.contains("dependent_startup"), "{}", c.toml);
+        assert!(c.toml.contains("reload = \"restart\""), "{}", c.toml);
+    }
+
+    #[test]
     fn toml_quoting() {
         assert_eq!(q("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
         assert_eq!(k("bot-1_x"), "bot-1_x");
