@@ -34,7 +34,7 @@ pub enum SupervisorError {
     NoSuchProcess(String),
     #[error("no such group: {0}")]
     NoSuchGroup(String),
-    #[error("supervisor is shutting down")]
+    #[error("supervisor is shutting down or restarting")]
     ShuttingDown,
 }
 

@@ -633,6 +633,14 @@ fn a_restart_checks_the_file_first_and_yields_to_a_shutdown() {
     vigil.signal(Signal::SIGHUP);
     vigil.wait_state(seq, "app", "STOPPED", T);
     vigil.wait_state(seq, "slow", "STOPPING", T);
+    // Meanwhile the REST API says so too.
+    let (code, body) = vigil.post("/api/programs/app/start");
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["error"], "shutting_down", "{body}");
+    assert_eq!(
+        body["message"], "supervisor is shutting down or restarting",
+        "{body}"
+    );
     vigil.signal(Signal::SIGTERM);
     eventually(T, "SIGTERM taken during the restart", || {
         vigil
