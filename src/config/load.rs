@@ -22,6 +22,7 @@ use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 use vigil_core::program::{AutoRestart, BackoffPolicy};
 
+use super::options;
 use super::{
     Config, ConfigError, ConfigErrors, Credentials, EVENT_TYPES, EventListenerConfig, GroupConfig,
     InetServerConfig, LogConfig, Password, ProcessConfig, ProgramConfig, ReadinessCheck,
@@ -52,72 +53,11 @@ const SECTIONS: &[&str] = &["vigil", "program", "group", "eventlistener", "rpc"]
 
 const VIGIL_KEYS: &[&str] = &["listen", "data_dir", "log_level", "reload"];
 
-const PROGRAM_KEYS: &[&str] = &[
-    "command",
-    "directory",
-    "environment",
-    "user",
-    "numprocs",
-    "numprocs_start",
-    "process_name",
-    "priority",
-    "autostart",
-    "autorestart",
-    "startsecs",
-    "startretries",
-    "exitcodes",
-    "stopsignal",
-    "stopwaitsecs",
-    "stopasgroup",
-    "killasgroup",
-    "redirect_stderr",
-    "stdout_logfile",
-    "stdout_logfile_maxbytes",
-    "stdout_logfile_backups",
-    "stdout_capture_maxbytes",
-    "stdout_events_enabled",
-    "stderr_logfile",
-    "stderr_logfile_maxbytes",
-    "stderr_logfile_backups",
-    "stderr_capture_maxbytes",
-    "stderr_events_enabled",
-    "backoff",
-    "backoff_max",
-    "events",
-    "critical",
-    "ready_command",
-    "ready_http",
-    "ready_tcp",
-    "ready_interval",
-    "ready_timeout",
-    "ready_retries",
-    "depends_on",
-];
-
-/// Program keys that make no sense for an event listener (stdout is the protocol channel).
-pub(super) const NOT_FOR_LISTENERS: &[&str] = &[
-    "events",
-    "ready_command",
-    "ready_http",
-    "ready_tcp",
-    "ready_interval",
-    "ready_timeout",
-    "ready_retries",
-    "depends_on",
-];
-
-/// Keys of an event listener besides the program keys it shares.
-pub(super) const LISTENER_ONLY_KEYS: &[&str] = &["events", "buffer_size", "result_handler"];
-
 /// The only `result_handler` supervisord ships, and the only one vigil accepts.
 pub(super) const DEFAULT_RESULT_HANDLER: &str = "supervisor.dispatchers:default_handler";
 
 /// The readiness probe keys.
 pub(super) const READY_PROBES: &[&str] = &["ready_command", "ready_http", "ready_tcp"];
-
-/// supervisord `[program:x]` options vigil does not implement: still unknown keys, but the
-/// message says why.
-const SUPERVISORD_ONLY: &[&str] = &["umask", "serverurl", "stdout_syslog", "stderr_syslog"];
 
 const GROUP_KEYS: &[&str] = &["programs", "priority"];
 
@@ -699,9 +639,7 @@ impl Ctx {
             if known.contains(&name) {
                 continue;
             }
-            let message = if SUPERVISORD_ONLY.contains(&name) && known.contains(&"command") {
-                "unknown key (a supervisord option vigil does not support)".to_string()
-            } else if let Some(s) = did_you_mean(name, known) {
+            let message = if let Some(s) = did_you_mean(name, known) {
                 format!("unknown key, did you mean \"{s}\"?")
             } else if known.len() <= 4 {
                 format!("unknown key; known keys: {}", known.join(", "))
@@ -744,17 +682,6 @@ impl Ctx {
         self.get_str(sec, k).map(|(s, span)| (s.to_string(), span))
     }
 
-    fn get_bool(&mut self, sec: &Sec<'_, '_>, k: &str) -> Option<bool> {
-        let v = sec.get(k)?;
-        match v.get_ref() {
-            DeValue::Boolean(b) => Some(*b),
-            _ => {
-                self.type_error(sec.key(k), v, "a boolean (true or false)");
-                None
-            }
-        }
-    }
-
     /// An integer in `lo..=hi`; `what` describes the lower bound ("a non-negative integer").
     fn get_int(
         &mut self,
@@ -785,11 +712,6 @@ impl Ctx {
     fn get_u32(&mut self, sec: &Sec<'_, '_>, k: &str, lo: u32, hi: u32, what: &str) -> Option<u32> {
         self.get_int(sec, k, lo.into(), hi.into(), what)
             .and_then(|n| u32::try_from(n).ok())
-    }
-
-    fn get_u64(&mut self, sec: &Sec<'_, '_>, k: &str, lo: u64, what: &str) -> Option<u64> {
-        self.get_int(sec, k, lo.into(), u64::MAX.into(), what)
-            .and_then(|n| u64::try_from(n).ok())
     }
 
     fn get_i32(&mut self, sec: &Sec<'_, '_>, k: &str) -> Option<i32> {
@@ -830,21 +752,6 @@ impl Ctx {
             );
         }
         n
-    }
-
-    /// Positive seconds (integer or float) as milliseconds.
-    fn get_secs_ms(&mut self, sec: &Sec<'_, '_>, k: &str) -> Option<u64> {
-        let v = sec.get(k)?;
-        let secs = match v.get_ref() {
-            DeValue::Integer(_) => int_of(v.get_ref()).map(|n| n as f64),
-            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
-            _ => None,
-        };
-        let ms = secs.and_then(secs_to_ms);
-        if ms.is_none() {
-            self.type_error(sec.key(k), v, SECS_EXPECTED);
-        }
-        ms
     }
 
     /// An array of strings (each located), or a type error.
@@ -1956,73 +1863,77 @@ pub(super) fn check_parent_dir(cx: &mut Ctx, p: &Path, at: usize, key: &str) {
 }
 
 /// The typed options of one `[program.NAME]` table.
-fn toml_program(cx: &mut Ctx, sec: &Sec<'_, '_>, name: &str) -> ProgramSpec {
-    cx.unknown_keys(sec, PROGRAM_KEYS);
-    let mut spec = toml_common(cx, sec, name);
-    spec.events_from_stdout = cx.get_choice(sec, "events", &["stdout"]).is_some();
-    spec.priority = cx.get_i32(sec, "priority").unwrap_or(999);
+/// A `[program.NAME]` / `[eventlistener.NAME]` table as a [`options::Source`].
+struct TomlSource<'s, 'a, 'i> {
+    sec: &'s Sec<'a, 'i>,
+}
 
-    for k in READY_PROBES {
-        if let Some(s) = cx.get_string(sec, k) {
-            spec.ready.probes.push((k, s));
-        }
+/// A TOML value as a raw option value.
+fn raw_of(v: &Spanned<DeValue<'_>>) -> options::Raw {
+    use options::Raw;
+    match v.get_ref() {
+        DeValue::String(s) => Raw::Str(s.to_string()),
+        DeValue::Integer(_) => match int_of(v.get_ref()) {
+            Some(n) => Raw::Int(n),
+            None => Raw::Other(found(v.get_ref())),
+        },
+        DeValue::Float(f) => match f.as_str().parse::<f64>() {
+            Ok(x) => Raw::Float(x, f.as_str().to_string()),
+            Err(_) => Raw::Other(found(v.get_ref())),
+        },
+        DeValue::Boolean(b) => Raw::Bool(*b),
+        DeValue::Array(a) => Raw::List(a.iter().map(|i| (raw_of(i), i.span().start)).collect()),
+        _ => Raw::Other(found(v.get_ref())),
     }
-    spec.ready.interval_ms = cx.get_secs_ms(sec, "ready_interval");
-    spec.ready.timeout_ms = cx.get_secs_ms(sec, "ready_timeout");
-    spec.ready.retries = cx.get_u32(sec, "ready_retries", 1, u32::MAX, "a positive integer");
-    // Only well-formed values: a bad one is reported as such, not as "needs a probe".
-    let tuning = [
-        ("ready_interval", spec.ready.interval_ms.is_some()),
-        ("ready_timeout", spec.ready.timeout_ms.is_some()),
-        ("ready_retries", spec.ready.retries.is_some()),
-    ];
-    for (k, set) in tuning {
-        if set
-            && spec.ready.tuning_at.is_none()
-            && let Some(v) = sec.get(k)
-        {
-            spec.ready.tuning_at = Some((k, v.span().start));
-        }
+}
+
+impl options::Source for TomlSource<'_, '_, '_> {
+    fn ini(&self) -> bool {
+        false
     }
-    spec.depends_on = cx.get_str_list(sec, "depends_on", "program name (string)");
+
+    fn key(&self, name: &str) -> String {
+        self.sec.key(name)
+    }
+
+    fn header_at(&self) -> usize {
+        self.sec.at
+    }
+
+    fn written(&self) -> Vec<(String, usize)> {
+        entries(self.sec.table)
+            .into_iter()
+            .map(|(k, _)| (k.get_ref().to_string(), k.span().start))
+            .collect()
+    }
+
+    fn value_at(&self, name: &str) -> Option<usize> {
+        self.sec.get(name).map(|v| v.span().start)
+    }
+
+    fn raw(&self, _cx: &mut Ctx, name: &str) -> Option<(options::Raw, usize)> {
+        let v = self.sec.get(name)?;
+        Some((raw_of(v), v.span().start))
+    }
+
+    fn unknown(&self, cx: &mut Ctx, name: &str, at: usize, known: &[&str]) {
+        let message = match did_you_mean(name, known) {
+            Some(s) => format!("unknown key, did you mean \"{s}\"?"),
+            None => "unknown key".to_string(),
+        };
+        cx.at(at, self.sec.key(name), message);
+    }
+}
+
+/// The typed options of one `[program.NAME]` table.
+fn toml_program(cx: &mut Ctx, sec: &Sec<'_, '_>, name: &str) -> ProgramSpec {
+    let (spec, _) = toml_common(cx, sec, name, false);
     spec
 }
 
 /// The typed options of one `[eventlistener.NAME]` table.
 fn toml_listener(cx: &mut Ctx, sec: &Sec<'_, '_>, name: &str) -> ListenerSpec {
-    let known: Vec<&str> = PROGRAM_KEYS
-        .iter()
-        .filter(|k| !NOT_FOR_LISTENERS.contains(k))
-        .chain(LISTENER_ONLY_KEYS)
-        .copied()
-        .collect();
-    // Program-only keys get a precise message instead of "unknown key".
-    for (k, _) in entries(sec.table) {
-        let kn: &str = k.get_ref();
-        if NOT_FOR_LISTENERS.contains(&kn) && kn != "events" {
-            cx.at(
-                k.span().start,
-                sec.key(kn),
-                "not available for event listeners (a listener's stdout is the protocol channel)",
-            );
-        }
-    }
-    let filtered: Vec<&str> = known
-        .iter()
-        .copied()
-        .chain(NOT_FOR_LISTENERS.iter().copied())
-        .collect();
-    cx.unknown_keys(sec, &filtered);
-    let mut program = toml_common(cx, sec, name);
-    let explicit_priority = cx.get_i32(sec, "priority");
-    program.priority = explicit_priority.unwrap_or(999);
-    if program.redirect_stderr {
-        cx.at(
-            sec.anchor("redirect_stderr"),
-            sec.key("redirect_stderr"),
-            REDIRECT_STDERR_LISTENER,
-        );
-    }
+    let (program, common) = toml_common(cx, sec, name, true);
     let mut events = Vec::new();
     match sec.get("events") {
         None => cx.missing(sec, "events"),
@@ -2051,16 +1962,6 @@ fn toml_listener(cx: &mut Ctx, sec: &Sec<'_, '_>, name: &str) -> ListenerSpec {
             events = listener_events(cx, &sec.key("events"), &items, ev.span().start);
         }
     }
-    let buffer_size = cx
-        .get_int(
-            sec,
-            "buffer_size",
-            1,
-            MAX_BUFFER_SIZE as i128,
-            "a positive integer",
-        )
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(DEFAULT_BUFFER_SIZE);
     if let Some((h, span)) = cx.get_str(sec, "result_handler")
         && h.trim() != DEFAULT_RESULT_HANDLER
     {
@@ -2073,8 +1974,8 @@ fn toml_listener(cx: &mut Ctx, sec: &Sec<'_, '_>, name: &str) -> ListenerSpec {
     ListenerSpec {
         program,
         events,
-        buffer_size,
-        priority: explicit_priority.unwrap_or(-1),
+        buffer_size: common.buffer_size,
+        priority: common.priority.unwrap_or(-1),
     }
 }
 
@@ -2112,101 +2013,29 @@ pub(super) fn listener_events(
     out
 }
 
-/// The options programs and listeners share, typed.
-fn toml_common(cx: &mut Ctx, sec: &Sec<'_, '_>, name: &str) -> ProgramSpec {
+/// The options programs and listeners share: the scalars through the option table, the
+/// strings, paths and tables here.
+fn toml_common(
+    cx: &mut Ctx,
+    sec: &Sec<'_, '_>,
+    name: &str,
+    listener: bool,
+) -> (ProgramSpec, options::Common) {
     let mut spec = ProgramSpec::new(name, sec.key_path(), sec.at);
+    let common = options::read_common(cx, &TomlSource { sec }, &mut spec, listener);
     spec.command = cx.get_string(sec, "command");
     if sec.get("command").is_none() {
         cx.missing(sec, "command");
     }
     spec.process_name = cx.get_string(sec, "process_name");
-    spec.numprocs = cx
-        .get_u32(sec, "numprocs", 1, MAX_NUMPROCS, "a positive integer")
-        .unwrap_or(1);
-    spec.numprocs_start = cx
-        .get_u32(sec, "numprocs_start", 0, u32::MAX, "a non-negative integer")
-        .unwrap_or(0);
-    spec.numprocs_start_at = sec.anchor("numprocs_start");
-    spec.autostart = cx.get_bool(sec, "autostart").unwrap_or(true);
-    if let Some(av) = sec.get("autorestart") {
-        let parsed = match av.get_ref() {
-            DeValue::Boolean(true) => Some(AutoRestart::Always),
-            DeValue::Boolean(false) => Some(AutoRestart::Never),
-            DeValue::String(s) if s.eq_ignore_ascii_case("unexpected") => {
-                Some(AutoRestart::Unexpected)
+    if !listener {
+        for k in READY_PROBES {
+            if let Some(s) = cx.get_string(sec, k) {
+                spec.ready.probes.push((k, s));
             }
-            DeValue::String(s) if s.eq_ignore_ascii_case("true") => Some(AutoRestart::Always),
-            DeValue::String(s) if s.eq_ignore_ascii_case("false") => Some(AutoRestart::Never),
-            _ => None,
-        };
-        match parsed {
-            Some(a) => spec.autorestart = a,
-            None => cx.type_error(sec.key("autorestart"), av, "true, false or \"unexpected\""),
         }
+        spec.depends_on = cx.get_str_list(sec, "depends_on", "program name (string)");
     }
-    spec.startsecs = cx
-        .get_u64(sec, "startsecs", 0, "a non-negative integer")
-        .unwrap_or(1);
-    spec.startretries = cx
-        .get_u32(sec, "startretries", 0, u32::MAX, "a non-negative integer")
-        .unwrap_or(3);
-    if let Some(ev) = sec.get("exitcodes") {
-        spec.exitcodes = match ev.get_ref() {
-            DeValue::Array(a) => a
-                .iter()
-                .filter_map(|item| match int_of(item.get_ref()) {
-                    Some(n) if (0..=255).contains(&n) => i32::try_from(n).ok(),
-                    _ => {
-                        cx.type_error(
-                            sec.key("exitcodes"),
-                            item,
-                            "an exit code (an integer from 0 to 255)",
-                        );
-                        None
-                    }
-                })
-                .collect(),
-            _ => {
-                cx.type_error(
-                    sec.key("exitcodes"),
-                    ev,
-                    "an array of exit codes such as [0, 2]",
-                );
-                vec![0]
-            }
-        };
-    }
-    if let Some(sv) = sec.get("stopsignal") {
-        let parsed = match sv.get_ref() {
-            DeValue::String(s) => Signal::parse(s),
-            DeValue::Integer(_) => int_of(sv.get_ref()).and_then(|n| Signal::parse(&n.to_string())),
-            _ => None,
-        };
-        match parsed {
-            Some(s) => spec.stopsignal = s,
-            None => cx.type_error(sec.key("stopsignal"), sv, &signal_expected()),
-        }
-    }
-    spec.stopwaitsecs = cx
-        .get_u64(sec, "stopwaitsecs", 0, "a non-negative integer")
-        .unwrap_or(10);
-    spec.stopasgroup = cx.get_bool(sec, "stopasgroup").unwrap_or(false);
-    spec.killasgroup = cx.get_bool(sec, "killasgroup");
-    spec.killasgroup_at = sec.anchor("killasgroup");
-    spec.redirect_stderr = cx.get_bool(sec, "redirect_stderr").unwrap_or(false);
-    let exponential =
-        cx.get_choice(sec, "backoff", &["linear", "exponential"]) == Some("exponential");
-    let backoff_max = cx.get_u64(sec, "backoff_max", 1, "a positive integer (seconds)");
-    spec.backoff = BackoffPolicy {
-        exponential,
-        max_ms: backoff_max.map(|s| s.saturating_mul(1000)),
-        ..BackoffPolicy::default()
-    };
-    spec.critical = cx.get_bool(sec, "critical").unwrap_or(false);
-    spec.stdout_events_enabled = cx.get_bool(sec, "stdout_events_enabled").unwrap_or(false);
-    spec.stderr_events_enabled = cx.get_bool(sec, "stderr_events_enabled").unwrap_or(false);
-    spec.stdout_capture_maxbytes = cx.get_bytes(sec, "stdout_capture_maxbytes").unwrap_or(0);
-    spec.stderr_capture_maxbytes = cx.get_bytes(sec, "stderr_capture_maxbytes").unwrap_or(0);
 
     for chan in &mut spec.logs {
         let k = chan.opt;
@@ -2224,18 +2053,6 @@ fn toml_common(cx: &mut Ctx, sec: &Sec<'_, '_>, name: &str) -> ProgramSpec {
                 None => LogSpec::Path((s.to_string(), span)),
             };
         }
-        chan.maxbytes = cx
-            .get_bytes(sec, &format!("{k}_maxbytes"))
-            .unwrap_or(DEFAULT_LOG_MAXBYTES);
-        chan.backups = cx
-            .get_u32(
-                sec,
-                &format!("{k}_backups"),
-                0,
-                u32::MAX,
-                "a non-negative integer",
-            )
-            .unwrap_or(DEFAULT_LOG_BACKUPS);
     }
 
     if let Some(ev) = sec.get("environment")
@@ -2278,7 +2095,7 @@ fn toml_common(cx: &mut Ctx, sec: &Sec<'_, '_>, name: &str) -> ProgramSpec {
     }
     spec.directory = cx.get_string(sec, "directory");
     spec.user = cx.get_string(sec, "user");
-    spec
+    (spec, common)
 }
 
 /// `AUTO`, `NONE`/`OFF` (any case), else `None`.
@@ -3288,7 +3105,7 @@ critical = true
             ),
             (
                 "startretries = 4294967296",
-                "program.bot.startretries: expected a non-negative integer no larger than 4294967295, found integer 4294967296",
+                "program.bot.startretries: expected a non-negative integer, found integer 4294967296",
             ),
             (
                 "stopwaitsecs = true",
@@ -3296,11 +3113,11 @@ critical = true
             ),
             (
                 "numprocs = 0",
-                "program.bot.numprocs: expected a positive integer, found integer 0",
+                "program.bot.numprocs: expected a positive integer (at most 10000), found integer 0",
             ),
             (
                 "numprocs = 100000",
-                "program.bot.numprocs: expected a positive integer no larger than 10000, found integer 100000",
+                "program.bot.numprocs: expected a positive integer (at most 10000), found integer 100000",
             ),
             (
                 "numprocs_start = -3",
@@ -3368,11 +3185,11 @@ critical = true
             ),
             (
                 "stdout_logfile_maxbytes = \"5TB\"",
-                "program.bot.stdout_logfile_maxbytes: expected a size in bytes (an integer, or a string such as \"50MB\", \"10KB\", \"1GB\"), found string \"5TB\"",
+                "program.bot.stdout_logfile_maxbytes: expected a size in bytes (an integer, optionally with a KB, MB or GB suffix such as \"50MB\"), found string \"5TB\"",
             ),
             (
                 "stderr_logfile_maxbytes = -1",
-                "program.bot.stderr_logfile_maxbytes: expected a size in bytes (an integer, or a string such as \"50MB\", \"10KB\", \"1GB\"), found integer -1",
+                "program.bot.stderr_logfile_maxbytes: expected a size in bytes (an integer, optionally with a KB, MB or GB suffix such as \"50MB\"), found integer -1",
             ),
             (
                 "stdout_logfile_backups = -1",
@@ -3933,7 +3750,7 @@ critical = true
             e.to_string(),
             format!(
                 "{p}:3:13: program.bot.startsecs: expected a non-negative integer, found string \"abc\"\n\
-                 {p}:4:12: program.bot.numprocs: expected a positive integer, found integer 0"
+                 {p}:4:12: program.bot.numprocs: expected a positive integer (at most 10000), found integer 0"
             )
         );
         std::fs::write(&path, "a = = 1\n").expect("write");

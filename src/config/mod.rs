@@ -9,6 +9,7 @@
 //! created at load, so nothing downstream ever meets a missing path.
 
 mod load;
+mod options;
 pub mod supervisord;
 
 use std::collections::BTreeMap;

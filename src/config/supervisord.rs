@@ -19,72 +19,24 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 
-use vigil_core::program::{AutoRestart, BackoffPolicy};
+use vigil_core::program::AutoRestart;
 
 use super::load::expand::{self, Names, Value};
 use super::load::suggest::did_you_mean;
 use super::load::{
     self, Ctx, DEFAULT_BUFFER_SIZE, DEFAULT_LOG_BACKUPS, DEFAULT_LOG_MAXBYTES,
     DEFAULT_READY_INTERVAL_MS, DEFAULT_READY_RETRIES, DEFAULT_READY_TIMEOUT_MS,
-    DEFAULT_RESULT_HANDLER, Env, EnvSpec, KeyPath, ListenerSpec, LogSpec, LogUse, MAX_BUFFER_SIZE,
-    MAX_NUMPROCS, NOT_FOR_LISTENERS, Parts, ProgramSpec, READY_PROBES, REDIRECT_STDERR_LISTENER,
-    SECS_EXPECTED, Shared, Str, TERM, add_member, assemble, check_group_names, check_parent_dir,
-    credentials, ensure_dir, env_var_problem, existing_dir, expand_data_dir, here_of,
-    listener_events, log_keyword, name_problem, parse_bytes, parse_inet, parse_octal,
-    resolve_clean, secs_to_ms, setup_data_dir, short_quoted, signal_expected,
+    DEFAULT_RESULT_HANDLER, Env, EnvSpec, KeyPath, ListenerSpec, LogSpec, LogUse, Parts,
+    ProgramSpec, READY_PROBES, Shared, Str, TERM, add_member, assemble, check_group_names,
+    check_parent_dir, credentials, ensure_dir, env_var_problem, existing_dir, expand_data_dir,
+    here_of, listener_events, log_keyword, name_problem, parse_bytes, parse_inet, parse_octal,
+    resolve_clean, setup_data_dir, short_quoted,
 };
+use super::options::{self, BOOL_EXPECTED, BYTES_EXPECTED, parse_bool, parse_int};
 use super::{
-    Config, ConfigErrors, InetServerConfig, LogConfig, ProgramConfig, ReadinessProbe, RpcConfig,
-    Signal, UnixServerConfig, VigilSection,
+    Config, ConfigErrors, EventListenerConfig, InetServerConfig, LogConfig, ProgramConfig,
+    ReadinessProbe, RpcConfig, UnixServerConfig, VigilSection,
 };
-
-/// `[program:x]` options: supervisord 4.3's, then vigil's extensions.
-const PROGRAM_OPTIONS: &[&str] = &[
-    "command",
-    "process_name",
-    "numprocs",
-    "numprocs_start",
-    "priority",
-    "autostart",
-    "autorestart",
-    "startsecs",
-    "startretries",
-    "exitcodes",
-    "stopsignal",
-    "stopwaitsecs",
-    "stopasgroup",
-    "killasgroup",
-    "user",
-    "redirect_stderr",
-    "stdout_logfile",
-    "stdout_logfile_maxbytes",
-    "stdout_logfile_backups",
-    "stdout_capture_maxbytes",
-    "stdout_events_enabled",
-    "stdout_syslog",
-    "stderr_logfile",
-    "stderr_logfile_maxbytes",
-    "stderr_logfile_backups",
-    "stderr_capture_maxbytes",
-    "stderr_events_enabled",
-    "stderr_syslog",
-    "environment",
-    "directory",
-    "umask",
-    "serverurl",
-    // vigil extensions
-    "backoff",
-    "backoff_max",
-    "events",
-    "critical",
-    "ready_command",
-    "ready_http",
-    "ready_tcp",
-    "ready_interval",
-    "ready_timeout",
-    "ready_retries",
-    "depends_on",
-];
 
 /// `[supervisord]` options: supervisord 4.3's, then vigil's extensions.
 const SUPERVISORD_OPTIONS: &[&str] = &[
@@ -144,8 +96,6 @@ const LOG_LEVELS: &[(&str, &str)] = &[
     ("trace", "trace"),
     ("blather", "trace"),
 ];
-
-const BOOL_EXPECTED: &str = "a boolean (true/false, yes/no, on/off or 1/0)";
 
 // ------------------------------------------------------------------------------------------
 // Entry points
@@ -675,15 +625,22 @@ fn read_includes(cx: &mut Ctx, doc: &mut IniDoc, env: &Env) -> usize {
 /// supervisord ignores options it does not know (plugins such as supervisord-dependent-startup
 /// add their own): a located warning, not an error (`--strict` makes it one).
 fn unknown_option(cx: &mut Ctx, e: &IniEntry, section: &str, known: &[&str]) {
-    let message = match did_you_mean(&e.key, known) {
+    cx.warn(
+        e.key_at,
+        format!("{section} {}", e.key),
+        unknown_option_message(&e.key, known),
+    );
+}
+
+fn unknown_option_message(name: &str, known: &[&str]) -> String {
+    match did_you_mean(name, known) {
         Some(s) => format!("unknown option, ignored (did you mean \"{s}\"?)"),
         None if known.len() <= 6 => format!(
             "unknown option, ignored (known options: {})",
             known.join(", ")
         ),
         None => "unknown option, ignored".to_string(),
-    };
-    cx.warn(e.key_at, format!("{section} {}", e.key), message);
+    }
 }
 
 /// `FILE:LINE: option X is not supported: why`.
@@ -708,24 +665,6 @@ fn unsupported_as(cx: &mut Ctx, e: &IniEntry, opt: &str, why: &str) {
             format!("option {opt} is not supported: {why}"),
         );
     }
-}
-
-fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "yes" | "true" | "on" | "1" => Some(true),
-        "no" | "false" | "off" | "0" => Some(false),
-        _ => None,
-    }
-}
-
-/// Python's `int()`: surrounding whitespace, a sign, `_` between digits.
-fn parse_int(s: &str) -> Option<i64> {
-    let t = s.trim();
-    let digits = t.trim_start_matches(['+', '-']);
-    if digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
-        return None;
-    }
-    t.replace('_', "").parse().ok()
 }
 
 /// supervisord's `list_of_strings`: comma-separated, each trimmed; empty items dropped.
@@ -959,14 +898,7 @@ fn typed_i32(cx: &mut Ctx, sec: &Sect<'_>, k: &str, names: &Names<'_>) -> Option
 }
 
 fn typed_bytes(cx: &mut Ctx, sec: &Sect<'_>, k: &str, names: &Names<'_>) -> Option<u64> {
-    typed(
-        cx,
-        sec,
-        k,
-        names,
-        "a size in bytes (an integer, optionally with KB, MB or GB)",
-        parse_bytes,
-    )
+    typed(cx, sec, k, names, BYTES_EXPECTED, parse_bytes)
 }
 
 /// The names every option of a `[supervisord]`-like section may use.
@@ -1581,6 +1513,52 @@ fn parse_supervisord(cx: &mut Ctx, doc: &IniDoc, here: &Path, env: &Env, hints: 
 }
 
 /// What an `[eventlistener:x]` adds to the program options.
+/// A `[program:x]` / `[eventlistener:x]` section as an [`options::Source`]: every value is
+/// text, expanded with the section's names.
+struct IniSource<'s, 'd> {
+    sec: &'s Sect<'d>,
+    names: &'s Names<'s>,
+}
+
+impl options::Source for IniSource<'_, '_> {
+    fn ini(&self) -> bool {
+        true
+    }
+
+    fn key(&self, name: &str) -> String {
+        self.sec.key(name)
+    }
+
+    fn header_at(&self) -> usize {
+        self.sec.s.header_at
+    }
+
+    fn written(&self) -> Vec<(String, usize)> {
+        self.sec
+            .s
+            .entries
+            .iter()
+            .map(|e| (e.key.clone(), e.key_at))
+            .collect()
+    }
+
+    fn value_at(&self, name: &str) -> Option<usize> {
+        self.sec.get(name).map(|e| e.span.start)
+    }
+
+    fn raw(&self, cx: &mut Ctx, name: &str) -> Option<(options::Raw, usize)> {
+        expanded(cx, self.sec, name, self.names).map(|(v, at)| (options::Raw::Text(v), at))
+    }
+
+    fn unknown(&self, cx: &mut Ctx, name: &str, at: usize, known: &[&str]) {
+        cx.warn(
+            at,
+            format!("{} {name}", self.sec.kp.prefix),
+            unknown_option_message(name, known),
+        );
+    }
+}
+
 struct ListenerExtra {
     events: Vec<&'static str>,
     buffer_size: usize,
@@ -1612,25 +1590,6 @@ fn ini_program(
     let sec = Sect::new(s);
     let is_listener = listener.is_some();
     let mut spec = ProgramSpec::new(name, sec.kp.clone(), s.header_at);
-    for e in &s.entries {
-        let k = e.key.as_str();
-        if is_listener && (k == "buffer_size" || k == "result_handler") {
-            continue;
-        }
-        if is_listener && NOT_FOR_LISTENERS.contains(&k) && k != "events" {
-            cx.at(
-                e.key_at,
-                sec.key(k),
-                "not available for event listeners (a listener's stdout is the protocol channel)",
-            );
-        } else if !PROGRAM_OPTIONS.contains(&k) {
-            let mut known: Vec<&str> = PROGRAM_OPTIONS.to_vec();
-            if is_listener {
-                known.extend(["buffer_size", "result_handler"]);
-            }
-            unknown_option(cx, e, &sec.kp.prefix, &known);
-        }
-    }
     // Options other than the per-process templates: expanded with these names first.
     let names = Names {
         values: {
@@ -1667,144 +1626,15 @@ fn ini_program(
         );
     }
     spec.process_name = template("process_name").map(|(t, span)| (t.trim().to_string(), span));
-    spec.numprocs = typed_int(
+    let common = options::read_common(
         cx,
-        &sec,
-        "numprocs",
-        &names,
-        1,
-        MAX_NUMPROCS.into(),
-        "a positive integer (at most 10000)",
-    )
-    .and_then(|n| u32::try_from(n).ok())
-    .unwrap_or(1);
-    spec.numprocs_start = typed_u32(
-        cx,
-        &sec,
-        "numprocs_start",
-        &names,
-        0,
-        "a non-negative integer",
-    )
-    .unwrap_or(0);
-    spec.numprocs_start_at = sec
-        .get("numprocs_start")
-        .map_or(s.header_at, |e| e.span.start);
-    let priority = typed_i32(cx, &sec, "priority", &names);
-    spec.priority = priority.unwrap_or(999);
-    spec.autostart = typed_bool(cx, &sec, "autostart", &names).unwrap_or(true);
-    spec.autorestart = typed(
-        cx,
-        &sec,
-        "autorestart",
-        &names,
-        "true, false or unexpected",
-        |v| match v.trim().to_ascii_lowercase().as_str() {
-            "unexpected" => Some(AutoRestart::Unexpected),
-            other => parse_bool(other).map(|b| {
-                if b {
-                    AutoRestart::Always
-                } else {
-                    AutoRestart::Never
-                }
-            }),
+        &IniSource {
+            sec: &sec,
+            names: &names,
         },
-    )
-    .unwrap_or(AutoRestart::Unexpected);
-    spec.startsecs =
-        typed_u64(cx, &sec, "startsecs", &names, 0, "a non-negative integer").unwrap_or(1);
-    spec.startretries = typed_u32(
-        cx,
-        &sec,
-        "startretries",
-        &names,
-        0,
-        "a non-negative integer",
-    )
-    .unwrap_or(3);
-    spec.exitcodes = typed(
-        cx,
-        &sec,
-        "exitcodes",
-        &names,
-        "a comma-separated list of exit codes (0-255) such as 0,2",
-        |v| {
-            if v.trim().is_empty() {
-                return Some(Vec::new());
-            }
-            v.split(',')
-                .map(|c| {
-                    parse_int(c)
-                        .filter(|n| (0..=255).contains(n))
-                        .and_then(|n| i32::try_from(n).ok())
-                })
-                .collect()
-        },
-    )
-    .unwrap_or_else(|| vec![0]);
-    spec.stopsignal = typed(
-        cx,
-        &sec,
-        "stopsignal",
-        &names,
-        &signal_expected(),
-        Signal::parse,
-    )
-    .unwrap_or(TERM);
-    spec.stopwaitsecs = typed_u64(
-        cx,
-        &sec,
-        "stopwaitsecs",
-        &names,
-        0,
-        "a non-negative integer",
-    )
-    .unwrap_or(10);
-    spec.stopasgroup = typed_bool(cx, &sec, "stopasgroup", &names).unwrap_or(false);
-    spec.killasgroup = typed_bool(cx, &sec, "killasgroup", &names);
-    spec.killasgroup_at = sec.get("killasgroup").map_or(s.header_at, |e| e.span.start);
-    spec.redirect_stderr = typed_bool(cx, &sec, "redirect_stderr", &names).unwrap_or(false);
-    spec.stdout_events_enabled =
-        typed_bool(cx, &sec, "stdout_events_enabled", &names).unwrap_or(false);
-    spec.stderr_events_enabled =
-        typed_bool(cx, &sec, "stderr_events_enabled", &names).unwrap_or(false);
-    spec.stdout_capture_maxbytes =
-        typed_bytes(cx, &sec, "stdout_capture_maxbytes", &names).unwrap_or(0);
-    spec.stderr_capture_maxbytes =
-        typed_bytes(cx, &sec, "stderr_capture_maxbytes", &names).unwrap_or(0);
-    spec.critical = typed_bool(cx, &sec, "critical", &names).unwrap_or(false);
-    let exponential = typed(
-        cx,
-        &sec,
-        "backoff",
-        &names,
-        "linear or exponential",
-        |v| match v.trim().to_ascii_lowercase().as_str() {
-            "linear" => Some(false),
-            "exponential" => Some(true),
-            _ => None,
-        },
-    )
-    .unwrap_or(false);
-    let backoff_max = typed_u64(
-        cx,
-        &sec,
-        "backoff_max",
-        &names,
-        1,
-        "a positive integer (seconds)",
+        &mut spec,
+        is_listener,
     );
-    spec.backoff = BackoffPolicy {
-        exponential,
-        max_ms: backoff_max.map(|m| m.saturating_mul(1000)),
-        ..BackoffPolicy::default()
-    };
-    if !is_listener {
-        spec.events_from_stdout = typed(cx, &sec, "events", &names, "stdout", |v| {
-            v.trim().eq_ignore_ascii_case("stdout").then_some(true)
-        })
-        .unwrap_or(false);
-    }
 
     // Accepted when they restate what vigil does.
     for k in ["stdout_syslog", "stderr_syslog"] {
@@ -1923,17 +1753,6 @@ fn ini_program(
     for (i, chan) in spec.logs.iter_mut().enumerate() {
         let k = chan.opt;
         let channel = if i == 0 { "stdout" } else { "stderr" };
-        chan.maxbytes =
-            typed_bytes(cx, &sec, &format!("{k}_maxbytes"), &names).unwrap_or(DEFAULT_LOG_MAXBYTES);
-        chan.backups = typed_u32(
-            cx,
-            &sec,
-            &format!("{k}_backups"),
-            &names,
-            0,
-            "a non-negative integer",
-        )
-        .unwrap_or(DEFAULT_LOG_BACKUPS);
         let written = sec.get(k);
         chan.spec = match written {
             None => LogSpec::Auto,
@@ -1977,13 +1796,8 @@ fn ini_program(
     }
 
     if let Some(extra) = listener {
-        extra.priority = priority.unwrap_or(-1);
-        if spec.redirect_stderr {
-            let at = sec
-                .get("redirect_stderr")
-                .map_or(s.header_at, |e| e.span.start);
-            cx.at(at, sec.key("redirect_stderr"), REDIRECT_STDERR_LISTENER);
-        }
+        extra.priority = common.priority.unwrap_or(-1);
+        extra.buffer_size = common.buffer_size;
         match sec.get("events") {
             None => cx.at(s.header_at, sec.key("events"), "required option is missing"),
             Some(e) => {
@@ -1994,17 +1808,6 @@ fn ini_program(
                 }
             }
         }
-        extra.buffer_size = typed_int(
-            cx,
-            &sec,
-            "buffer_size",
-            &names,
-            1,
-            i64::try_from(MAX_BUFFER_SIZE).unwrap_or(i64::MAX),
-            "a positive integer",
-        )
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(DEFAULT_BUFFER_SIZE);
         if let Some((v, _)) = expanded(cx, &sec, "result_handler", &names)
             && v.trim() != DEFAULT_RESULT_HANDLER
             && let Some(e) = sec.get("result_handler")
@@ -2021,24 +1824,6 @@ fn ini_program(
         for k in READY_PROBES {
             if let Some(t) = template(k) {
                 spec.ready.probes.push((k, t));
-            }
-        }
-        let secs = |v: &str| v.trim().parse::<f64>().ok().and_then(secs_to_ms);
-        spec.ready.interval_ms = typed(cx, &sec, "ready_interval", &names, SECS_EXPECTED, secs);
-        spec.ready.timeout_ms = typed(cx, &sec, "ready_timeout", &names, SECS_EXPECTED, secs);
-        spec.ready.retries = typed_u32(cx, &sec, "ready_retries", &names, 1, "a positive integer");
-        // Only well-formed values: a bad one is reported as such, not as "needs a probe".
-        let tuning = [
-            ("ready_interval", spec.ready.interval_ms.is_some()),
-            ("ready_timeout", spec.ready.timeout_ms.is_some()),
-            ("ready_retries", spec.ready.retries.is_some()),
-        ];
-        for (k, set) in tuning {
-            if set
-                && spec.ready.tuning_at.is_none()
-                && let Some(e) = sec.get(k)
-            {
-                spec.ready.tuning_at = Some((k, e.span.start));
             }
         }
         if let Some((v, at)) = expanded(cx, &sec, "depends_on", &names) {
@@ -2252,12 +2037,7 @@ fn to_toml(c: &Config, hints: &Hints) -> String {
     for l in &c.eventlisteners {
         let _ = writeln!(o, "\n[eventlistener.{}]", k(&l.program.name));
         let h = hints.listener_logs.get(&l.program.name);
-        write_program(&mut o, &l.program, h, Some(l.priority));
-        let events: Vec<String> = l.events.iter().map(|e| q(e)).collect();
-        let _ = writeln!(o, "events = [{}]", events.join(", "));
-        if l.buffer_size != DEFAULT_BUFFER_SIZE {
-            let _ = writeln!(o, "buffer_size = {}", l.buffer_size);
-        }
+        write_program(&mut o, &l.program, h, Some(l));
     }
     for g in &c.groups {
         let _ = writeln!(o, "\n[group.{}]", k(&g.name));
@@ -2270,167 +2050,156 @@ fn to_toml(c: &Config, hints: &Hints) -> String {
     o
 }
 
-/// The options of a program (or listener, with its pool priority) that differ from the
-/// defaults.
+/// The options of a program (or of a listener pool's program) that differ from the
+/// defaults, in the option table's order.
 fn write_program(
     o: &mut String,
     p: &ProgramConfig,
     logs: Option<&[LogHint; 2]>,
-    pool_priority: Option<i32>,
+    listener: Option<&EventListenerConfig>,
 ) {
     use std::fmt::Write as _;
-    let _ = writeln!(o, "command = {}", q(&p.command));
-    if p.process_name != "%(program_name)s" {
-        let _ = writeln!(o, "process_name = {}", q(&p.process_name));
-    }
-    if p.numprocs != 1 {
-        let _ = writeln!(o, "numprocs = {}", p.numprocs);
-    }
-    if p.numprocs_start != 0 {
-        let _ = writeln!(o, "numprocs_start = {}", p.numprocs_start);
-    }
-    match pool_priority {
-        // A listener's `priority` sets the pool's and the processes'.
-        Some(pool) if (pool, p.priority) != (-1, 999) => {
-            let _ = writeln!(o, "priority = {pool}");
+    for opt in options::OPTIONS
+        .iter()
+        .filter(|opt| opt.applies_to(listener.is_some()))
+        .filter(|opt| opt.origin != options::Origin::SupervisordOnly)
+    {
+        if let Some(v) = toml_value(opt.name, p, logs, listener) {
+            let _ = writeln!(o, "{} = {v}", opt.name);
         }
-        Some(_) => {}
-        None if p.priority != 999 => {
-            let _ = writeln!(o, "priority = {}", p.priority);
-        }
-        None => {}
     }
-    if let Some(d) = &p.directory {
-        let _ = writeln!(o, "directory = {}", qp(d));
-    }
-    if let Some(u) = &p.user {
-        let _ = writeln!(o, "user = {}", q(u));
-    }
-    if !p.environment.is_empty() {
-        let vars: Vec<String> = p
-            .environment
-            .iter()
-            .map(|(var, v)| format!("{} = {}", k(var), q(&esc(v))))
-            .collect();
-        let _ = writeln!(o, "environment = {{ {} }}", vars.join(", "));
-    }
-    if !p.autostart {
-        let _ = writeln!(o, "autostart = false");
-    }
-    match p.autorestart {
-        AutoRestart::Unexpected => {}
-        AutoRestart::Always => o.push_str("autorestart = true\n"),
-        AutoRestart::Never => o.push_str("autorestart = false\n"),
-    }
-    if p.startsecs != 1 {
-        let _ = writeln!(o, "startsecs = {}", p.startsecs);
-    }
-    if p.startretries != 3 {
-        let _ = writeln!(o, "startretries = {}", p.startretries);
-    }
-    if p.exitcodes != [0] {
-        let codes: Vec<String> = p.exitcodes.iter().map(i32::to_string).collect();
-        let _ = writeln!(o, "exitcodes = [{}]", codes.join(", "));
-    }
-    if p.stopsignal != TERM {
-        let _ = writeln!(o, "stopsignal = {}", q(p.stopsignal.name));
-    }
-    if p.stopwaitsecs != 10 {
-        let _ = writeln!(o, "stopwaitsecs = {}", p.stopwaitsecs);
-    }
-    if p.stopasgroup {
-        o.push_str("stopasgroup = true\n");
-    }
-    if p.killasgroup != p.stopasgroup {
-        let _ = writeln!(o, "killasgroup = {}", p.killasgroup);
-    }
-    if p.redirect_stderr {
-        o.push_str("redirect_stderr = true\n");
-    }
+}
+
+/// The TOML value of option `name` of `p`, when it is not the default.
+fn toml_value(
+    name: &str,
+    p: &ProgramConfig,
+    logs: Option<&[LogHint; 2]>,
+    listener: Option<&EventListenerConfig>,
+) -> Option<String> {
     let first = p.processes.first();
-    for (i, chan) in ["stdout", "stderr"].into_iter().enumerate() {
-        if i == 1 && p.redirect_stderr {
-            // No stderr log when it is redirected.
-            continue;
-        }
-        match logs.and_then(|h| h.get(i)) {
-            Some(LogHint::Off) => {
-                let _ = writeln!(o, "{chan}_logfile = \"NONE\"");
-            }
-            Some(LogHint::Template(t)) => {
-                let _ = writeln!(o, "{chan}_logfile = {}", q(t));
-            }
-            _ => {}
-        }
-        if let Some(proc) = first {
-            let log = if i == 0 {
+    let chan = |name: &str| usize::from(name.starts_with("stderr"));
+    let log_of = |i: usize| {
+        first.map(|proc| {
+            if i == 0 {
                 &proc.stdout_log
             } else {
                 &proc.stderr_log
-            };
-            if log.maxbytes != DEFAULT_LOG_MAXBYTES {
-                let _ = writeln!(o, "{chan}_logfile_maxbytes = {}", log.maxbytes);
             }
-            if log.backups != DEFAULT_LOG_BACKUPS {
-                let _ = writeln!(o, "{chan}_logfile_backups = {}", log.backups);
+        })
+    };
+    let flag = |b: bool| b.then(|| "true".to_string());
+    match name {
+        "command" => Some(q(&p.command)),
+        "process_name" => (p.process_name != "%(program_name)s").then(|| q(&p.process_name)),
+        "numprocs" => (p.numprocs != 1).then(|| p.numprocs.to_string()),
+        "numprocs_start" => (p.numprocs_start != 0).then(|| p.numprocs_start.to_string()),
+        // A listener's `priority` sets the pool's and the processes'.
+        "priority" => match listener {
+            Some(l) => ((l.priority, p.priority) != (-1, 999)).then(|| l.priority.to_string()),
+            None => (p.priority != 999).then(|| p.priority.to_string()),
+        },
+        "directory" => p.directory.as_ref().map(|d| qp(d)),
+        "user" => p.user.as_ref().map(|u| q(u)),
+        "environment" => (!p.environment.is_empty()).then(|| {
+            let vars: Vec<String> = p
+                .environment
+                .iter()
+                .map(|(var, v)| format!("{} = {}", k(var), q(&esc(v))))
+                .collect();
+            format!("{{ {} }}", vars.join(", "))
+        }),
+        "autostart" => (!p.autostart).then(|| "false".to_string()),
+        "autorestart" => match p.autorestart {
+            AutoRestart::Unexpected => None,
+            AutoRestart::Always => Some("true".to_string()),
+            AutoRestart::Never => Some("false".to_string()),
+        },
+        "startsecs" => (p.startsecs != 1).then(|| p.startsecs.to_string()),
+        "startretries" => (p.startretries != 3).then(|| p.startretries.to_string()),
+        "exitcodes" => (p.exitcodes != [0]).then(|| {
+            let codes: Vec<String> = p.exitcodes.iter().map(i32::to_string).collect();
+            format!("[{}]", codes.join(", "))
+        }),
+        "stopsignal" => (p.stopsignal != TERM).then(|| q(p.stopsignal.name)),
+        "stopwaitsecs" => (p.stopwaitsecs != 10).then(|| p.stopwaitsecs.to_string()),
+        "stopasgroup" => flag(p.stopasgroup),
+        "killasgroup" => (p.killasgroup != p.stopasgroup).then(|| p.killasgroup.to_string()),
+        "redirect_stderr" => flag(p.redirect_stderr),
+        // No stderr log when it is redirected.
+        n if n.starts_with("stderr_logfile") && p.redirect_stderr => None,
+        "stdout_logfile" | "stderr_logfile" => match logs.and_then(|h| h.get(chan(name))) {
+            Some(LogHint::Off) => Some("\"NONE\"".to_string()),
+            Some(LogHint::Template(t)) => Some(q(t)),
+            _ => None,
+        },
+        "stdout_logfile_maxbytes" | "stderr_logfile_maxbytes" => log_of(chan(name))
+            .filter(|l| l.maxbytes != DEFAULT_LOG_MAXBYTES)
+            .map(|l| l.maxbytes.to_string()),
+        "stdout_logfile_backups" | "stderr_logfile_backups" => log_of(chan(name))
+            .filter(|l| l.backups != DEFAULT_LOG_BACKUPS)
+            .map(|l| l.backups.to_string()),
+        "stdout_capture_maxbytes" => {
+            (p.stdout_capture_maxbytes != 0).then(|| p.stdout_capture_maxbytes.to_string())
+        }
+        "stderr_capture_maxbytes" => {
+            (p.stderr_capture_maxbytes != 0).then(|| p.stderr_capture_maxbytes.to_string())
+        }
+        "stdout_events_enabled" => flag(p.stdout_events_enabled),
+        "stderr_events_enabled" => flag(p.stderr_events_enabled),
+        "backoff" => p.backoff.exponential.then(|| "\"exponential\"".to_string()),
+        "backoff_max" => p.backoff.max_ms.map(|m| (m / 1000).to_string()),
+        "events" => match listener {
+            Some(l) => {
+                let events: Vec<String> = l.events.iter().map(|e| q(e)).collect();
+                Some(format!("[{}]", events.join(", ")))
+            }
+            None => p.events_from_stdout.then(|| "\"stdout\"".to_string()),
+        },
+        "buffer_size" => listener
+            .filter(|l| l.buffer_size != DEFAULT_BUFFER_SIZE)
+            .map(|l| l.buffer_size.to_string()),
+        "critical" => flag(p.critical),
+        "ready_command" | "ready_http" | "ready_tcp" => {
+            let r = p.ready.as_ref()?;
+            match (&r.probe, name) {
+                (ReadinessProbe::Command { argv }, "ready_command") => {
+                    let line = shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default();
+                    Some(q(&esc(&line)))
+                }
+                (ReadinessProbe::Http { url }, "ready_http") => Some(q(&esc(url))),
+                (ReadinessProbe::Tcp { host, port }, "ready_tcp") => {
+                    let hp = if host.contains(':') {
+                        format!("[{host}]:{port}")
+                    } else {
+                        format!("{host}:{port}")
+                    };
+                    Some(q(&esc(&hp)))
+                }
+                _ => None,
             }
         }
-    }
-    if p.stdout_capture_maxbytes != 0 {
-        let _ = writeln!(o, "stdout_capture_maxbytes = {}", p.stdout_capture_maxbytes);
-    }
-    if p.stdout_events_enabled {
-        o.push_str("stdout_events_enabled = true\n");
-    }
-    if p.stderr_capture_maxbytes != 0 {
-        let _ = writeln!(o, "stderr_capture_maxbytes = {}", p.stderr_capture_maxbytes);
-    }
-    if p.stderr_events_enabled {
-        o.push_str("stderr_events_enabled = true\n");
-    }
-    if p.backoff.exponential {
-        o.push_str("backoff = \"exponential\"\n");
-    }
-    if let Some(m) = p.backoff.max_ms {
-        let _ = writeln!(o, "backoff_max = {}", m / 1000);
-    }
-    if p.events_from_stdout {
-        o.push_str("events = \"stdout\"\n");
-    }
-    if p.critical {
-        o.push_str("critical = true\n");
-    }
-    if let Some(r) = &p.ready {
-        match &r.probe {
-            ReadinessProbe::Command { argv } => {
-                let line = shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_default();
-                let _ = writeln!(o, "ready_command = {}", q(&esc(&line)));
-            }
-            ReadinessProbe::Http { url } => {
-                let _ = writeln!(o, "ready_http = {}", q(&esc(url)));
-            }
-            ReadinessProbe::Tcp { host, port } => {
-                let hp = if host.contains(':') {
-                    format!("[{host}]:{port}")
-                } else {
-                    format!("{host}:{port}")
-                };
-                let _ = writeln!(o, "ready_tcp = {}", q(&esc(&hp)));
-            }
-        }
-        if r.interval_ms != DEFAULT_READY_INTERVAL_MS {
-            let _ = writeln!(o, "ready_interval = {}", secs(r.interval_ms));
-        }
-        if r.timeout_ms != DEFAULT_READY_TIMEOUT_MS {
-            let _ = writeln!(o, "ready_timeout = {}", secs(r.timeout_ms));
-        }
-        if r.retries != DEFAULT_READY_RETRIES {
-            let _ = writeln!(o, "ready_retries = {}", r.retries);
-        }
-    }
-    if !p.depends_on.is_empty() {
-        let deps: Vec<String> = p.depends_on.iter().map(|d| q(d)).collect();
-        let _ = writeln!(o, "depends_on = [{}]", deps.join(", "));
+        "ready_interval" => p
+            .ready
+            .as_ref()
+            .filter(|r| r.interval_ms != DEFAULT_READY_INTERVAL_MS)
+            .map(|r| secs(r.interval_ms)),
+        "ready_timeout" => p
+            .ready
+            .as_ref()
+            .filter(|r| r.timeout_ms != DEFAULT_READY_TIMEOUT_MS)
+            .map(|r| secs(r.timeout_ms)),
+        "ready_retries" => p
+            .ready
+            .as_ref()
+            .filter(|r| r.retries != DEFAULT_READY_RETRIES)
+            .map(|r| r.retries.to_string()),
+        "depends_on" => (!p.depends_on.is_empty()).then(|| {
+            let deps: Vec<String> = p.depends_on.iter().map(|d| q(d)).collect();
+            format!("[{}]", deps.join(", "))
+        }),
+        // `result_handler`: only the default exists.
+        _ => None,
     }
 }
 
@@ -2520,6 +2289,7 @@ mod tests {
     use super::*;
     use crate::config::{Credentials, EventListenerConfig, GroupConfig, Password};
     use tempfile::TempDir;
+    use vigil_core::program::BackoffPolicy;
 
     fn test_env() -> Env {
         let mut vars = BTreeMap::new();
@@ -3134,15 +2904,15 @@ mod tests {
             vec![
                 "2: [supervisord] loglevel: expected one of critical, error, warn, info, debug, trace, blather, found \"loud\"",
                 "3: [supervisord] vigil_listen: expected a socket address such as \"127.0.0.1:7070\" or \"[::1]:7070\", found \"localhost:1\"",
-                "6: [program:a] autostart: expected a boolean (true/false, yes/no, on/off or 1/0), found \"maybe\"",
-                "7: [program:a] autorestart: expected true, false or unexpected, found \"sometimes\"",
-                "8: [program:a] startsecs: expected a non-negative integer, found \"1.5\"",
-                "9: [program:a] numprocs: expected a positive integer (at most 10000), found \"0\"",
-                "10: [program:a] exitcodes: expected a comma-separated list of exit codes (0-255) such as 0,2, found \"0,256\"",
-                "11: [program:a] stopsignal: expected a signal name or number (HUP, INT, QUIT, ABRT, KILL, USR1, USR2, ALRM, TERM, CONT, STOP, TSTP, WINCH), found \"SIGFOO\"",
-                "12: [program:a] stdout_logfile_maxbytes: expected a size in bytes (an integer, optionally with KB, MB or GB), found \"5TB\"",
+                "6: [program:a] autostart: expected a boolean (true or false), found string \"maybe\"",
+                "7: [program:a] autorestart: expected true, false or \"unexpected\", found string \"sometimes\"",
+                "8: [program:a] startsecs: expected a non-negative integer, found string \"1.5\"",
+                "9: [program:a] numprocs: expected a positive integer (at most 10000), found integer 0",
+                "10: [program:a] exitcodes: expected an exit code (an integer from 0 to 255), found integer 256",
+                "11: [program:a] stopsignal: expected a signal name or number (HUP, INT, QUIT, ABRT, KILL, USR1, USR2, ALRM, TERM, CONT, STOP, TSTP, WINCH), found string \"SIGFOO\"",
+                "12: [program:a] stdout_logfile_maxbytes: expected a size in bytes (an integer, optionally with a KB, MB or GB suffix such as \"50MB\"), found string \"5TB\"",
                 "13: [program:a] environment: expected ',' between KEY=value pairs, found \"B\" (quote values with spaces: KEY=\"a b\")",
-                "14: [program:a] backoff: expected linear or exponential, found \"quadratic\"",
+                "14: [program:a] backoff: expected \"linear\" or \"exponential\", found string \"quadratic\"",
                 "16: [program:a] killasgroup: cannot be false when stopasgroup = true (as in supervisord: the SIGKILL must reach the group the stop signal reached)",
             ]
         );
@@ -3589,7 +3359,7 @@ mod tests {
                 "6: [eventlistener:x] events: unknown event type PROCESS_STAT, did you mean PROCESS_STATE?",
                 "6: [eventlistener:x] events: unknown event type EVENT_BUFFER_OVERFLOW (supervisord removed it in 3.0; vigil never drops events)",
                 "7: [eventlistener:x] redirect_stderr: cannot be true for an event listener: stdout is the protocol channel (as in supervisord)",
-                "8: [eventlistener:x] buffer_size: expected a positive integer, found \"0\"",
+                "8: [eventlistener:x] buffer_size: expected a positive integer, found integer 0",
                 "9: [eventlistener:x] depends_on: not available for event listeners (a listener's stdout is the protocol channel)",
                 "10: [eventlistener:noevents] events: required option is missing",
                 "14: [eventlistener:empty] events: expected at least one event type name",
@@ -3681,7 +3451,7 @@ mod tests {
                 "4: [program:a] depends_on: dependency cycle: a -> b -> c -> a",
                 "5: [program:a] ready_tcp: expected HOST:PORT such as \"127.0.0.1:8080\", found \"nohost\"",
                 "6: [program:a] ready_http: only one readiness probe may be set, and ready_tcp is set already",
-                "10: [program:b] ready_interval: expected a positive number of seconds (at most 86400, e.g. 1 or 0.5), found \"0\"",
+                "10: [program:b] ready_interval: expected a positive number of seconds (at most 86400, e.g. 1 or 0.5), found integer 0",
                 "15: [program:c] ready_command: cannot split the command line: unbalanced quotes or a trailing backslash",
             ]
         );
