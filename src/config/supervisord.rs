@@ -12,8 +12,9 @@
 //! `FILE:LINE: option X is not supported` (with the reason); options whose value only
 //! restates what vigil does anyway (`nodaemon`, `silent=false`, an `umask` equal to vigil's, …)
 //! are accepted. Unknown options and sections are located warnings with a did-you-mean (as
-//! supervisord ignores them). Errors are located by line only (`FILE:LINE: [program:bot] startsecs: …`). The reference is the
-//! "supervisord configs" section of docs/config.md.
+//! supervisord ignores them). Errors are located by line only
+//! (`FILE:LINE: [program:bot] startsecs: …`). The reference is the "supervisord configs"
+//! section of docs/config.md.
 //!
 //! Files: `reader.rs` (the INI reader, includes and globs), `program.rs` (program and listener
 //! sections), `convert.rs` (`vigil convert`); this file has the entry points, `[supervisord]`,
