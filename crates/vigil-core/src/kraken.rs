@@ -185,7 +185,7 @@ impl ExchangeStatus {
 
 /// Reads the `{"error":[…],"result":…}` envelope. A body that is not such JSON (an HTML
 /// error page, a truncated answer) is a connectivity failure.
-fn envelope(body: &str) -> Result<(Vec<String>, Value), ProbeOutcome> {
+pub(crate) fn envelope(body: &str) -> Result<(Vec<String>, Value), ProbeOutcome> {
     let bad = |why: &str| ProbeOutcome::Connectivity(format!("unexpected response: {why}"));
     let v: Value = serde_json::from_str(body).map_err(|_| bad("not JSON"))?;
     let Value::Object(mut m) = v else {
