@@ -10,6 +10,7 @@
 
 mod load;
 pub mod supervisord;
+pub mod venue;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -95,6 +96,9 @@ pub struct Config {
     /// `[unix_http_server]`) and `[supervisord]` settings. Always `Some` for a supervisord
     /// config; for vigil.toml `Some` iff it has an `[rpc]` section.
     pub rpc: Option<RpcConfig>,
+    /// `[venue.ID]`: exchange accounts whose dead-man switch vigil keeps armed
+    /// (`config::venue`), in file order. Always empty for a supervisord config.
+    pub venues: Vec<venue::VenueConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,109 @@
+//! Kraken Spot REST: `CancelAllOrdersAfter` and `CancelAll`, form-encoded, signed with
+//! API-Key/API-Sign (`vigil_core::kraken::api_sign`), classified by
+//! `vigil_core::venue::kraken`. The secrets never reach a log line.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use vigil_core::kraken::api_sign;
+use vigil_core::venue::kraken as k;
+use vigil_core::venue::{CancelAfter, Failure, FailureClass};
+
+use super::Client;
+use crate::auth::Secret;
+use crate::config::venue::VenueConfig;
+
+pub struct Kraken {
+    base: String,
+    key: Secret,
+    secret: Secret,
+    timeout_s: f64,
+    http: reqwest::Client,
+}
+
+impl Kraken {
+    pub fn new(cfg: &VenueConfig) -> Kraken {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs_f64(cfg.request_timeout_s))
+            .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Kraken {
+            base: cfg.base_url.trim_end_matches('/').to_string(),
+            key: cfg.api_key.clone(),
+            secret: cfg.api_secret.clone(),
+            timeout_s: cfg.request_timeout_s,
+            http,
+        }
+    }
+
+    /// POST a private call; the HTTP status and body, or the transport failure.
+    async fn private(
+        &self,
+        path: &str,
+        nonce: u64,
+        body: String,
+    ) -> Result<(u16, String), Failure> {
+        let sign = api_sign(path, &nonce.to_string(), &body, self.secret.expose())
+            .map_err(|e| Failure::new(FailureClass::Auth, format!("cannot sign: {e}")))?;
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("API-Key", self.key.expose())
+            .header("API-Sign", sign)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body);
+        let fut = async {
+            let r = req.send().await.map_err(|e| self.transport(&e))?;
+            let status = r.status().as_u16();
+            let text = r.text().await.map_err(|e| self.transport(&e))?;
+            Ok((status, text))
+        };
+        match tokio::time::timeout(Duration::from_secs_f64(self.timeout_s), fut).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::timeout(self.timeout_s)),
+        }
+    }
+
+    fn transport(&self, e: &reqwest::Error) -> Failure {
+        if e.is_timeout() {
+            Failure::timeout(self.timeout_s)
+        } else if e.is_connect() {
+            // Without the URL's query (none here) and never with headers.
+            Failure::new(
+                FailureClass::Connectivity,
+                format!("cannot connect to {}", self.base),
+            )
+        } else {
+            Failure::new(FailureClass::Connectivity, e.to_string())
+        }
+    }
+}
+
+impl Client for Kraken {
+    fn cancel_all_after(
+        &self,
+        nonce: u64,
+        timeout_s: u32,
+    ) -> BoxFuture<'_, Result<CancelAfter, Failure>> {
+        Box::pin(async move {
+            let (status, body) = self
+                .private(
+                    k::CANCEL_ALL_AFTER_PATH,
+                    nonce,
+                    k::cancel_all_after_body(nonce, timeout_s),
+                )
+                .await?;
+            k::classify_cancel_all_after(status, &body)
+        })
+    }
+
+    fn cancel_all(&self, nonce: u64) -> BoxFuture<'_, Result<u64, Failure>> {
+        Box::pin(async move {
+            let (status, body) = self
+                .private(k::CANCEL_ALL_PATH, nonce, k::cancel_all_body(nonce))
+                .await?;
+            k::classify_cancel_all(status, &body)
+        })
+    }
+}
