@@ -3514,7 +3514,7 @@ critical = true
                 "2:1: junk: unknown top-level key (keys belong in a section such as [vigil] or [program.NAME])",
                 "3:2: programs: unknown section, did you mean \"program\"?",
                 "5:2: alert: unknown section, did you mean \"alerts\"?",
-                "7:2: zzz: unknown section; known sections: vigil, program, group, eventlistener, rpc, checks, rules, halt, alerts, auth, jobs, ingest, cluster, monitoring",
+                "7:2: zzz: unknown section; known sections: vigil, program, group, eventlistener, rpc, checks, rules, halt, alerts, auth, jobs, ingest, cluster, monitoring, venue",
             ]
         );
     }
@@ -3529,7 +3529,7 @@ critical = true
             "[cluster]\n[monitoring]\nz = true\n",
         ));
         assert!(c.programs.is_empty());
-        assert_eq!(RESERVED_SECTIONS.len(), 9);
+        assert_eq!(RESERVED_SECTIONS.len(), 10);
     }
 
     // ---------------------------------------------------------------- program semantics

@@ -352,7 +352,14 @@ pub fn parse(
         let before = cx.errors.len();
         for (key, _) in t.iter() {
             let name: &str = key.get_ref();
-            if !KEYS.contains(&name) {
+            if matches!(name, "api_key" | "api_secret" | "secret" | "key") {
+                cx.at(
+                    key.span().start,
+                    format!("{path}.{name}"),
+                    "credentials never go in the config text: use api_key_file/api_secret_file \
+                     (a file readable only by vigil's user) or api_key_env/api_secret_env",
+                );
+            } else if !KEYS.contains(&name) {
                 let message = match suggest(name, KEYS) {
                     Some(s) => format!("unknown key, did you mean \"{s}\"?"),
                     None => format!("unknown key; known keys: {}", KEYS.join(", ")),

@@ -3,6 +3,7 @@
 mod auth;
 mod cli;
 mod compat;
+mod fake_kraken;
 mod fuzz;
 mod listeners;
 mod metrics;
@@ -11,3 +12,4 @@ mod supervisor;
 mod supervisord_log;
 mod support;
 mod trading;
+mod venue;
