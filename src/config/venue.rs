@@ -552,3 +552,128 @@ pub fn parse(
     }
     (out, cx.errors)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const SECRET: &str =
+        "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==";
+
+    fn run(text: &str, env: &[(&str, &str)]) -> (Vec<VenueConfig>, Vec<String>) {
+        let file = Path::new("/etc/vigil/vigil.toml");
+        let doc = DeTable::parse(text).expect("toml");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (v, e) = parse(file, text, doc.get_ref().get("venue"), &env);
+        (
+            v,
+            e.iter()
+                .map(|e| format!("{}:{}: {}: {}", e.line, e.col, e.key, e.message))
+                .collect(),
+        )
+    }
+
+    const ENV: &[(&str, &str)] = &[("K", "my-key"), ("S", SECRET)];
+
+    #[test]
+    fn defaults() {
+        let (v, e) = run(
+            "[venue.kraken]\nkind = \"kraken\"\napi_key_env = \"K\"\napi_secret_env = \"S\"\n",
+            ENV,
+        );
+        assert!(e.is_empty(), "{e:?}");
+        let v = &v[0];
+        assert_eq!(v.id, "kraken");
+        assert_eq!(v.base_url, "https://api.kraken.com");
+        assert_eq!(
+            (v.deadman_timeout_s, v.deadman_refresh_s, v.deadman_margin_s),
+            (60, 20.0, 20.0)
+        );
+        assert_eq!(v.on_expiry, Action::Halt);
+        assert_eq!(v.halt_timeout_s, None);
+        assert!(v.cancel_on_halt);
+        assert_eq!(v.close_timeout_s, 300.0);
+        assert_eq!(v.api_key.expose(), "my-key");
+        assert_eq!(v.credentials_from, "key: env K; secret: env S");
+        // Never the secret in debug output.
+        assert!(!format!("{v:?}").contains(SECRET));
+        assert!(!format!("{v:?}").contains("my-key"));
+    }
+
+    #[test]
+    fn every_option_and_zero_means_do_not_arm() {
+        let (v, e) = run(
+            "[venue.k2]\nkind = \"kraken\"\napi_key_env = \"K\"\napi_secret_env = \"S\"\n\
+             base_url = \"http://127.0.0.1:9/\"\nrequest_timeout_s = 2.5\ndeadman_timeout_s = 0\n\
+             deadman_refresh_s = 5\non_expiry = \"reduce\"\nhalt_timeout_s = 5\ncancel_on_halt = false\n\
+             close_timeout_s = 30\n",
+            ENV,
+        );
+        assert!(e.is_empty(), "{e:?}");
+        let v = &v[0];
+        assert_eq!(v.base_url, "http://127.0.0.1:9");
+        assert_eq!(v.deadman_timeout_s, 0);
+        assert_eq!(v.on_expiry, Action::Reduce);
+        assert_eq!(v.halt_timeout_s, Some(5));
+        assert!(!v.cancel_on_halt);
+        assert_eq!(v.request_timeout_s, 2.5);
+        assert_eq!(v.close_timeout_s, 30.0);
+    }
+
+    #[test]
+    fn located_errors() {
+        let (v, e) = run(
+            "[venue.a]\nkind = \"kraken\"\napi_key_env = \"K\"\napi_key_file = \"/x\"\n\
+             api_secret_env = \"NOPE\"\ndeadman_timeout_s = -1\ndeadman_margin_s = \"x\"\n\
+             on_expiry = \"panic\"\nbase_url = \"ftp://x\"\n\
+             [venue.\"b c\"]\nkind = \"kraken\"\napi_key_env = \"K\"\napi_secret_env = \"K\"\n\
+             deadman_timeout_s = 30\ndeadman_margin_s = 30\n",
+            ENV,
+        );
+        assert!(v.is_empty());
+        let want = [
+            "3:15: venue.a.api_key_env: set either api_key_file or api_key_env, not both",
+            "5:18: venue.a.api_secret_env: environment variable NOPE is not set",
+            "6:21: venue.a.deadman_timeout_s: expected an integer number of seconds from 0 (do not arm) to 86400, found integer -1",
+            "7:20: venue.a.deadman_margin_s: expected a number of seconds from 0 to 86400, found string \"x\"",
+            "8:13: venue.a.on_expiry: expected one of \"warn\", \"reduce\", \"halt\", found string \"panic\"",
+            "9:12: venue.a.base_url: expected an http:// or https:// URL, found \"ftp://x\"",
+            "10:8: venue.b c: invalid venue id: may contain only letters, digits, '_' and '-'",
+            "13:18: venue.b c.api_secret_env: the secret is not valid base64 (a Kraken private key is base64)",
+            "15:20: venue.b c.deadman_margin_s: must be shorter than deadman_timeout_s (30 s)",
+        ];
+        for w in want {
+            assert!(e.iter().any(|x| x == w), "missing {w:?} in {e:#?}");
+        }
+    }
+
+    #[test]
+    fn secret_files_must_not_be_world_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+        let text = format!(
+            "[venue.k]\nkind = \"kraken\"\napi_key_env = \"K\"\napi_secret_file = \"{}\"\n",
+            secret.display()
+        );
+        for (mode, ok) in [(0o600, true), (0o640, true), (0o604, false), (0o644, false)] {
+            std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
+            let (v, e) = run(&text, ENV);
+            assert_eq!(e.is_empty(), ok, "{mode:o}: {e:?}");
+            if ok {
+                assert_eq!(v[0].api_secret.expose(), SECRET, "trimmed");
+            } else {
+                assert!(e[0].contains("readable by every user"), "{e:?}");
+            }
+        }
+        std::fs::write(&secret, "\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(run(&text, ENV).1[0].ends_with("is empty"));
+        std::fs::remove_file(&secret).unwrap();
+        assert!(run(&text, ENV).1[0].contains("No such file"));
+    }
+}
