@@ -517,6 +517,20 @@ pub fn parse(
             86_400,
             "an integer number of seconds from 1 to 86400",
         );
+        if let Some(h) = halt_timeout_s
+            && deadman_timeout_s > 0
+            && h >= deadman_timeout_s
+        {
+            let at = f.anchor("halt_timeout_s").unwrap_or(header);
+            let k = f.key("halt_timeout_s");
+            f.cx.at(
+                at,
+                k,
+                format!(
+                    "must be shorter than deadman_timeout_s ({deadman_timeout_s} s): it shortens the countdown on HALT"
+                ),
+            );
+        }
         let cancel_on_halt = f.bool("cancel_on_halt").unwrap_or(true);
         let close_timeout_s = f
             .num(
@@ -631,7 +645,7 @@ mod tests {
              api_secret_env = \"NOPE\"\ndeadman_timeout_s = -1\ndeadman_margin_s = \"x\"\n\
              on_expiry = \"panic\"\nbase_url = \"ftp://x\"\n\
              [venue.\"b c\"]\nkind = \"kraken\"\napi_key_env = \"K\"\napi_secret_env = \"K\"\n\
-             deadman_timeout_s = 30\ndeadman_margin_s = 30\n",
+             deadman_timeout_s = 30\ndeadman_margin_s = 30\nhalt_timeout_s = 30\n",
             ENV,
         );
         assert!(v.is_empty());
@@ -645,6 +659,7 @@ mod tests {
             "10:8: venue.b c: invalid venue id: may contain only letters, digits, '_' and '-'",
             "13:18: venue.b c.api_secret_env: the secret is not valid base64 (a Kraken private key is base64)",
             "15:20: venue.b c.deadman_margin_s: must be shorter than deadman_timeout_s (30 s)",
+            "16:18: venue.b c.halt_timeout_s: must be shorter than deadman_timeout_s (30 s): it shortens the countdown on HALT",
         ];
         for w in want {
             assert!(e.iter().any(|x| x == w), "missing {w:?} in {e:#?}");

@@ -97,7 +97,19 @@ async fn run(
             ev = rx.recv() => match ev {
                 Ok(e) => on_event(&e, &mut watch, timeout_ms, &events, &monitor).await,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "close watch lagged behind the event log");
+                    // Missed position events: take the monitor's latest positions instead.
+                    tracing::warn!(missed = n, "close watch lagged behind the event log; re-reading positions");
+                    let positions = monitor.snapshot().positions.clone();
+                    if let Some(w) = &mut watch {
+                        for (pair, qty) in positions {
+                            if qty == 0.0 && w.open.remove(&pair).is_some() {
+                                w.closed.insert(pair, now_ms());
+                            }
+                        }
+                        if w.open.is_empty() {
+                            report(&monitor, Status::Ok, "the bot closed every position after the close halt".into()).await;
+                        }
+                    }
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
