@@ -308,6 +308,15 @@ fn disarm_and_rearm_are_events_and_the_cli_drives_them() {
     let d = TestDaemon::start_in(tmp.path(), &venue(tmp.path(), &fake.url, ""));
     let v = kraken_view(&d);
     assert_eq!(v["goal"], "disarmed", "{v}");
+    // The restarted vigil's nonces still increase (the fake checks every call).
+    fake.wait(T, "the disarm repeated after the restart", |s| {
+        (s.cancel_after.iter().filter(|c| c.1 == 0).count() >= 2).then_some(())
+    });
+    assert!(
+        fake.with(|s| s.refused.is_empty()),
+        "{:?}",
+        fake.with(|s| s.refused.clone())
+    );
     // Bad input: unknown venue, empty reason.
     let out = venue_cli(&d, &["arm", "nope", "--reason", "x"]);
     assert_eq!(out.status.code(), Some(4), "{out:?}");
@@ -435,4 +444,49 @@ fn venue_config_errors_are_located_and_a_world_readable_secret_is_refused() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn reducing_keeps_it_armed_and_halt_timeout_s_shortens_the_countdown_on_halt() {
+    let fake = FakeKraken::start();
+    let tmp = tempdir();
+    let d = TestDaemon::start_in(
+        tmp.path(),
+        &venue(tmp.path(), &fake.url, "halt_timeout_s = 1"),
+    );
+    venue_event(&d, 0, "armed");
+    let since = d.last_seq();
+    let (s, _) = post(
+        &d,
+        "/api/trading/halt",
+        json!({"reason": "reduce only", "reduce_only": true}),
+    );
+    assert_eq!(s, 200);
+    d.wait_for(since, T, |e| {
+        e["type"] == "trading_state" && e["to"] == "REDUCING"
+    });
+    let n = fake.with(|s| s.cancel_after.len());
+    fake.wait(T, "refreshes while REDUCING", |s| {
+        (s.cancel_after.len() >= n + 3).then_some(())
+    });
+    assert!(fake.with(|s| s.cancel_all.is_empty() && s.fired.is_empty()));
+    fake.place(3);
+    let since = d.last_seq();
+    post(&d, "/api/trading/halt", json!({"reason": "now halt"}));
+    let ev = venue_event(&d, since, "halt_armed");
+    assert_eq!(ev["timeout_s"], 1, "{ev}");
+    let ca = d.wait_for(since, T, |e| {
+        e["type"] == "halt_action" && e["action"] == "venue_cancel_all"
+    });
+    assert_eq!(ca["count"], 3);
+    // The short countdown fires (and what the bot placed in between dies with it).
+    fake.place(1);
+    let (_, n) = fake.wait(T, "the short countdown to fire", |s| {
+        s.fired.first().copied()
+    });
+    assert_eq!(n, 1);
+    fake.with(|s| {
+        assert_eq!(s.cancel_after.last().map(|c| c.1), Some(1));
+        assert!(s.refused.is_empty(), "{:?}", s.refused);
+    });
 }
