@@ -13,6 +13,7 @@ use super::Client;
 use crate::auth::Secret;
 use crate::config::venue::VenueConfig;
 
+#[derive(Clone)]
 pub struct Kraken {
     base: String,
     key: Secret,
@@ -85,9 +86,10 @@ impl Client for Kraken {
         &self,
         nonce: u64,
         timeout_s: u32,
-    ) -> BoxFuture<'_, Result<CancelAfter, Failure>> {
+    ) -> BoxFuture<'static, Result<CancelAfter, Failure>> {
+        let me = self.clone();
         Box::pin(async move {
-            let (status, body) = self
+            let (status, body) = me
                 .private(
                     k::CANCEL_ALL_AFTER_PATH,
                     nonce,
@@ -98,9 +100,10 @@ impl Client for Kraken {
         })
     }
 
-    fn cancel_all(&self, nonce: u64) -> BoxFuture<'_, Result<u64, Failure>> {
+    fn cancel_all(&self, nonce: u64) -> BoxFuture<'static, Result<u64, Failure>> {
+        let me = self.clone();
         Box::pin(async move {
-            let (status, body) = self
+            let (status, body) = me
                 .private(k::CANCEL_ALL_PATH, nonce, k::cancel_all_body(nonce))
                 .await?;
             k::classify_cancel_all(status, &body)

@@ -38,16 +38,17 @@ use crate::monitor::{MonitorHandle, now_ms};
 use crate::store::Store;
 
 /// What every venue kind offers: a dead-man switch and a cancel-all. Calls are signed with
-/// the venue's own nonce, handed in by the caller.
+/// the venue's own nonce, handed in by the caller; the futures own what they need, so a
+/// call runs while the task goes on reacting to the trading state.
 pub trait Client: Send + Sync {
     /// Cancel every order after `timeout_s` unless called again; 0 turns the timer off.
     fn cancel_all_after(
         &self,
         nonce: u64,
         timeout_s: u32,
-    ) -> BoxFuture<'_, Result<CancelAfter, Failure>>;
+    ) -> BoxFuture<'static, Result<CancelAfter, Failure>>;
     /// Cancel every order now; how many were cancelled.
-    fn cancel_all(&self, nonce: u64) -> BoxFuture<'_, Result<u64, Failure>>;
+    fn cancel_all(&self, nonce: u64) -> BoxFuture<'static, Result<u64, Failure>>;
 }
 
 fn client_for(cfg: &VenueConfig) -> Box<dyn Client> {
@@ -297,6 +298,13 @@ pub fn start(venues: &[VenueConfig], events: EventLog, monitor: MonitorHandle) -
     }
 }
 
+/// A call on its way to the exchange.
+struct InFlight {
+    call: Call,
+    sent: u64,
+    fut: BoxFuture<'static, Result<Answer, Failure>>,
+}
+
 struct Task {
     cfg: Arc<VenueConfig>,
     client: Box<dyn Client>,
@@ -319,20 +327,35 @@ impl Task {
     ) {
         tracing::info!(venue = %self.cfg.id, kind = self.cfg.kind.as_str(), timeout_s = self.cfg.deadman_timeout_s, "venue dead-man switch started");
         self.publish().await;
+        let mut inflight: Option<InFlight> = None;
         loop {
+            // One call at a time per key: nonces reach the exchange in order.
+            if inflight.is_none()
+                && let Some((at, call)) = self.dm.next_call()
+                && at <= now_ms()
+            {
+                inflight = Some(self.start_call(call).await);
+            }
             let now = now_ms();
-            let wake = [
-                self.dm.next_call().map(|(at, _)| at),
-                self.dm.next_deadline(now),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            let next_call = match inflight {
+                Some(_) => None,
+                None => self.dm.next_call().map(|(at, _)| at),
+            };
+            let wake = [next_call, self.dm.next_deadline(now)]
+                .into_iter()
+                .flatten()
+                .min();
             let sleep = async {
                 match wake {
                     Some(at) => {
                         tokio::time::sleep(Duration::from_millis(at.saturating_sub(now))).await
                     }
+                    None => std::future::pending().await,
+                }
+            };
+            let answer = async {
+                match inflight.as_mut() {
+                    Some(f) => (&mut f.fut).await,
                     None => std::future::pending().await,
                 }
             };
@@ -342,27 +365,38 @@ impl Task {
                     Some(c) => self.command(c).await,
                     None => return,
                 },
-                ev = log_rx.recv() => match ev {
-                    Ok(e) if e.kind == "trading_state" => {
-                        if let Some(to) = e.str_field("to").and_then(TradingState::parse) {
-                            self.on_trading(to, e.seq).await;
+                ev = log_rx.recv() => {
+                    let to = match ev {
+                        Ok(e) if e.kind == "trading_state" => {
+                            e.str_field("to").and_then(TradingState::parse).map(|t| (t, e.seq))
+                        }
+                        Ok(_) => None,
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            // A missed transition must not be lost: read the state instead.
+                            tracing::warn!(venue = %self.cfg.id, missed = n, "venue task lagged behind the event log; re-reading the trading state");
+                            Some((self.monitor.snapshot().state, 0))
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    };
+                    if let Some((to, seq)) = to {
+                        self.on_trading(to, seq).await;
+                        // HALT: the cancel-all goes first; a refresh still on its way is
+                        // abandoned (if the exchange takes it after all, it only pushes the
+                        // countdown back once more, which stopping the refresh does too).
+                        if to == TradingState::Halted
+                            && inflight.as_ref().is_some_and(|f| matches!(f.call, Call::Arm { on_halt: false, .. }))
+                        {
+                            tracing::info!(venue = %self.cfg.id, "HALT: abandoning the refresh in flight");
+                            inflight = None;
                         }
                     }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        // A missed transition must not be lost: read the state instead.
-                        tracing::warn!(venue = %self.cfg.id, missed = n, "venue task lagged behind the event log; re-reading the trading state");
-                        let to = self.monitor.snapshot().state;
-                        self.on_trading(to, 0).await;
+                }
+                r = answer => {
+                    if let Some(f) = inflight.take() {
+                        self.finish(f.call, f.sent, r).await;
                     }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
+                }
                 _ = sleep => {}
-            }
-            if let Some((at, call)) = self.dm.next_call()
-                && at <= now_ms()
-            {
-                self.execute(call).await;
             }
             self.publish().await;
         }
@@ -443,22 +477,28 @@ impl Task {
         n
     }
 
-    async fn execute(&mut self, call: Call) {
+    /// Send `call` (its nonce reserved first); the answer comes back through the run loop.
+    async fn start_call(&mut self, call: Call) -> InFlight {
         let nonce = self.next_nonce().await;
         let sent = now_ms();
-        let result = match call {
-            Call::Arm { timeout_s, .. } => self
-                .client
-                .cancel_all_after(nonce, timeout_s)
-                .await
-                .map(Answer::CancelAfter),
-            Call::Disarm => self
-                .client
-                .cancel_all_after(nonce, 0)
-                .await
-                .map(Answer::CancelAfter),
-            Call::CancelAll => self.client.cancel_all(nonce).await.map(Answer::Cancelled),
+        let fut: BoxFuture<'static, Result<Answer, Failure>> = match call {
+            Call::Arm { timeout_s, .. } => {
+                let f = self.client.cancel_all_after(nonce, timeout_s);
+                Box::pin(async move { f.await.map(Answer::CancelAfter) })
+            }
+            Call::Disarm => {
+                let f = self.client.cancel_all_after(nonce, 0);
+                Box::pin(async move { f.await.map(Answer::CancelAfter) })
+            }
+            Call::CancelAll => {
+                let f = self.client.cancel_all(nonce);
+                Box::pin(async move { f.await.map(Answer::Cancelled) })
+            }
         };
+        InFlight { call, sent, fut }
+    }
+
+    async fn finish(&mut self, call: Call, sent: u64, result: Result<Answer, Failure>) {
         let now = now_ms();
         let failures_before = self.dm.consecutive_failures();
         let id = self.cfg.id.clone();

@@ -23,6 +23,8 @@ pub enum Mode {
     Hang(Duration),
     /// An HTML page instead of JSON.
     Malformed,
+    /// `CancelAllOrdersAfter` never answers (other calls do).
+    HoldRefresh,
 }
 
 #[derive(Debug)]
@@ -40,6 +42,8 @@ pub struct State {
     pub cancel_all: Vec<usize>,
     /// Requests refused for a bad key, signature or nonce.
     pub refused: Vec<String>,
+    /// `CancelAllOrdersAfter` requests held without an answer (`Mode::HoldRefresh`).
+    pub held: usize,
     last_nonce: u64,
     pub mode: Mode,
 }
@@ -63,6 +67,7 @@ impl FakeKraken {
                 cancel_after: Vec::new(),
                 cancel_all: Vec::new(),
                 refused: Vec::new(),
+                held: 0,
                 last_nonce: 0,
                 mode: Mode::Normal,
             }),
@@ -191,6 +196,14 @@ impl FakeKraken {
             Mode::Error(e) => return format!(r#"{{"error":["{e}"]}}"#),
             Mode::Hang(d) => std::thread::sleep(d),
             Mode::Malformed => return "<html>502 Bad Gateway</html>".into(),
+            Mode::HoldRefresh if path == "/0/private/CancelAllOrdersAfter" => {
+                let (m, cv) = &*self.st;
+                m.lock().unwrap().held += 1;
+                cv.notify_all();
+                std::thread::sleep(Duration::from_secs(600));
+                return String::new();
+            }
+            Mode::HoldRefresh => {}
         }
         let nonce = field("nonce").unwrap_or_default();
         let (m, cv) = &*self.st;

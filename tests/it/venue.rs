@@ -491,3 +491,31 @@ fn reducing_keeps_it_armed_and_halt_timeout_s_shortens_the_countdown_on_halt() {
         assert!(s.refused.is_empty(), "{:?}", s.refused);
     });
 }
+
+#[test]
+fn a_halt_does_not_wait_for_a_refresh_stuck_at_the_exchange() {
+    let fake = FakeKraken::start();
+    let tmp = tempdir();
+    // A long request timeout: without abandoning the stuck refresh, the cancel-all would
+    // wait a minute for it.
+    let cfg =
+        venue(tmp.path(), &fake.url, "").replace("request_timeout_s = 2", "request_timeout_s = 60");
+    let d = TestDaemon::start_in(tmp.path(), &cfg);
+    venue_event(&d, 0, "armed");
+    fake.place(2);
+    fake.set_mode(Mode::HoldRefresh);
+    fake.wait(T, "a refresh held by the exchange", |s| {
+        (s.held > 0).then_some(())
+    });
+    let since = d.last_seq();
+    post(&d, "/api/trading/halt", json!({"reason": "bot hung"}));
+    let ca = d.wait_for(since, T, |e| {
+        e["type"] == "halt_action" && e["action"] == "venue_cancel_all"
+    });
+    assert_eq!(
+        (ca["ok"].as_bool(), ca["count"].as_u64()),
+        (Some(true), Some(2)),
+        "{ca}"
+    );
+    assert_eq!(fake.with(|s| s.held), 1, "no refresh after the halt");
+}
