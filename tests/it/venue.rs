@@ -155,6 +155,11 @@ fn a_halt_cancels_at_the_exchange_records_the_count_stops_refreshing_and_resume_
         e["type"] == "trading_state" && e["to"] == "HALTED"
     });
     assert_eq!(ev["transition_seq"], halted["seq"]);
+    // A figure, not a threshold: the daemon's own timestamps, transition → count recorded.
+    eprintln!(
+        "HALT → CancelAll answered and recorded: {} ms",
+        ts_ms(&ev) - ts_ms(&halted)
+    );
     // The bot's command is still issued.
     d.wait_for(since, T, |e| {
         e["type"] == "command" && e["command"] == "cancel_all_orders"
