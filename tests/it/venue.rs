@@ -309,6 +309,10 @@ fn disarm_and_rearm_are_events_and_the_cli_drives_them() {
     let v = kraken_view(&d);
     assert_eq!(v["goal"], "disarmed", "{v}");
     assert_eq!(v["disarmed"]["reason"], "kraken maintenance 02:00");
+    assert_eq!(
+        v["check"]["status"], "warn",
+        "trading without the switch: {v}"
+    );
     // Disarmed survives a restart of vigil.
     drop(d);
     let d = TestDaemon::start_in(tmp.path(), &venue(tmp.path(), &fake.url, ""));

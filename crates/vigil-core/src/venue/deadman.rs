@@ -520,12 +520,14 @@ impl Deadman {
             Goal::Disarmed => {
                 let d = self.disarmed.as_ref();
                 let who = d.map_or(String::new(), |d| format!(" by {}: {}", d.actor, d.reason));
-                let status = if self.pending_disarm && failing.is_some() {
-                    Status::Warn
-                } else {
-                    Status::Ok
-                };
-                CheckStatus::new(status, None, None, format!("disarmed{who}{why}"))
+                // Trading without the switch is a warning (an alert), so a disarm for a
+                // maintenance is not forgotten; it re-arms at the next ACTIVE or on arm.
+                CheckStatus::new(
+                    Status::Warn,
+                    None,
+                    None,
+                    format!("disarmed{who}; orders outlive the bot until re-armed{why}"),
+                )
             }
             Goal::Expiring => {
                 let status = if rejected.is_some() {
@@ -941,13 +943,16 @@ mod tests {
             1_000,
             1_000,
         );
-        assert_eq!(d.status(1_000).status, Status::Warn, "disarm failing");
+        assert!(d.status(1_000).message.contains("disarm failing"));
         d.on_result(Call::Disarm, after(2_000, 0), 2_000, 2_000);
         assert_eq!(d.exchange(), Exchange::Off);
         assert_eq!(d.next_call(), None);
         let s = d.status(2_000);
-        assert_eq!(s.status, Status::Ok);
-        assert_eq!(s.message, "disarmed by alice: kraken maintenance 02:00");
+        assert_eq!(s.status, Status::Warn, "trading without the switch");
+        assert_eq!(
+            s.message,
+            "disarmed by alice: kraken maintenance 02:00; orders outlive the bot until re-armed"
+        );
         // REDUCING keeps it off; ACTIVE lifts it.
         d.on_trading(Reducing, 1, 3_000);
         assert_eq!(d.next_call(), None);
