@@ -110,3 +110,66 @@ impl Client for Kraken {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_core::rules::Action;
+
+    fn cfg(base_url: String, timeout_s: f64) -> VenueConfig {
+        VenueConfig {
+            id: "k".into(),
+            kind: crate::config::venue::VenueKind::Kraken,
+            api_key: Secret::new("key"),
+            api_secret: Secret::new(
+                "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg==",
+            ),
+            credentials_from: String::new(),
+            base_url,
+            request_timeout_s: timeout_s,
+            deadman_timeout_s: 60,
+            deadman_refresh_s: 20.0,
+            deadman_margin_s: 20.0,
+            on_expiry: Action::Halt,
+            halt_timeout_s: None,
+            cancel_on_halt: true,
+            close_timeout_s: 300.0,
+        }
+    }
+
+    #[tokio::test]
+    async fn transport_failures_are_classified() {
+        // Nothing listens: connectivity.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let f = Kraken::new(&cfg(url.clone(), 2.0))
+            .cancel_all_after(1, 60)
+            .await
+            .unwrap_err();
+        assert_eq!(f.class, FailureClass::Connectivity, "{f:?}");
+        assert!(f.detail.contains("cannot connect"), "{f:?}");
+        // Accepts and never answers: timeout.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", silent.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let mut keep = Vec::new();
+            while let Ok((s, _)) = silent.accept().await {
+                keep.push(s);
+            }
+        });
+        let f = Kraken::new(&cfg(url, 0.2)).cancel_all(1).await.unwrap_err();
+        assert_eq!(f.class, FailureClass::Timeout, "{f:?}");
+        assert_eq!(f.detail, "timed out after 0.2 s");
+        held.abort();
+    }
+
+    #[tokio::test]
+    async fn a_bad_secret_is_an_auth_failure_and_is_not_shown() {
+        let mut c = cfg("http://127.0.0.1:9".into(), 1.0);
+        c.api_secret = Secret::new("not base64!");
+        let f = Kraken::new(&c).cancel_all(1).await.unwrap_err();
+        assert_eq!(f.class, FailureClass::Auth);
+        assert!(!f.detail.contains("not base64!"), "{f:?}");
+    }
+}
