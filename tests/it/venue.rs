@@ -182,6 +182,16 @@ fn a_halt_cancels_at_the_exchange_records_the_count_stops_refreshing_and_resume_
     assert_eq!(s, 200, "{body}");
     venue_event(&d, since, "armed");
     fake.wait(T, "the timer re-armed", |s| s.trigger.map(|_| ()));
+    // The countdown that fired while halted is not taken for an expiry after the resume.
+    let after: Vec<Value> = d
+        .events(since)
+        .into_iter()
+        .filter(|e| {
+            e["type"] == "trading_state" || (e["type"] == "check" && e["status"] == "critical")
+        })
+        .collect();
+    assert_eq!(after.len(), 1, "only the resume: {after:?}");
+    assert_eq!(d.get("/api/state")["state"], "ACTIVE");
 }
 
 #[test]

@@ -273,6 +273,13 @@ impl Deadman {
     fn set_goal_since(&mut self, before: Goal, now_ms: Millis) {
         if self.goal() != before {
             self.goal_since = now_ms;
+            // A countdown that ran out while it was not wanted (HALTED, disarmed) fired as
+            // intended: the exchange's timer is off now, not "expired".
+            if let Exchange::Armed { trigger_ms } = self.exchange
+                && trigger_ms <= now_ms
+            {
+                self.exchange = Exchange::Off;
+            }
         }
     }
 
@@ -863,9 +870,14 @@ mod tests {
         assert_eq!(d.next_deadline(5_100), None);
         // The countdown fired: expected while halted, not critical.
         assert_eq!(d.status(70_000).status, Status::Ok);
-        // Resume: refresh at once.
+        // Resume: refresh at once; the countdown that fired while halted is not "expired".
         assert_eq!(d.on_trading(Active, 43, 80_000), None);
         assert_eq!(d.next_call(), Some((0, REFRESH)));
+        assert_eq!(d.exchange(), Exchange::Off);
+        let s = d.status(80_000);
+        assert_eq!(s.status, Status::Unknown, "{s:?}");
+        d.on_result(REFRESH, after(80_000, 60), 80_000, 80_000);
+        assert_eq!(d.status(80_000).status, Status::Ok);
         // HALTED → REDUCING also re-arms.
         d.on_trading(Halted, 44, 90_000);
         d.on_result(Call::CancelAll, Ok(Answer::Cancelled(0)), 90_000, 90_000);
