@@ -184,6 +184,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         ),
         sup.clone(),
     );
+    let venues = crate::venue::start(&config.venues, events.clone(), monitor.clone());
     ingest::serve_stdout(stdout_rx, monitor.clone());
     if opts.monitor.ingest.socket {
         ingest::serve_socket(&socket, monitor.clone())
@@ -209,6 +210,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         monitor: monitor.clone(),
         auth: auth.clone(),
         compat: compat.with_guard(crate::compat::main_guard(&config, addr)),
+        venues,
     };
     let metrics_listen = config.auth.as_ref().and_then(|a| a.metrics_listen);
     let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();

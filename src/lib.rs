@@ -13,3 +13,4 @@ pub mod monitor;
 pub mod sim;
 pub mod store;
 pub mod supervisor;
+pub mod venue;

@@ -178,6 +178,10 @@ pub const ROUTES: &[Rule] = &[
     row("POST", "/api/trading/halt", OPERATOR),
     row("POST", "/api/trading/resume", ADMIN),
     row("GET", "/api/checks", VIEWER),
+    // Venues' dead-man switches: read by everyone, armed and disarmed by admins.
+    row("GET", "/api/venues", VIEWER),
+    row("POST", "/api/venues/{id}/arm", ADMIN),
+    row("POST", "/api/venues/{id}/disarm", ADMIN),
     // Programs.
     row("GET", "/api/programs", VIEWER),
     stream("/api/programs/{name}/log", VIEWER),

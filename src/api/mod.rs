@@ -6,6 +6,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod sse;
 pub mod trading;
+pub mod venues;
 
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ pub struct AppState {
     /// Cancelled when vigil shuts down: open streams (SSE, log follows) end, so the
     /// graceful HTTP shutdown does not wait for clients that never disconnect.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// `[venue.ID]` dead-man switches (`crate::venue`); empty without venues.
+    pub venues: crate::venue::Venues,
 }
 
 /// The authenticated caller's name, put in request extensions by the auth layer; handlers
@@ -100,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(events))
         .route("/api/events/stream", get(sse::stream))
         .merge(trading::routes())
+        .merge(venues::routes())
         .merge(auth::routes())
         .merge(metrics::routes())
         .merge(openapi::routes());

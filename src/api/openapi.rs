@@ -111,6 +111,32 @@ pub fn operations() -> Vec<(&'static str, &'static str, Value)> {
         ),
         (
             "get",
+            "/api/venues",
+            json!({
+            "summary": "Venues with their dead-man switch: armed, trigger time, last refresh (and clock skew), last cancel-all and its result, the check; the close watch after a close halt",
+            "responses": {"200": ok_json("venues")}}),
+        ),
+        (
+            "post",
+            "/api/venues/{id}/arm",
+            json!({
+            "summary": "Arm the venue's dead-man switch again (lifts a disarm); refused while HALTED; recorded as a venue event",
+            "parameters": [{"name": "id", "in": "path", "required": true, "description": "the venue id ([venue.ID])", "schema": {"type": "string"}}],
+            "requestBody": reason_body(json!({})),
+            "responses": {"200": ok_json("the venue"), "400": err("invalid body"), "404": err("no such venue"),
+                          "409": err("trading is HALTED, or deadman_timeout_s is 0")}}),
+        ),
+        (
+            "post",
+            "/api/venues/{id}/disarm",
+            json!({
+            "summary": "Disarm the venue's dead-man switch (before an exchange maintenance) until an arm or the next transition to ACTIVE; recorded as a venue event",
+            "parameters": [{"name": "id", "in": "path", "required": true, "description": "the venue id ([venue.ID])", "schema": {"type": "string"}}],
+            "requestBody": reason_body(json!({})),
+            "responses": {"200": ok_json("the venue"), "400": err("invalid body"), "404": err("no such venue")}}),
+        ),
+        (
+            "get",
             "/api/programs",
             json!({
             "summary": "Every process with its state",

@@ -1,6 +1,7 @@
 //! The command line: clap derive; client verbs talk to the daemon's REST API.
 
 pub mod ctl;
+pub mod venue;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,6 +129,13 @@ pub enum Cmd {
     /// Simulated trading processes for the demo.
     #[command(subcommand)]
     Sim(crate::sim::SimCmd),
+    /// The exchange dead-man switch of each venue (`[venue.ID]`).
+    Venue {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: venue::VenueCmd,
+    },
 }
 
 /// Exit codes scripts can rely on (documented in docs/cli.md).
@@ -262,6 +270,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => client_runtime()?.block_on(ctl::resume(&client, &reason, force)),
         Cmd::Send { client } => client_runtime()?.block_on(ctl::send(&client)),
         Cmd::Sim(cmd) => client_runtime()?.block_on(crate::sim::run(cmd)),
+        Cmd::Venue { client, cmd } => client_runtime()?.block_on(venue::run(&client, cmd)),
     }
 }
 

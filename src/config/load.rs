@@ -45,6 +45,7 @@ pub const RESERVED_SECTIONS: &[&str] = &[
     "ingest",
     "cluster",
     "monitoring",
+    "venue",
 ];
 
 /// The sections this loader owns.
@@ -1144,11 +1145,14 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
     let mut listener_v = None;
     let mut rpc_v = None;
     let mut auth_v = None;
+    let mut venue_v = None;
     for (k, v) in entries(doc.get_ref()) {
         let name: &str = k.get_ref();
         match name {
             // Parsed by crate::auth::config, below.
             "auth" => auth_v = Some(v),
+            // Parsed by crate::config::venue, below.
+            "venue" => venue_v = Some(v),
             "vigil" => vigil_v = Some(v),
             "program" => program_v = Some(v),
             "group" => group_v = Some(v),
@@ -1234,6 +1238,10 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
     for e in auth_errors {
         cx.push_located(e);
     }
+    let (venues, venue_errors) = super::venue::parse(path, text, venue_v, &env.vars);
+    for e in venue_errors {
+        cx.push_located(e);
+    }
 
     assemble(
         cx,
@@ -1248,6 +1256,7 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
             rpc,
             auth,
             extra_logs,
+            venues,
         },
     )
 }
@@ -1288,6 +1297,8 @@ pub(super) struct Parts {
     pub auth: Option<crate::auth::AuthConfig>,
     /// Log files outside programs (supervisord's main log).
     pub extra_logs: Vec<LogUse>,
+    /// `[venue.ID]` (vigil.toml only).
+    pub venues: Vec<super::venue::VenueConfig>,
 }
 
 /// Build every program and listener and run the cross-checks: process names unique, listener
@@ -1371,6 +1382,7 @@ pub(super) fn assemble(mut cx: Ctx, sh: &Shared<'_>, parts: Parts) -> Result<Con
             programs,
             groups: parts.groups,
             auth: parts.auth,
+            venues: parts.venues,
             eventlisteners,
             rpc: parts.rpc,
         })
@@ -3549,7 +3561,7 @@ critical = true
                 "2:1: junk: unknown top-level key (keys belong in a section such as [vigil] or [program.NAME])",
                 "3:2: programs: unknown section, did you mean \"program\"?",
                 "5:2: alert: unknown section, did you mean \"alerts\"?",
-                "7:2: zzz: unknown section; known sections: vigil, program, group, eventlistener, rpc, checks, rules, halt, alerts, auth, jobs, ingest, cluster, monitoring",
+                "7:2: zzz: unknown section; known sections: vigil, program, group, eventlistener, rpc, checks, rules, halt, alerts, auth, jobs, ingest, cluster, monitoring, venue",
             ]
         );
     }
@@ -3564,7 +3576,7 @@ critical = true
             "[cluster]\n[monitoring]\nz = true\n",
         ));
         assert!(c.programs.is_empty());
-        assert_eq!(RESERVED_SECTIONS.len(), 9);
+        assert_eq!(RESERVED_SECTIONS.len(), 10);
     }
 
     // ---------------------------------------------------------------- program semantics

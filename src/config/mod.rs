@@ -10,6 +10,7 @@
 
 mod load;
 pub mod supervisord;
+pub mod venue;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -101,6 +102,9 @@ pub struct Config {
     /// `vigil check-config --strict` makes them errors. Always empty for vigil.toml, where an
     /// unknown key is an error.
     pub warnings: Vec<ConfigError>,
+    /// `[venue.ID]`: exchange accounts whose dead-man switch vigil keeps armed
+    /// (`config::venue`), in file order. Always empty for a supervisord config.
+    pub venues: Vec<venue::VenueConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

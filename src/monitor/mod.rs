@@ -10,7 +10,10 @@
 
 pub mod actions;
 pub mod config;
+mod external;
 pub mod probes;
+
+pub use external::Report;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -154,6 +157,8 @@ enum Cmd {
         source: Source,
         outcome: rules::ProbeOutcome,
     },
+    /// A check judged outside the rule set (a venue's dead-man switch): `external.rs`.
+    External(external::Report),
 }
 
 /// The API's handle on the monitor; cheap to clone.
@@ -504,6 +509,7 @@ struct Actor {
     persisted: bool,
     snapshot: watch::Sender<Arc<Snapshot>>,
     actions: actions::Actions,
+    external: external::Checks,
 }
 
 /// Start the monitor: restore the trading state (before anything else runs), build the
@@ -559,6 +565,7 @@ pub fn start(
         persisted: true,
         snapshot: snap_tx,
         actions: actions::Actions::new(cfg.clone(), events.clone(), supervisor),
+        external: Default::default(),
     };
     actor.publish();
     let log_rx = events.subscribe();
@@ -806,6 +813,10 @@ impl Actor {
                 self.apply_changes(changes, now).await;
                 self.publish();
             }
+            Cmd::External(r) => {
+                self.on_external(r, now).await;
+                self.publish();
+            }
         }
     }
 
@@ -850,6 +861,7 @@ impl Actor {
             .map(|(spec, s)| {
                 check_view(spec, s, self.kinds.get(&spec.source).copied().unwrap_or(""))
             })
+            .chain(self.external.views())
             .collect();
         let last = self.latch.last_transition();
         self.snapshot.send_replace(Arc::new(Snapshot {

@@ -4,3 +4,4 @@ pub mod listener;
 pub mod program;
 pub mod rules;
 pub mod trading;
+pub mod venue;
