@@ -1,5 +1,6 @@
 //! The command line: clap derive; client verbs talk to the daemon's REST API.
 
+pub mod analyze;
 pub mod ctl;
 
 use std::path::PathBuf;
@@ -122,6 +123,8 @@ pub enum Cmd {
     /// Simulated trading processes for the demo.
     #[command(subcommand)]
     Sim(crate::sim::SimCmd),
+    /// The session report (post-mortem) from JSONL logs, the store or a running daemon.
+    Analyze(Box<analyze::Args>),
 }
 
 /// Exit codes scripts can rely on (documented in docs/cli.md).
@@ -235,6 +238,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => client_runtime()?.block_on(ctl::resume(&client, &reason, force)),
         Cmd::Send { client } => client_runtime()?.block_on(ctl::send(&client)),
         Cmd::Sim(cmd) => client_runtime()?.block_on(crate::sim::run(cmd)),
+        Cmd::Analyze(args) => analyze::run(*args),
     }
 }
 

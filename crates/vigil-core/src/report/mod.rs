@@ -769,7 +769,7 @@ impl Acc {
                 let scale = if key.ends_with("_S") || key.ends_with("_s") {
                     1000.0
                 } else {
-                    m.target_scale
+                    1.0
                 };
                 Some(v * scale)
             });

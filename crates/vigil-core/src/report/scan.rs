@@ -478,8 +478,8 @@ pub struct Mapping {
     pub target_scale: f64,
     /// Targets by cycle name for cycles without one.
     pub targets: BTreeMap<String, f64>,
-    /// Targets by cycle name taken from a key of the configuration snapshot (× target_scale
-    /// unless the key ends in `_S`/`_s`, then × 1000).
+    /// Targets by cycle name taken from a key of the configuration snapshot (in ms, or in
+    /// seconds when the key ends in `_S`/`_s`).
     pub target_keys: BTreeMap<String, String>,
     /// Config snapshot key holding the heartbeat timeout in seconds.
     pub heartbeat_timeout_key: Option<String>,
@@ -654,6 +654,17 @@ fn time_of(f: &Fields<'_>, m: &Mapping) -> Result<Millis, String> {
         }
     }
     Err(bad(m.time.first().map_or("ts", String::as_str), "missing"))
+}
+
+/// The time of one raw line, if it is readable (used to put input files in time order).
+pub fn line_time(line: &str, m: &Mapping) -> Option<Millis> {
+    match scan_fast(line) {
+        Some(f) => time_of(&Fields::Fast(f), m).ok(),
+        None => match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(map)) => time_of(&Fields::Full(&map), m).ok(),
+            _ => None,
+        },
+    }
 }
 
 /// `"AttributeError: …"` → `AttributeError`.

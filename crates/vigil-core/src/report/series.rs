@@ -7,8 +7,8 @@
 //! percentiles are within a relative error of [`SKETCH_ALPHA`] of the true nearest-rank value
 //! (DDSketch's construction); count, min, max and mean stay exact.
 
-/// Samples kept one by one per series before the series turns into a sketch (8 MiB each).
-pub const EXACT_CAP: usize = 1 << 20;
+/// Samples kept one by one per series before the series turns into a sketch (32 MiB each).
+pub const EXACT_CAP: usize = 1 << 22;
 
 /// Relative accuracy of a sketched percentile: |estimate − true| ≤ α · true.
 pub const SKETCH_ALPHA: f64 = 0.005;
