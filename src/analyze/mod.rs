@@ -78,6 +78,8 @@ pub struct Job {
     pub threads: usize,
     /// Progress on stderr (the CLI sets it when stderr is a terminal).
     pub progress: bool,
+    /// Block size (default [`BLOCK`]; small ones exercise the merging in tests).
+    pub block: usize,
 }
 
 pub fn default_threads() -> usize {
@@ -138,6 +140,7 @@ type Partial = (Vec<u8>, std::io::Error);
 
 struct Blocks {
     r: Box<dyn Read + Send>,
+    block: usize,
     carry: Vec<u8>,
     done: bool,
 }
@@ -150,8 +153,8 @@ impl Blocks {
             return None;
         }
         let mut buf = std::mem::take(&mut self.carry);
-        buf.reserve(BLOCK);
-        let want = buf.len() + BLOCK;
+        buf.reserve(self.block);
+        let want = buf.len() + self.block;
         while buf.len() < want {
             let len = buf.len();
             buf.resize(want, 0);
@@ -221,6 +224,7 @@ fn scan_input(
     };
     let mut blocks = Blocks {
         r: open(input)?,
+        block: job.block.max(1),
         carry: Vec::new(),
         done: false,
     };

@@ -58,6 +58,9 @@ pub struct Args {
     /// Scanning threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Bytes per scanned block (tests use small blocks to exercise merging).
+    #[arg(long, hide = true, default_value_t = analyze::BLOCK)]
+    pub block_bytes: usize,
 }
 
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
@@ -150,6 +153,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             mapping,
             threads: a.threads.unwrap_or_else(analyze::default_threads).max(1),
             progress: analyze::stderr_is_terminal(),
+            block: a.block_bytes,
         };
         analyze::analyze(&job)
     };

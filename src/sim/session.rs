@@ -15,7 +15,7 @@
 //! | canceled orders | 3 `order` events `canceled`, 1 `new` |
 //! | a halt | `trading_state` ACTIVE → HALTED at +360 s, resumed at +450 s |
 //!
-//! Always present: `tick`s (`--ticks-per-s`), an `engine` cycle every second (20–150 ms of a
+//! With `--clean` the `engine` source beats every 10 s. Always present: `tick`s (`--ticks-per-s`), an `engine` cycle every second (20–150 ms of a
 //! 200 ms target), the bot's own heartbeat-timeout warnings every 30 s from +314.4 s.
 
 use std::io::Write;
@@ -90,6 +90,12 @@ fn one(rep: u64, a: &SessionArgs, rng: &mut Rng) -> Vec<(u64, String)> {
         let stalled = !a.clean && s > 200 && s < 245;
         if s % 5 == 0 && !stalled {
             v.push((s * 1000 + 1, r#""type":"heartbeat","source":"feed""#.into()));
+        }
+        if a.clean && s % 10 == 0 {
+            v.push((
+                s * 1000 + 2,
+                r#""type":"heartbeat","source":"engine""#.into(),
+            ));
         }
     }
     if !a.clean {
