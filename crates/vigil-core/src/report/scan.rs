@@ -747,6 +747,7 @@ pub fn extract<'a>(f: &Fields<'a>, m: &'a Mapping) -> Result<Line<'a>, String> {
             }
         }
         Kind::Heartbeat => Rec::Heartbeat,
+        Kind::Other if f.get(&m.level).is_none() => Rec::Other,
         Kind::Log | Kind::Other => {
             let lvl = level(f)?;
             let message = opt_str(f, &m.message)?;
