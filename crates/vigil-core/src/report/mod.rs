@@ -269,31 +269,61 @@ impl Acc {
 
     /// Feed whole lines (`\n`-separated; a last line without `\n` counts too).
     pub fn feed_chunk(&mut self, chunk: &[u8], origin: Origin<'_>, m: &Mapping) {
-        let mut rest = chunk;
-        while !rest.is_empty() {
-            let (line, next) = match memchr::memchr(b'\n', rest) {
-                Some(i) => (&rest[..i], &rest[i + 1..]),
-                None => (rest, &rest[rest.len()..]),
-            };
-            rest = next;
-            self.feed_line(line, origin, m);
+        // One UTF-8 check for the chunk; only a chunk that fails is checked line by line.
+        let mut ff = scan::FastFields::default();
+        match std::str::from_utf8(chunk) {
+            Ok(text) => {
+                let mut rest = text;
+                while !rest.is_empty() {
+                    let (line, next) = match memchr::memchr(b'\n', rest.as_bytes()) {
+                        Some(i) => (&rest[..i], &rest[i + 1..]),
+                        None => (rest, &rest[rest.len()..]),
+                    };
+                    rest = next;
+                    self.lines += 1;
+                    self.feed_text(line, origin, m, &mut ff);
+                }
+            }
+            Err(_) => {
+                let mut rest = chunk;
+                while !rest.is_empty() {
+                    let (line, next) = match memchr::memchr(b'\n', rest) {
+                        Some(i) => (&rest[..i], &rest[i + 1..]),
+                        None => (rest, &rest[rest.len()..]),
+                    };
+                    rest = next;
+                    self.lines += 1;
+                    match std::str::from_utf8(line) {
+                        Ok(text) => self.feed_text(text, origin, m, &mut ff),
+                        Err(_) => self.note_bad(origin.input, self.lines, "not UTF-8".into()),
+                    }
+                }
+            }
         }
     }
 
     pub fn feed_line(&mut self, raw: &[u8], origin: Origin<'_>, m: &Mapping) {
-        self.lines += 1;
+        self.feed_chunk(raw, origin, m);
+    }
+
+    /// One line (already counted in `self.lines`).
+    fn feed_text<'a>(
+        &mut self,
+        text: &'a str,
+        origin: Origin<'_>,
+        m: &Mapping,
+        ff: &mut scan::FastFields<'a>,
+    ) {
         let lineno = self.lines;
-        let Ok(text) = std::str::from_utf8(raw) else {
-            self.note_bad(origin.input, lineno, "not UTF-8".into());
-            return;
-        };
         if text.bytes().all(|b| b.is_ascii_whitespace()) {
             self.blank += 1;
             return;
         }
-        let result = match scan::scan_fast(text) {
-            Some(f) => scan::extract(&Fields::Fast(f), m).map(|l| self.feed(l, origin)),
-            None => match serde_json::from_str::<Value>(text) {
+        let ids = self.session_id.is_none() || self.run_id.is_none();
+        let result = if scan::scan_fast_into(text, ff) {
+            scan::extract_with(&Fields::Fast(ff), m, ids).map(|l| self.feed(l, origin))
+        } else {
+            match serde_json::from_str::<Value>(text) {
                 Ok(Value::Object(map)) => {
                     scan::extract(&Fields::Full(&map), m).map(|l| self.feed(l, origin))
                 }
@@ -308,7 +338,7 @@ impl Acc {
                     }
                 )),
                 Err(e) => Err(format!("not JSON: {e}")),
-            },
+            }
         };
         if let Err(reason) = result {
             self.note_bad(origin.input, lineno, reason);

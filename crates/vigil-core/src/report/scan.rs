@@ -59,13 +59,13 @@ impl Val<'_> {
 }
 
 /// Most top-level keys the fast path keeps; a line with more goes the full way.
-const MAX_FAST_KEYS: usize = 24;
+const MAX_FAST_KEYS: usize = 16;
 const MAX_FAST_DEPTH: usize = 32;
 
 /// The top-level fields of one line (the fast variant lives on the stack on purpose).
 #[allow(clippy::large_enum_variant)]
 pub enum Fields<'a> {
-    Fast(FastFields<'a>),
+    Fast(&'a FastFields<'a>),
     Full(&'a Map<String, Value>),
 }
 
@@ -107,18 +107,36 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// The fast scanner; `None` means "take the full path".
+impl Default for FastFields<'_> {
+    fn default() -> Self {
+        FastFields {
+            line: "",
+            n: 0,
+            keys: [("", Val::Null); MAX_FAST_KEYS],
+        }
+    }
+}
+
+/// The fast scanner into a reusable `out` (all lines of a chunk share one); `false` means
+/// "take the full path".
+pub fn scan_fast_into<'a>(line: &'a str, out: &mut FastFields<'a>) -> bool {
+    out.line = line;
+    out.n = 0;
+    scan_object(line, out).is_some()
+}
+
+/// [`scan_fast_into`] with its own buffer.
 pub fn scan_fast(line: &str) -> Option<FastFields<'_>> {
+    let mut out = FastFields::default();
+    scan_fast_into(line, &mut out).then_some(out)
+}
+
+fn scan_object<'a>(line: &'a str, out: &mut FastFields<'a>) -> Option<()> {
     let b = line.as_bytes();
     // Any control byte (tabs, CR, raw newlines in strings…) goes the full way.
     if b.iter().fold(false, |acc, &c| acc | (c < 0x20)) {
         return None;
     }
-    let mut out = FastFields {
-        line,
-        n: 0,
-        keys: [("", Val::Null); MAX_FAST_KEYS],
-    };
     let mut i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {
         return None;
@@ -154,7 +172,7 @@ pub fn scan_fast(line: &str) -> Option<FastFields<'_>> {
             }
         }
     }
-    (skip_ws(b, i) == b.len()).then_some(out)
+    (skip_ws(b, i) == b.len()).then_some(())
 }
 
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
@@ -167,8 +185,15 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 /// A string starting at the quote at `i`: its content (no escapes) and the index after it.
 fn string_at(line: &str, i: usize) -> Option<(&str, usize)> {
     let b = line.as_bytes();
-    let rel = memchr::memchr2(b'"', b'\\', &b[i + 1..])?;
-    let end = i + 1 + rel;
+    // Most keys and values are short: a plain loop beats memchr's setup for them.
+    let mut end = i + 1;
+    let short = (i + 33).min(b.len());
+    while end < short && b[end] != b'"' && b[end] != b'\\' {
+        end += 1;
+    }
+    if end == short {
+        end += memchr::memchr2(b'"', b'\\', &b[end..])?;
+    }
     if b[end] == b'\\' {
         return None;
     }
@@ -659,7 +684,7 @@ fn time_of(f: &Fields<'_>, m: &Mapping) -> Result<Millis, String> {
 /// The time of one raw line, if it is readable (used to put input files in time order).
 pub fn line_time(line: &str, m: &Mapping) -> Option<Millis> {
     match scan_fast(line) {
-        Some(f) => time_of(&Fields::Fast(f), m).ok(),
+        Some(f) => time_of(&Fields::Fast(&f), m).ok(),
         None => match serde_json::from_str::<Value>(line) {
             Ok(Value::Object(map)) => time_of(&Fields::Full(&map), m).ok(),
             _ => None,
@@ -690,6 +715,15 @@ fn kind_from_message(msg: &str) -> Option<&str> {
 
 /// Fields → [`Line`], the same for both paths.
 pub fn extract<'a>(f: &Fields<'a>, m: &'a Mapping) -> Result<Line<'a>, String> {
+    extract_with(f, m, true)
+}
+
+/// [`extract`]; `want_ids: false` skips the session and run id lookups.
+pub fn extract_with<'a>(
+    f: &Fields<'a>,
+    m: &'a Mapping,
+    want_ids: bool,
+) -> Result<Line<'a>, String> {
     let ts = time_of(f, m)?;
     let type_name: &'a str = match f.get(&m.r#type) {
         Some(Val::Str(s)) if !s.is_empty() => s,
@@ -712,16 +746,19 @@ pub fn extract<'a>(f: &Fields<'a>, m: &'a Mapping) -> Result<Line<'a>, String> {
         .or_else(|| Kind::parse(lookup))
         .unwrap_or(Kind::Other);
     let source = opt_str(f, &m.source)?;
-    let first_str = |keys: &[String]| -> Result<Option<&'a str>, String> {
-        for k in keys {
-            if let Some(s) = opt_str(f, k)? {
-                return Ok(Some(s));
-            }
-        }
-        Ok(None)
+    // Ids that are not strings are ignored (not an error), so a reader that already has
+    // them may skip the lookups without changing any count.
+    let first_str = |keys: &[String]| {
+        keys.iter().find_map(|k| match f.get(k) {
+            Some(Val::Str(s)) => Some(s),
+            _ => None,
+        })
     };
-    let session = first_str(&m.session)?;
-    let run = first_str(&m.run)?;
+    let (session, run) = if want_ids {
+        (first_str(&m.session), first_str(&m.run))
+    } else {
+        (None, None)
+    };
     let level = |f: &Fields<'a>| -> Result<Option<Level>, String> {
         Ok(opt_str(f, &m.level)?.and_then(Level::parse))
     };
@@ -884,7 +921,7 @@ mod tests {
     fn agree(line: &str) {
         let Some(fast) = scan_fast(line) else { return };
         let m = full(line).unwrap_or_else(|| panic!("fast path accepted invalid JSON: {line}"));
-        let ff = Fields::Fast(fast);
+        let ff = Fields::Fast(&fast);
         let fm = Fields::Full(&m);
         for k in m.keys() {
             let (a, b) = (ff.get(k), fm.get(k));
@@ -906,8 +943,8 @@ mod tests {
     #[test]
     fn the_fast_path_reads_the_common_lines() {
         let l = r#"{"type":"cycle","name":"md_poll","duration_ms":6012.25,"target_ms":1500,"ts":"2025-10-26T18:06:33.120Z"}"#;
-        let f = scan_fast(l).map(Fields::Fast);
-        let f = f.unwrap_or_else(|| panic!("fast path refused {l}"));
+        let fast = scan_fast(l).unwrap_or_else(|| panic!("fast path refused {l}"));
+        let f = Fields::Fast(&fast);
         assert_eq!(f.get("duration_ms"), Some(Val::Num(6012.25)));
         let mp = Mapping::default();
         let line = extract(&f, &mp).unwrap_or_else(|e| panic!("{e}"));
