@@ -163,9 +163,10 @@ fn timeline_svg(o: &mut String, r: &Report) {
             }
             let bh = (v as f64 / max) * (rh - 6.0);
             let x = ax.x(ms_of(&b.t));
+            let bw = bin_w.min(ax.x0 + ax.w - x).max(1.0);
             let _ = write!(
                 o,
-                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bin_w:.1}\" height=\"{bh:.1}\" fill=\"{color}\"><title>{}: {v}</title></rect>",
+                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{bh:.1}\" fill=\"{color}\"><title>{}: {v}</title></rect>",
                 row as f64 * rh + rh - bh,
                 esc(&b.t)
             );

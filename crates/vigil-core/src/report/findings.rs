@@ -190,7 +190,12 @@ pub fn derive(r: &Report) -> Vec<Finding> {
         } else if h.timeouts > 0 {
             push(
                 Severity::High,
-                format!("heartbeat `{}` timed out {} times", h.source, h.timeouts),
+                format!(
+                    "heartbeat `{}` timed out {} time{}",
+                    h.source,
+                    h.timeouts,
+                    if h.timeouts == 1 { "" } else { "s" }
+                ),
                 format!(
                     "{} beats; longest gap {} s > timeout {} s ({}); median interval {} s",
                     h.beats,
