@@ -1,4 +1,5 @@
 //! vigil: keeps automated trading systems alive and safe. See ARCHITECTURE.md.
+pub mod analyze;
 pub mod api;
 pub mod auth;
 pub mod cli;

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
+
+pub mod session;
 use rand::Rng;
 use serde_json::json;
 
@@ -27,6 +29,8 @@ pub enum SimCmd {
         #[arg(long, default_value_t = 1000)]
         interval_ms: u64,
     },
+    /// A recorded session with injected faults, as JSONL (for `vigil analyze`).
+    Session(session::SessionArgs),
 }
 
 fn emit(v: serde_json::Value) -> bool {
@@ -36,6 +40,10 @@ fn emit(v: serde_json::Value) -> bool {
 
 pub async fn run(cmd: SimCmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        SimCmd::Session(a) => {
+            session::run(&a)?;
+            Ok(ExitCode::SUCCESS)
+        }
         SimCmd::Feed { pairs, interval_ms } => {
             let mut prices: Vec<f64> = pairs
                 .iter()

@@ -190,6 +190,8 @@ pub const ROUTES: &[Rule] = &[
     row("POST", "/api/events", Access::Ingest),
     row("GET", "/api/events", VIEWER),
     sse("/api/events/stream", VIEWER),
+    // The session report over the stored history (`vigil analyze --db`).
+    row("GET", "/api/report", VIEWER),
     // Jobs (non-admins see their own only: `Actor::sees_job_of`).
     row("POST", "/api/jobs", OPERATOR),
     row("GET", "/api/jobs", VIEWER),

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod metrics;
 pub mod openapi;
+pub mod report;
 pub mod sse;
 pub mod trading;
 pub mod venues;
@@ -106,7 +107,8 @@ pub fn router(state: AppState) -> Router {
         .merge(venues::routes())
         .merge(auth::routes())
         .merge(metrics::routes())
-        .merge(openapi::routes());
+        .merge(openapi::routes())
+        .merge(report::routes());
     // supervisord's /RPC2 and /logtail use HTTP basic auth of their own: merged outside the
     // JWT layer (their rows in `auth::ROUTES` are `Delegated`).
     let compat = crate::compat::routes(state.compat.clone());

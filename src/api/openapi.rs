@@ -199,6 +199,22 @@ pub fn operations() -> Vec<(&'static str, &'static str, Value)> {
             "responses": {"200": {"description": "event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                           "400": err("bad Last-Event-ID")}}),
         ),
+        (
+            "get",
+            "/api/report",
+            json!({
+            "summary": "The session report (vigil analyze) over the stored history; JSON schema vigil.report/1 (docs/analyze.md)",
+            "parameters": [
+                {"name": "since", "in": "query", "description": "RFC 3339 or Unix ms", "schema": {"type": "string"}},
+                {"name": "until", "in": "query", "description": "RFC 3339 or Unix ms", "schema": {"type": "string"}},
+                {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "html", "md"], "default": "json"}},
+                {"name": "heartbeat_timeout", "in": "query", "description": "seconds, for every source", "schema": {"type": "number", "minimum": 0.001}}],
+            "responses": {"200": {"description": "the report", "content": {
+                "application/json": {"schema": {"type": "object", "required": ["schema", "session", "errors", "cycles", "heartbeats", "trading", "findings"]}},
+                "text/html": {"schema": {"type": "string"}},
+                "text/markdown": {"schema": {"type": "string"}}}},
+                          "400": err("bad query")}}),
+        ),
     ]
 }
 

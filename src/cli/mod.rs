@@ -1,5 +1,6 @@
 //! The command line: clap derive; client verbs talk to the daemon's REST API.
 
+pub mod analyze;
 pub mod ctl;
 pub mod venue;
 
@@ -136,6 +137,8 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: venue::VenueCmd,
     },
+    /// The session report (post-mortem) from JSONL logs, the store or a running daemon.
+    Analyze(Box<analyze::Args>),
 }
 
 /// Exit codes scripts can rely on (documented in docs/cli.md).
@@ -271,6 +274,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Send { client } => client_runtime()?.block_on(ctl::send(&client)),
         Cmd::Sim(cmd) => client_runtime()?.block_on(crate::sim::run(cmd)),
         Cmd::Venue { client, cmd } => client_runtime()?.block_on(venue::run(&client, cmd)),
+        Cmd::Analyze(args) => analyze::run(*args),
     }
 }
 

@@ -218,3 +218,48 @@ impl Store {
         Ok(())
     }
 }
+
+/// Every stored event, oldest first, as the object `GET /api/events` gives (`seq`, `ts`,
+/// `type` and its fields), from a database opened **read-only** (`vigil analyze --db`, the
+/// report): a file that does not exist is an error, never created. Rows are streamed, and
+/// `since` (Unix ms) skips older rows in SQL (`ts` is RFC 3339 UTC, so it sorts as text).
+pub fn scan_events_read_only(
+    path: &Path,
+    since_ms: Option<u64>,
+    mut f: impl FnMut(&serde_json::Map<String, serde_json::Value>),
+) -> Result<u64, StoreError> {
+    use serde_json::Value;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(err(path, "opening read-only"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(err(path, "setting busy timeout"))?;
+    let since = since_ms
+        .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms as i64))
+        .map(crate::events::rfc3339)
+        .unwrap_or_default();
+    let mut stmt = conn
+        .prepare("SELECT seq, ts, type, data FROM events WHERE ts >= ?1 ORDER BY seq")
+        .map_err(err(path, "querying events"))?;
+    let mut rows = stmt
+        .query(params![since])
+        .map_err(err(path, "querying events"))?;
+    let mut n = 0;
+    while let Some(r) = rows.next().map_err(err(path, "reading events"))? {
+        let read = |i| r.get::<_, String>(i).map_err(err(path, "reading events"));
+        let seq: i64 = r.get(0).map_err(err(path, "reading events"))?;
+        let (ts, kind, data) = (read(1)?, read(2)?, read(3)?);
+        let mut m = match serde_json::from_str::<Value>(&data) {
+            Ok(Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        m.insert("seq".into(), Value::from(seq));
+        m.insert("ts".into(), Value::from(ts));
+        m.insert("type".into(), Value::from(kind));
+        f(&m);
+        n += 1;
+    }
+    Ok(n)
+}

@@ -79,6 +79,7 @@ const MATRIX: &[(&str, &str, [Exp; 5])] = &[
     ("POST", "/api/events", [P, F, F, P, U]),
     ("GET", "/api/events", [P, P, P, F, U]),
     ("GET", "/api/events/stream", [P, P, P, F, U]),
+    ("GET", "/api/report", [P, P, P, F, U]),
     ("POST", "/api/jobs", [P, P, F, F, U]),
     ("GET", "/api/jobs", [P, P, P, F, U]),
     ("GET", "/api/jobs/{id}", [P, P, P, F, U]),

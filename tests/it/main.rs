@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! One integration-test binary (links once): real `vigil`, real children, real SQLite.
+mod analyze;
 mod auth;
 mod cli;
 mod compat;
