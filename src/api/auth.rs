@@ -167,6 +167,7 @@ const ADMIN: Access = Access::Role(Role::Admin);
 /// Adding a route = adding a row (and its OpenAPI entry in `api::openapi`).
 pub const ROUTES: &[Rule] = &[
     row("GET", "/", Access::Public),
+    row("GET", "/assets/{file}", Access::Public),
     row("GET", "/health", Access::Public),
     row("GET", "/metrics", Access::Metrics),
     row("GET", "/api/openapi.json", Access::Public),

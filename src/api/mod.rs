@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod metrics;
 pub mod openapi;
+pub mod page;
 pub mod sse;
 pub mod trading;
 
@@ -102,7 +103,8 @@ pub fn router(state: AppState) -> Router {
         .merge(trading::routes())
         .merge(auth::routes())
         .merge(metrics::routes())
-        .merge(openapi::routes());
+        .merge(openapi::routes())
+        .merge(page::routes());
     // supervisord's /RPC2 and /logtail use HTTP basic auth of their own: merged outside the
     // JWT layer (their rows in `auth::ROUTES` are `Delegated`).
     let compat = crate::compat::routes(state.compat.clone());
@@ -314,15 +316,30 @@ struct EventsQuery {
     kind: Option<String>,
     #[serde(default)]
     limit: Option<usize>,
+    /// The last N events (oldest first) instead of the first after `since` (the page's
+    /// history on load).
+    #[serde(default)]
+    last: Option<u64>,
 }
 
 async fn events(State(st): St, Query(q): Query<EventsQuery>) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    let evs = st
-        .events
-        .since(q.since.unwrap_or(0), q.kind, limit)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()))?;
+    let store_err = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e);
+    let mut since = q.since.unwrap_or(0);
+    let mut limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    if let Some(n) = q.last {
+        let n = n.clamp(1, 10_000);
+        let store = st.events.store().clone();
+        let end = tokio::task::spawn_blocking(move || store.last_seq())
+            .await
+            .map_err(|e| store_err(e.to_string()))?
+            .map_err(|e| store_err(e.to_string()))?;
+        since = since.max(end.saturating_sub(n));
+        limit = usize::try_from(n).unwrap_or(limit);
+    }
+    let evs =
+        st.events.since(since, q.kind, limit).await.map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string())
+        })?;
     let last = evs.last().map(|e| e.seq);
     Ok(Json(json!({"events": evs, "last_seq": last})))
 }

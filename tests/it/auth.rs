@@ -60,6 +60,7 @@ use Exp::{Forbidden as F, Pass as P, Unauthorized as U};
 const MATRIX: &[(&str, &str, [Exp; 5])] = &[
     //                                         admin op viewer ingest none
     ("GET", "/", [P, P, P, P, P]),
+    ("GET", "/assets/{file}", [P, P, P, P, P]),
     ("GET", "/health", [P, P, P, P, P]),
     ("GET", "/metrics", [P, P, P, F, U]),
     ("GET", "/api/openapi.json", [P, P, P, P, P]),
@@ -90,6 +91,7 @@ fn concrete(path: &str) -> String {
     path.replace("{name}", "nosuch")
         .replace("{action}", "start")
         .replace("{id}", "nosuch")
+        .replace("{file}", "app.js")
 }
 
 fn classify(status: u16) -> Exp {
