@@ -141,7 +141,7 @@ pub fn config(
 
 fn banner_text(cfg: &Config) -> String {
     format!(
-        "vigil demo: API at http://{} (try /health, /api/state, /api/checks) — simulated feed and bot under supervision; \
+        "vigil demo: Status Center at http://{0}/ (open it in a browser); API at http://{0} (try /health, /api/state, /api/checks) — simulated feed and bot under supervision; \
          try `vigil ctl status`, `vigil state`, `vigil events --follow`, `vigil halt --reason test`; \
          Ctrl-C stops everything",
         cfg.vigil.listen

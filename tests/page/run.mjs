@@ -369,6 +369,22 @@ test("keyboard: every control reachable by Tab with a visible focus; reduced mot
   await ctx.close();
 });
 
+test("a frozen daemon reads Stale with the time of the last update, never Live", async () => {
+  const { ctx, page } = await context();
+  await login(page, "admin");
+  daemon.kill("SIGSTOP");
+  try {
+    await waitText(page.locator("#conn"), /Stale: nothing received since \d\d:\d\d:\d\d/, "Stale", 60000);
+    await waitText(banner(page), /Not live: this state was last confirmed at \d\d:\d\d:\d\d/, "the banner says it is unconfirmed");
+    await shot(page, "stale-1280");
+  } finally {
+    daemon.kill("SIGCONT");
+  }
+  await waitText(page.locator("#conn"), /^Live$/, "Live after SIGCONT", 60000);
+  assert(await page.locator("#state-unconfirmed").isHidden(), "the unconfirmed note goes away when live");
+  await ctx.close();
+});
+
 test("daemon restart: reconnecting, then live again with nothing missed, in order", async () => {
   await ensureActive();
   const { ctx, page } = await context();
@@ -384,6 +400,7 @@ test("daemon restart: reconnecting, then live again with nothing missed, in orde
   await api("POST", "/api/events", { type: "log", level: "info", message: "after restart" });
   await page.getByRole("log", { name: "Event log" }).getByText("message=after restart").waitFor({ timeout: T });
   const got = await page.evaluate((b) => window.vigilPage.seqs().filter((s) => s > b), before);
+  assert(got.length > 0, "the page received nothing after the restart");
   const want = (await api("GET", `/api/events?since=${before}&limit=10000`)).data.events.map((e) => e.seq);
   const wantUpTo = want.filter((s) => s <= got[got.length - 1]);
   assert(JSON.stringify(got) === JSON.stringify(wantUpTo), `page ${got.length} events vs store ${wantUpTo.length}: first difference at ${got.findIndex((s, i) => s !== wantUpTo[i])}`);

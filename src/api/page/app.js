@@ -361,6 +361,12 @@ function setConn(kind) {
     offline: "Not connected",
   }[kind];
   $("conn-text").textContent = text;
+  // The banner never looks confirmed while the page is not receiving.
+  const unconfirmed = !["live", "polling"].includes(kind) && S.running;
+  const note = $("state-unconfirmed");
+  note.hidden = !unconfirmed;
+  note.textContent = unconfirmed ? `Not live: this state was last confirmed at ${since}. It may have changed.` : "";
+  $("trading").dataset.live = unconfirmed ? "no" : "yes";
 }
 
 /** Once a second: uptimes, relative times, staleness. */
