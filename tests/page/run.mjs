@@ -178,6 +178,24 @@ test("halt dialog: focus, required reason, Escape; halt → HALTED with the reas
   await ctx.close();
 });
 
+test("reduce only: the dialog's second choice puts trading in REDUCING, said in words", async () => {
+  await ensureActive();
+  const { ctx, page } = await context();
+  await login(page, "oscar");
+  await page.getByRole("button", { name: "Halt trading" }).click();
+  const dlg = page.getByRole("dialog", { name: "Halt trading" });
+  await dlg.getByRole("radio", { name: /Reduce only/ }).check();
+  await dlg.getByRole("textbox", { name: /Reason/ }).fill("volatility: reduce exposure");
+  await dlg.getByRole("button", { name: "Confirm halt" }).click();
+  await waitText(banner(page), /REDUCING[\s\S]*positions may only shrink[\s\S]*volatility: reduce exposure/, "banner REDUCING with its meaning");
+  assert((await page.title()).startsWith("REDUCING"), `title: ${await page.title()}`);
+  assert((await api("GET", "/api/state")).data.state === "REDUCING", "server REDUCING");
+  await page.getByRole("button", { name: "Halt trading" }).waitFor(); // escalate to a full halt is still offered
+  await shot(page, "operator-reducing-1280");
+  await ctx.close();
+  await ensureActive();
+});
+
 test("stop the feed → HALTED by the freshness check by itself; resume refused with what holds; force after a second confirmation", async () => {
   await ensureActive();
   const { ctx, page } = await context();

@@ -23,7 +23,7 @@ const TYPES = [
   "config_reloaded", "process_log", "process_communication", "trading_state", "check",
   "command", "halt_action", "alert_sent", "alert_failed", "fill", "order", "position", "equity",
   "api_error", "log", "metric", "tick", "heartbeat", "cycle",
-  "job_queued", "job_running", "job_progress", "job_completed", "job_canceled", "job_paused", "job_resumed",
+  "job_state",
 ];
 
 const S = {

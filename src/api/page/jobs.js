@@ -83,7 +83,8 @@ export class Jobs {
     if (Array.isArray(d.types)) this.types = d.types;
     const finished = list.filter((j) => j.outcome || ["succeeded", "failed", "killed", "oom_killed", "timed_out",
       "canceled", "interrupted", "rejected"].includes(j.state ?? j.status));
-    finished.sort((a, b) => String(b.finished_at ?? b.completed_at ?? "").localeCompare(String(a.finished_at ?? a.completed_at ?? "")));
+    const end = (j) => String(j.ended_at ?? j.completed_at ?? "");
+    finished.sort((a, b) => end(b).localeCompare(end(a)));
     this.done = finished.slice(0, DONE_CAP);
   }
 
@@ -94,7 +95,11 @@ export class Jobs {
     this.renderResources();
   }
 
-  onEvent() { this.refresh(); }
+  /** A job event on the main stream (`job_state`): re-read, at most every 200 ms. */
+  onEvent() {
+    if (this.pending || !this.available) return;
+    this.pending = setTimeout(() => { this.pending = null; this.refresh(); }, 200);
+  }
 
   onTaskEvent(type, d) {
     const data = d.data || {};
@@ -172,10 +177,12 @@ export class Jobs {
       items.length ? h("ul", {}, items.map(row)) : h("p", { class: "muted" }, empty));
     const content = [
       group("Running", running, "Nothing running.", (t) => h("li", { class: "job", "data-job": idOf(t) },
-        h("div", { class: "job-head" }, h("span", { class: "name" }, label(t)), h("span", { class: "badge ok" }, "RUNNING"),
+        h("div", { class: "job-head" }, h("span", { class: "name" }, label(t)),
+          t.state === "paused" ? h("span", { class: "badge warn" }, "PAUSED") : h("span", { class: "badge ok" }, "RUNNING"),
           h("span", { class: "muted elapsed", "data-since": t.started_at ?? "" }, ""), h("span", { class: "muted" }, owner(t)), this.cancelButton(t)),
         this.progress(t),
         h("div", {}, t.description || "No progress reported yet."),
+        t.paused_reason ? h("div", { class: "muted" }, `Paused: ${t.paused_reason}`) : null,
         h("div", { class: "muted" }, est(t)))),
       group("Queued", queued, "Nothing waiting.", (t) => h("li", { class: "job", "data-job": idOf(t) },
         h("div", { class: "job-head" }, h("span", { class: "name" }, label(t)), h("span", { class: "badge warn" }, `#${t.queue_position ?? "?"} in queue`),
@@ -185,11 +192,12 @@ export class Jobs {
       group("Recently completed", this.done, "None yet.", (t) => {
         const outcome = t.outcome ?? t.state ?? (t.success === true ? "succeeded" : t.success === false ? "failed" : "done");
         const cls = outcome === "succeeded" ? "ok" : ["canceled", "interrupted"].includes(outcome) ? "warn" : "bad";
-        const at = t.completed_at ?? t.finished_at;
+        const at = t.completed_at ?? t.ended_at;
         return h("li", { class: "job", "data-job": idOf(t) },
           h("div", { class: "job-head" }, h("span", { class: "name" }, label(t)), h("span", { class: `badge ${cls}` }, outcome.toUpperCase()),
             h("span", { class: "muted rel", "data-at": at ?? "" }, at ? ago(at) : ""), h("span", { class: "muted" }, owner(t))),
-          t.error || t.description ? h("div", {}, t.error || t.description) : null);
+          t.message ? h("div", {}, t.message) : null,
+          t.description ? h("div", { class: "muted" }, t.description) : null);
       }),
     ];
     if (this.can.control()) content.push(this.form());
