@@ -799,10 +799,16 @@ function severity(e) {
   return "";
 }
 
+let freshLog = [];      // entries added since the last render
+let logTimer = null;
+
 function addToLog(e) {
   if (S.log.length && e.seq <= S.log[S.log.length - 1].seq) return;
-  S.log.push({ seq: e.seq, ts: e.ts, type: e.type, text: summary(e), sev: severity(e), fresh: true });
-  if (S.log.length > LOG_CAP) S.log.splice(0, S.log.length - LOG_CAP);
+  const x = { seq: e.seq, ts: e.ts, type: e.type, text: summary(e), sev: severity(e) };
+  S.log.push(x);
+  freshLog.push(x);
+  if (S.log.length > LOG_CAP * 2) S.log.splice(0, S.log.length - LOG_CAP);
+  if (freshLog.length > LOG_CAP) freshLog.splice(0, freshLog.length - LOG_CAP);
   if (!S.logTypes.has(e.type)) {
     S.logTypes.add(e.type);
     const sel = $("log-filter");
@@ -819,22 +825,28 @@ function logItem(x) {
     h("span", { class: "ty" }, x.type), h("span", { class: "tx" }, x.text));
 }
 
+/** Render the log at most every 100 ms, whatever the event rate (bursts cost one layout). */
 function renderLog(full) {
+  if (full) { renderLogNow(true); return; }
+  if (!logTimer) logTimer = setTimeout(() => { logTimer = null; renderLogNow(false); }, 100);
+}
+
+function renderLogNow(full) {
+  if (S.log.length > LOG_CAP) S.log.splice(0, S.log.length - LOG_CAP);
   const ol = $("log-list"), box = $("log");
   const filter = $("log-filter").value;
   const show = (x) => !filter || x.type === filter;
   if (full) {
     ol.replaceChildren(...S.log.filter(show).map(logItem));
   } else {
-    for (const x of S.log) {
-      if (!x.fresh) continue;
-      if (show(x)) ol.append(logItem(x));
-    }
+    const frag = document.createDocumentFragment();
+    for (const x of freshLog) if (show(x)) frag.append(logItem(x));
+    ol.append(frag);
     // Bounded: the DOM never holds more than the buffer.
     const oldest = S.log[0]?.seq ?? 0;
     while (ol.firstElementChild && Number(ol.firstElementChild.dataset.seq) < oldest) ol.firstElementChild.remove();
   }
-  for (const x of S.log) x.fresh = false;
+  freshLog = [];
   $("log-count").textContent = `${ol.childElementCount} shown; the last ${LOG_CAP} are kept`;
   if (!S.logPaused) box.scrollTop = box.scrollHeight;
 }
@@ -868,7 +880,7 @@ boot();
 
 // For the browser tests and the benchmark: what the page has applied, in order.
 window.vigilPage = {
-  seqs: () => S.log.map((x) => x.seq),
+  seqs: () => S.log.slice(-LOG_CAP).map((x) => x.seq),
   lastSeq: () => S.lastSeq,
   conn: () => S.conn,
   received: () => S.received,
