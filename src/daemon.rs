@@ -301,13 +301,19 @@ fn write_pidfile(path: &std::path::Path) -> Option<PathBuf> {
     }
 }
 
-/// SIGHUP and XML-RPC `supervisor.restart`: re-read the config and apply it; errors keep
-/// the running one.
+/// SIGHUP and XML-RPC `supervisor.restart`: re-read the config (errors keep the running
+/// one) and apply it (`[vigil] reload = "apply"`) or restart everything with it
+/// (`"restart"`, a supervisord config's default; this returns once the restart has begun).
 async fn reload(
     ctl: &control::Control,
     sup: &SupervisorHandle,
     auth: Option<&crate::auth::Auth>,
 ) -> Result<ReloadReport, String> {
+    if ctl.restarting() {
+        let e = "a restart is already under way".to_string();
+        tracing::warn!("reload: {e}");
+        return Err(e);
+    }
     let new = match ctl.read() {
         Ok(c) => c,
         Err(e) => {
@@ -320,6 +326,26 @@ async fn reload(
             "reload: changes to [vigil] (listen, data_dir, log_level) need a restart; applying programs only"
         );
     }
+    // The listener pools are built once, at start: their names, order, `events`,
+    // `buffer_size` and number of processes stay what they were until vigil restarts.
+    let pools = |c: &Config| -> Vec<(String, Vec<String>, usize, usize)> {
+        c.eventlisteners
+            .iter()
+            .map(|l| {
+                (
+                    l.program.name.clone(),
+                    l.events.clone(),
+                    l.buffer_size,
+                    l.program.processes.len(),
+                )
+            })
+            .collect()
+    };
+    if pools(&new) != pools(&ctl.view().active) {
+        tracing::warn!(
+            "reload: changes to the event listener pools (added, removed or reordered pools, events, buffer_size, numprocs) need a restart of vigil; the pools keep their running settings"
+        );
+    }
     // Users, tokens, TTL and secret apply at once; switching auth on or off does not.
     match (auth, &new.auth) {
         (Some(a), Some(c)) => a.reload(c.clone()),
@@ -327,6 +353,10 @@ async fn reload(
         _ => tracing::warn!(
             "reload: adding or removing [auth] needs a restart; keeping the current mode"
         ),
+    }
+    if new.vigil.reload == crate::config::ReloadMode::Restart {
+        ctl.restart(sup, new);
+        return Ok(ReloadReport::default());
     }
     let r = ctl.replace(sup, new).await;
     if let Err(e) = &r {

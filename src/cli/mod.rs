@@ -59,7 +59,13 @@ pub enum Cmd {
         data_dir: PathBuf,
     },
     /// Validate a config file; exit 2 on any error.
-    CheckConfig { file: PathBuf },
+    CheckConfig {
+        file: PathBuf,
+        /// Warnings (options and sections a supervisord config has that vigil ignores, as
+        /// supervisord does) are errors too.
+        #[arg(long)]
+        strict: bool,
+    },
     /// Print the vigil.toml equivalent to a supervisord config (`supervisord.conf`); exit 2 on
     /// any error in it.
     Convert { file: PathBuf },
@@ -157,6 +163,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             init_tracing(&cfg.vigil.log_level);
+            // What supervisord ignores (unknown options and sections) is ignored, and said.
+            for w in &cfg.warnings {
+                tracing::warn!("{w}");
+            }
             let abs = std::path::absolute(&config).unwrap_or(config);
             runtime()?.block_on(crate::daemon::run(crate::daemon::RunOptions {
                 config: cfg,
@@ -183,7 +193,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(converted) => {
                 print!("{}", converted.toml);
                 for w in &converted.warnings {
-                    eprintln!("{}: warning: {w}", file.display());
+                    // Located ones (ignored options) already start with the file.
+                    if w.starts_with(&file.display().to_string()) {
+                        eprintln!("{w}");
+                    } else {
+                        eprintln!("{}: warning: {w}", file.display());
+                    }
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -193,9 +208,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(exit::USAGE))
             }
         },
-        Cmd::CheckConfig { file } => {
+        Cmd::CheckConfig { file, strict } => {
             match crate::config::load(&file).and_then(|c| load_monitor(&file).map(|m| (c, m))) {
+                Ok((cfg, _)) if strict && !cfg.warnings.is_empty() => {
+                    eprintln!("{}", crate::config::ConfigErrors(cfg.warnings.clone()));
+                    eprintln!(
+                        "{}: {} error(s) (--strict: warnings are errors)",
+                        file.display(),
+                        cfg.warnings.len()
+                    );
+                    Ok(ExitCode::from(exit::USAGE))
+                }
                 Ok((cfg, monitor)) => {
+                    for w in &cfg.warnings {
+                        eprintln!("{w}");
+                    }
                     let n: usize = cfg.programs.iter().map(|p| p.processes.len()).sum();
                     println!(
                         "{}: ok ({} programs, {} processes, {} groups, {} checks and rules)",

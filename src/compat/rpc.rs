@@ -250,11 +250,14 @@ async fn call(cx: &Compat, method: &str, params: &[Value]) -> R {
     if name.starts_with('_') || !METHODS.iter().any(|(m, _, _)| *m == method) {
         return Err(bare(Code::UnknownMethod));
     }
-    // supervisord's `_update`: while shutting down, `supervisor.*` answers SHUTDOWN_STATE
-    // (not sendRemoteCommEvent, which skips the check).
+    // supervisord's `_update`: while shutting down or restarting (`mood < RUNNING`),
+    // `supervisor.*` answers SHUTDOWN_STATE (not sendRemoteCommEvent, which skips the check).
+    // vigil lets getState through, so that it can say RESTARTING or SHUTDOWN (supervisord's
+    // own getState is refused then).
     if ns == "supervisor"
         && name != "sendRemoteCommEvent"
-        && cx.daemon.view().state == DaemonState::Shutdown
+        && name != "getState"
+        && cx.daemon.view().state != DaemonState::Running
     {
         return Err(bare(Code::ShutdownState));
     }
@@ -518,7 +521,11 @@ async fn call(cx: &Compat, method: &str, params: &[Value]) -> R {
         }
         "sendRemoteCommEvent" => {
             p.arity(2, 2)?;
-            let (kind, data) = (p.string(0)?, p.string(1)?);
+            // supervisord formats both with `%s`: any value is accepted, as Python's str().
+            let (kind, data) = (
+                python_str(params.first().unwrap_or(&Value::Nil)),
+                python_str(params.get(1).unwrap_or(&Value::Nil)),
+            );
             cx.events.submit(
                 "remote_communication",
                 crate::fields! {"kind" => kind, "data" => data},
@@ -819,6 +826,76 @@ fn py_str(v: &Value) -> String {
     }
 }
 
+/// Python's `str()` of what `xmlrpc.client` makes of a value (`'%s' % v` in supervisord):
+/// `5`, `True`, `1.5`, `None`, `[1, 'a']`, `{'k': 2}`, a `DateTime` as `20260101T10:00:00`,
+/// `base64` as its bytes read as Latin-1 (`Binary.__str__`).
+pub fn python_str(v: &Value) -> String {
+    fn repr(v: &Value) -> String {
+        match v {
+            Value::String(s) => python_repr_str(s),
+            Value::DateTime(d) => format!("<DateTime '{}'>", d.format("%Y%m%dT%H:%M:%S")),
+            Value::Base64(b) => format!("<xmlrpc.client.Binary '{}'>", latin1(b)),
+            other => python_str(other),
+        }
+    }
+    fn latin1(b: &[u8]) -> String {
+        b.iter().map(|c| char::from(*c)).collect()
+    }
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Int(n) => n.to_string(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Double(d) if d.is_finite() && d.fract() == 0.0 && d.abs() < 1e16 => {
+            format!("{d:.1}")
+        }
+        Value::Double(d) => format!("{d:?}"),
+        Value::Nil => "None".into(),
+        Value::DateTime(d) => d.format("%Y%m%dT%H:%M:%S").to_string(),
+        Value::Base64(b) => latin1(b),
+        Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(repr).collect();
+            format!("[{}]", inner.join(", "))
+        }
+        Value::Struct(members) => {
+            let inner: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{}: {}", python_repr_str(k), repr(v)))
+                .collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+    }
+}
+
+/// Python's `repr()` of a str: single quotes unless the text has one and no double quote.
+fn python_repr_str(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
+}
+
 async fn signal_one(cx: &Compat, p: &ProcessInfo, spec: &str, sig: &Value) -> Result<(), Fault> {
     let Some(n) = parse_signal(sig) else {
         return Err(fault(Code::BadSignal, py_str(sig)));
@@ -949,10 +1026,19 @@ fn config_info(cx: &Compat) -> Value {
             .map_or(Value::str("none"), |u| {
                 Value::Int(i64::from(u.uid.as_raw()))
             });
+        // Freshly read by reloadConfig and not added since: supervisord's AUTO logs are
+        // `Automatic` there (`'auto'`) until addProcessGroup creates them.
+        let fresh = view
+            .reread
+            .as_ref()
+            .is_some_and(|added| !added.contains(&group));
         for proc_ in &prog.processes {
-            let path = |p: &Option<PathBuf>| {
-                p.as_ref()
-                    .map_or_else(|| "none".to_string(), |p| p.display().to_string())
+            let path = |p: &Option<PathBuf>, channel: &str| match p {
+                Some(p) if fresh && is_auto_log(loaded, &proc_.name, channel, p) => {
+                    "auto".to_string()
+                }
+                Some(p) => p.display().to_string(),
+                None => "none".to_string(),
             };
             let v = Value::record([
                 ("autostart", Value::Bool(prog.autostart)),
@@ -984,9 +1070,18 @@ fn config_info(cx: &Compat) -> Value {
                 ("redirect_stderr", Value::Bool(prog.redirect_stderr)),
                 ("startretries", Value::Int(i64::from(prog.startretries))),
                 ("startsecs", Value::Int(clamp(prog.startsecs))),
-                ("stdout_capture_maxbytes", Value::Int(0)),
-                ("stdout_events_enabled", Value::Bool(false)),
-                ("stdout_logfile", Value::str(path(&proc_.stdout_log.path))),
+                (
+                    "stdout_capture_maxbytes",
+                    Value::Int(clamp(prog.stdout_capture_maxbytes)),
+                ),
+                (
+                    "stdout_events_enabled",
+                    Value::Bool(prog.stdout_events_enabled),
+                ),
+                (
+                    "stdout_logfile",
+                    Value::str(path(&proc_.stdout_log.path, "stdout")),
+                ),
                 (
                     "stdout_logfile_backups",
                     Value::Int(i64::from(proc_.stdout_log.backups)),
@@ -998,9 +1093,18 @@ fn config_info(cx: &Compat) -> Value {
                 ("stdout_syslog", Value::Bool(false)),
                 ("stopsignal", Value::Int(i64::from(prog.stopsignal.number))),
                 ("stopwaitsecs", Value::Int(clamp(prog.stopwaitsecs))),
-                ("stderr_capture_maxbytes", Value::Int(0)),
-                ("stderr_events_enabled", Value::Bool(false)),
-                ("stderr_logfile", Value::str(path(&proc_.stderr_log.path))),
+                (
+                    "stderr_capture_maxbytes",
+                    Value::Int(clamp(prog.stderr_capture_maxbytes)),
+                ),
+                (
+                    "stderr_events_enabled",
+                    Value::Bool(prog.stderr_events_enabled),
+                ),
+                (
+                    "stderr_logfile",
+                    Value::str(path(&proc_.stderr_log.path, "stderr")),
+                ),
                 (
                     "stderr_logfile_backups",
                     Value::Int(i64::from(proc_.stderr_log.backups)),
@@ -1018,6 +1122,18 @@ fn config_info(cx: &Compat) -> Value {
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Value::Array(out.into_iter().map(|(_, v)| v).collect())
+}
+
+/// Whether `path` is where an AUTO log of `process` goes: vigil's default
+/// (`data_dir/logs/NAME.out.log`) or, with `childlogdir`, supervisord's name there
+/// (`NAME-stdout---IDENTIFIER.log`).
+fn is_auto_log(c: &crate::config::Config, process: &str, channel: &str, path: &Path) -> bool {
+    let ext = if channel == "stdout" { "out" } else { "err" };
+    let supervisord_name = format!("{process}-{channel}---{}.log", c.identifier());
+    path == c.logs_dir().join(format!("{process}.{ext}.log"))
+        || path
+            .file_name()
+            .is_some_and(|f| f.to_string_lossy() == supervisord_name)
 }
 
 fn clamp(n: u64) -> i64 {
@@ -1085,7 +1201,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 async fn read_log_file(path: Option<String>, offset: i64, length: i64) -> R {
     let Some(path) = path else {
-        return Err(fault(Code::NoFile, "None"));
+        // supervisord's `RPCError(NO_FILE, None)`: no extra text.
+        return Err(bare(Code::NoFile));
     };
     if !Path::new(&path).exists() {
         // Configured but not written yet: empty, as supervisord's AUTO log files are (it

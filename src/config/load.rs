@@ -50,7 +50,7 @@ pub const RESERVED_SECTIONS: &[&str] = &[
 /// The sections this loader owns.
 const SECTIONS: &[&str] = &["vigil", "program", "group", "eventlistener", "rpc"];
 
-const VIGIL_KEYS: &[&str] = &["listen", "data_dir", "log_level"];
+const VIGIL_KEYS: &[&str] = &["listen", "data_dir", "log_level", "reload"];
 
 const PROGRAM_KEYS: &[&str] = &[
     "command",
@@ -282,6 +282,10 @@ pub(super) struct SrcFile {
 pub(super) struct Ctx {
     pub files: Vec<SrcFile>,
     pub errors: Vec<(usize, ConfigError)>,
+    /// What is ignored but reported (supervisord's INI dialect: unknown options and
+    /// sections, which supervisord ignores and its plugins rely on); `--strict` makes them
+    /// errors.
+    pub warnings: Vec<(usize, ConfigError)>,
 }
 
 /// One table being validated: its dotted path and where its header is.
@@ -559,6 +563,7 @@ impl Ctx {
         Ctx {
             files: Vec::new(),
             errors: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -587,23 +592,48 @@ impl Ctx {
     }
 
     pub(super) fn at(&mut self, offset: usize, key: impl Into<String>, message: impl Into<String>) {
+        let e = self.located(offset, key.into(), message.into(), false);
+        self.errors.push((offset, e));
+    }
+
+    /// A warning at `offset`: always with its column (`FILE:LINE:COL: key: message`).
+    pub(super) fn warn(
+        &mut self,
+        offset: usize,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        let e = self.located(offset, key.into(), message.into(), true);
+        self.warnings.push((offset, e));
+    }
+
+    /// A problem at `offset`, with its column if the file shows columns (TOML) or `column`.
+    fn located(&self, offset: usize, key: String, message: String, column: bool) -> ConfigError {
         let (file, line, col) = match self.locate(offset) {
             Some((f, local)) => {
                 let (line, col) = line_col(&f.text, local);
-                (f.path.clone(), line, if f.columns { col } else { 0 })
+                (
+                    f.path.clone(),
+                    line,
+                    if f.columns || column { col } else { 0 },
+                )
             }
             None => (PathBuf::new(), 0, 0),
         };
-        self.errors.push((
-            offset,
-            ConfigError {
-                file,
-                line,
-                col,
-                key: key.into(),
-                message: message.into(),
-            },
-        ));
+        ConfigError {
+            file,
+            line,
+            col,
+            key,
+            message,
+        }
+    }
+
+    /// The warnings in file order.
+    fn take_warnings(&mut self) -> Vec<ConfigError> {
+        let mut w = std::mem::take(&mut self.warnings);
+        w.sort_by_key(|(off, _)| *off);
+        w.into_iter().map(|(_, e)| e).collect()
     }
 
     /// An error another module located (line and column in the first file): kept in file
@@ -1335,6 +1365,7 @@ pub(super) fn assemble(mut cx: Ctx, sh: &Shared<'_>, parts: Parts) -> Result<Con
 
     if cx.errors.is_empty() {
         Ok(Config {
+            warnings: cx.take_warnings(),
             source: parts.source,
             vigil: parts.vigil,
             programs,
@@ -1491,6 +1522,10 @@ fn parse_vigil(
         .get_choice(&sec, "log_level", LOG_LEVELS)
         .unwrap_or("info")
         .to_string();
+    let reload = cx
+        .get_choice(&sec, "reload", super::ReloadMode::NAMES)
+        .and_then(super::ReloadMode::from_name)
+        .unwrap_or(super::ReloadMode::Apply);
 
     let mut data_dir_ok = true;
     let data_dir = match cx.get_str(&sec, "data_dir") {
@@ -1515,6 +1550,7 @@ fn parse_vigil(
             listen,
             data_dir,
             log_level,
+            reload,
         },
         logs_ok,
     )
@@ -3459,6 +3495,17 @@ critical = true
         let (_d, c) = ok("[vigil]\nlisten = \"[::1]:8000\"\nlog_level = \"trace\"\n");
         assert_eq!(c.vigil.listen.to_string(), "[::1]:8000");
         assert_eq!(c.vigil.log_level, "trace");
+        assert_eq!(
+            c.vigil.reload,
+            super::super::ReloadMode::Apply,
+            "vigil.toml's default"
+        );
+        let (_d, c) = ok("[vigil]\nreload = \"restart\"\n");
+        assert_eq!(c.vigil.reload, super::super::ReloadMode::Restart);
+        err1(
+            "[vigil]\nreload = \"full\"\n",
+            "2:10: vigil.reload: expected \"apply\" or \"restart\", found string \"full\"",
+        );
     }
 
     // ---------------------------------------------------------------- unknown keys and sections
@@ -3474,7 +3521,7 @@ critical = true
             )),
             vec![
                 "2:1: vigil.lisen: unknown key, did you mean \"listen\"?",
-                "3:1: vigil.foo: unknown key; known keys: listen, data_dir, log_level",
+                "3:1: vigil.foo: unknown key; known keys: listen, data_dir, log_level, reload",
                 "4:1: program.bot.command: required key is missing",
                 "5:1: program.bot.comand: unknown key, did you mean \"command\"?",
                 "6:1: program.bot.autorestrat: unknown key, did you mean \"autorestart\"?",

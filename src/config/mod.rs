@@ -95,6 +95,12 @@ pub struct Config {
     /// `[unix_http_server]`) and `[supervisord]` settings. Always `Some` for a supervisord
     /// config; for vigil.toml `Some` iff it has an `[rpc]` section.
     pub rpc: Option<RpcConfig>,
+    /// What the load ignored but reports, located (`FILE:LINE:COL: [program:x] opt: unknown
+    /// option, ignored`): supervisord's INI dialect ignores unknown options and sections as
+    /// supervisord does (its plugins add options of their own). Logged at start and reload;
+    /// `vigil check-config --strict` makes them errors. Always empty for vigil.toml, where an
+    /// unknown key is an error.
+    pub warnings: Vec<ConfigError>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +111,40 @@ pub struct VigilSection {
     pub data_dir: PathBuf,
     /// `error|warn|info|debug|trace`, default `info`.
     pub log_level: String,
+    /// What SIGHUP and `supervisor.restart` (`supervisorctl reload`) do: `reload = "apply"`
+    /// (vigil.toml's default) or `"restart"` (a supervisord config's default,
+    /// `[supervisord] vigil_reload`).
+    pub reload: ReloadMode,
+}
+
+/// `[vigil] reload`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadMode {
+    /// Re-read the file and apply the difference: unchanged processes keep running, changed
+    /// ones restart, removed ones stop, added ones start.
+    Apply,
+    /// supervisord's: stop everything in reverse priority, then start the re-read
+    /// configuration as at start (SUPERVISOR_STATE_CHANGE_STOPPING / _RUNNING).
+    Restart,
+}
+
+impl ReloadMode {
+    pub const NAMES: &'static [&'static str] = &["apply", "restart"];
+
+    pub fn from_name(s: &str) -> Option<ReloadMode> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "apply" => Some(ReloadMode::Apply),
+            "restart" => Some(ReloadMode::Restart),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ReloadMode::Apply => "apply",
+            ReloadMode::Restart => "restart",
+        }
+    }
 }
 
 /// `[program.NAME]`: supervisord's program options with supervisord's defaults.

@@ -107,6 +107,7 @@ const SUPERVISORD_OPTIONS: &[&str] = &[
     "identifier",
     "vigil_data_dir",
     "vigil_listen",
+    "vigil_reload",
 ];
 
 const GROUP_OPTIONS: &[&str] = &["programs", "priority"];
@@ -183,18 +184,20 @@ pub(crate) fn convert_with(path: &Path, text: &str, env: &Env) -> Result<Convert
     let toml = to_toml(&config, &hints);
     // Loaded as if saved beside the original (nothing in it depends on where it is).
     let toml_path = path.with_extension("toml");
-    let warnings = match load::load_with(&toml_path, &toml, env) {
+    // What the original load ignored (unknown options and sections) is not in the TOML.
+    let mut warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+    match load::load_with(&toml_path, &toml, env) {
         Ok(mut back) => {
             back.source = config.source.clone();
-            match first_difference(&config, &back) {
-                None => Vec::new(),
-                Some(d) => vec![format!(
+            back.warnings = config.warnings.clone();
+            if let Some(d) = first_difference(&config, &back) {
+                warnings.push(format!(
                     "the converted file does not behave exactly like the original: {d} differs"
-                )],
+                ));
             }
         }
-        Err(e) => vec![format!("the converted file does not load:\n{e}")],
-    };
+        Err(e) => warnings.push(format!("the converted file does not load:\n{e}")),
+    }
     Ok(Converted { toml, warnings })
 }
 
@@ -669,13 +672,18 @@ fn read_includes(cx: &mut Ctx, doc: &mut IniDoc, env: &Env) -> usize {
 // ------------------------------------------------------------------------------------------
 // Helpers for typed values
 
+/// supervisord ignores options it does not know (plugins such as supervisord-dependent-startup
+/// add their own): a located warning, not an error (`--strict` makes it one).
 fn unknown_option(cx: &mut Ctx, e: &IniEntry, section: &str, known: &[&str]) {
     let message = match did_you_mean(&e.key, known) {
-        Some(s) => format!("unknown option, did you mean \"{s}\"?"),
-        None if known.len() <= 6 => format!("unknown option; known options: {}", known.join(", ")),
-        None => "unknown option".to_string(),
+        Some(s) => format!("unknown option, ignored (did you mean \"{s}\"?)"),
+        None if known.len() <= 6 => format!(
+            "unknown option, ignored (known options: {})",
+            known.join(", ")
+        ),
+        None => "unknown option, ignored".to_string(),
     };
-    cx.at(e.key_at, format!("{section} {}", e.key), message);
+    cx.warn(e.key_at, format!("{section} {}", e.key), message);
 }
 
 /// `FILE:LINE: option X is not supported: why`.
@@ -1096,16 +1104,17 @@ fn load_inner(path: &Path, text: &str, env: &Env) -> Result<(Config, Hints), Con
                 "section [DEFAULT] is not supported: write the options in each section",
             ),
             _ => {
+                // supervisord ignores sections it does not know, as it does options.
                 let message = match rest.and_then(|r| {
                     did_you_mean(kind, SECTION_PREFIXES).map(|p| format!("[{p}:{r}]"))
                 }) {
-                    Some(s) => format!("unknown section, did you mean {s}?"),
+                    Some(s) => format!("unknown section, ignored (did you mean {s}?)"),
                     None => match did_you_mean(name, SECTION_NAMES) {
-                        Some(s) => format!("unknown section, did you mean [{s}]?"),
-                        None => "unknown section; known sections: [supervisord], [program:NAME], [eventlistener:NAME], [group:NAME], [include], [unix_http_server], [inet_http_server], [rpcinterface:supervisor], [supervisorctl]".to_string(),
+                        Some(s) => format!("unknown section, ignored (did you mean [{s}]?)"),
+                        None => "unknown section, ignored (known sections: [supervisord], [program:NAME], [eventlistener:NAME], [group:NAME], [include], [unix_http_server], [inet_http_server], [rpcinterface:supervisor], [supervisorctl])".to_string(),
                     },
                 };
-                cx.at(s.header_at, format!("[{name}]"), message);
+                cx.warn(s.header_at, format!("[{name}]"), message);
             }
         }
     }
@@ -1327,6 +1336,16 @@ fn parse_supervisord(cx: &mut Ctx, doc: &IniDoc, here: &Path, env: &Env, hints: 
         |s| s.trim().parse().ok(),
     )
     .unwrap_or(default_listen);
+    // supervisord's reload is a restart of everything; `vigil_reload = apply` is vigil's.
+    let reload = typed(
+        cx,
+        &sec,
+        "vigil_reload",
+        &names,
+        "apply or restart",
+        super::ReloadMode::from_name,
+    )
+    .unwrap_or(super::ReloadMode::Restart);
     let mut data_dir_ok = true;
     let data_dir = match sec.get("vigil_data_dir") {
         None => here.join("vigil-data"),
@@ -1548,6 +1567,7 @@ fn parse_supervisord(cx: &mut Ctx, doc: &IniDoc, here: &Path, env: &Env, hints: 
             listen,
             data_dir,
             log_level,
+            reload,
         },
         logs_ok,
         env: sup_env,
@@ -2188,6 +2208,9 @@ fn to_toml(c: &Config, hints: &Hints) -> String {
     let _ = writeln!(o, "listen = {}", q(&c.vigil.listen.to_string()));
     let _ = writeln!(o, "data_dir = {}", qp(&c.vigil.data_dir));
     let _ = writeln!(o, "log_level = {}", q(&c.vigil.log_level));
+    if c.vigil.reload != super::ReloadMode::Apply {
+        let _ = writeln!(o, "reload = {}", q(c.vigil.reload.name()));
+    }
 
     if let Some(r) = &c.rpc {
         o.push_str("\n[rpc]\n");
@@ -2566,6 +2589,25 @@ mod tests {
         errs_in(tmp().path(), text)
     }
 
+    /// The warnings of a config that loads: `[FILE:]LINE:COL: key: message`.
+    fn warns_in(dir: &Path, text: &str) -> Vec<String> {
+        match load_in(dir, text) {
+            Ok(c) => c
+                .warnings
+                .iter()
+                .map(|w| {
+                    let mut s = String::new();
+                    if w.file != dir.join("supervisord.conf") {
+                        let rel = w.file.strip_prefix(dir).unwrap_or(&w.file);
+                        s.push_str(&format!("{}:", rel.display()));
+                    }
+                    format!("{s}{}:{}: {}: {}", w.line, w.col, w.key, w.message)
+                })
+                .collect(),
+            Err(e) => panic!("unexpected errors:\n{e}\nfor:\n{text}"),
+        }
+    }
+
     fn prog<'c>(c: &'c Config, name: &str) -> &'c ProgramConfig {
         match c.program(name) {
             Some(p) => p,
@@ -2715,13 +2757,13 @@ mod tests {
         std::fs::remove_file(d.join("conf.d/30-inc.conf")).expect("rm");
         write(d, "conf.d/30-bad.conf", "[program:z]\ncommand=z\nbogus=1\n");
         assert_eq!(
-            errs_in(
+            warns_in(
                 d,
                 "[supervisord]\n[include]\nfiles = conf.d/*.conf\nfoo=1\n"
             ),
             vec![
-                "4: [include] foo: unknown option; known options: files",
-                "conf.d/30-bad.conf:3: [program:z] bogus: unknown option",
+                "4:1: [include] foo: unknown option, ignored (known options: files)",
+                "conf.d/30-bad.conf:3:1: [program:z] bogus: unknown option, ignored",
             ]
         );
         assert_eq!(
@@ -3110,6 +3152,41 @@ mod tests {
 
     #[test]
     fn unknown_options_and_sections_with_did_you_mean() {
+        // supervisord ignores what it does not know: warnings, located with their column.
+        let text = concat!(
+            "[supervisord]\n",
+            "logfle=x\n",
+            "[program:a]\n",
+            "command=a\n",
+            "comand=a\n",
+            "autorestrat=true\n",
+            "zzzzzz=1\n",
+            "dependent_startup=true\n",
+            "[programs:b]\n",
+            "[supervisor]\n",
+            "[group:g]\n",
+            "programs=a\n",
+            "program=a\n",
+            "[weird]\n",
+        );
+        let dir = tmp();
+        assert_eq!(
+            warns_in(dir.path(), text),
+            vec![
+                "2:1: [supervisord] logfle: unknown option, ignored (did you mean \"logfile\"?)",
+                "5:1: [program:a] comand: unknown option, ignored (did you mean \"command\"?)",
+                "6:1: [program:a] autorestrat: unknown option, ignored (did you mean \"autorestart\"?)",
+                "7:1: [program:a] zzzzzz: unknown option, ignored",
+                "8:1: [program:a] dependent_startup: unknown option, ignored",
+                "9:1: [programs:b]: unknown section, ignored (did you mean [program:b]?)",
+                "10:1: [supervisor]: unknown section, ignored (did you mean [supervisord]?)",
+                "13:1: [group:g] program: unknown option, ignored (did you mean \"programs\"?)",
+                "14:1: [weird]: unknown section, ignored (known sections: [supervisord], [program:NAME], [eventlistener:NAME], [group:NAME], [include], [unix_http_server], [inet_http_server], [rpcinterface:supervisor], [supervisorctl])",
+            ]
+        );
+        let c = load_in(dir.path(), text).expect("loads");
+        assert_eq!(argv(&c, "a"), vec![vec!["a".to_string()]]);
+        // With an error as well, the errors are what is reported.
         assert_eq!(
             errs(concat!(
                 "[supervisord]\n",
@@ -3125,16 +3202,8 @@ mod tests {
                 "[weird]\n",
             )),
             vec![
-                "2: [supervisord] logfle: unknown option, did you mean \"logfile\"?",
                 "3: [program:a] command: required option is missing",
-                "4: [program:a] comand: unknown option, did you mean \"command\"?",
-                "5: [program:a] autorestrat: unknown option, did you mean \"autorestart\"?",
-                "6: [program:a] zzzzzz: unknown option",
-                "7: [programs:b]: unknown section, did you mean [program:b]?",
-                "8: [supervisor]: unknown section, did you mean [supervisord]?",
                 "9: [group:g] programs: required option is missing",
-                "10: [group:g] program: unknown option, did you mean \"programs\"?",
-                "11: [weird]: unknown section; known sections: [supervisord], [program:NAME], [eventlistener:NAME], [group:NAME], [include], [unix_http_server], [inet_http_server], [rpcinterface:supervisor], [supervisorctl]",
             ]
         );
     }
@@ -3269,6 +3338,7 @@ mod tests {
                 "identifier=desk1\n",
                 "vigil_data_dir=state\n",
                 "vigil_listen=127.0.0.1:7171\n",
+                "vigil_reload=apply\n",
                 "[program:bot]\n",
                 "command=bot\n",
                 "[program:own]\n",
@@ -3284,6 +3354,7 @@ mod tests {
         assert_eq!(c.vigil.log_level, "trace");
         assert_eq!(c.vigil.listen.to_string(), "127.0.0.1:7171");
         assert_eq!(c.vigil.data_dir, d.join("state"));
+        assert_eq!(c.vigil.reload, super::super::ReloadMode::Apply);
         let rpc = c.rpc.as_ref().expect("rpc");
         assert_eq!(rpc.identifier, "desk1");
         assert_eq!(
@@ -3327,6 +3398,11 @@ mod tests {
         assert_eq!(c2.vigil.data_dir, d2.path().join("vigil-data"));
         assert_eq!(c2.vigil.listen.to_string(), "127.0.0.1:7070");
         assert_eq!(c2.identifier(), "supervisor");
+        assert_eq!(
+            c2.vigil.reload,
+            super::super::ReloadMode::Restart,
+            "supervisord's reload restarts everything"
+        );
     }
 
     #[test]
@@ -3875,10 +3951,27 @@ mod tests {
         assert_eq!(
             e.to_string(),
             format!(
-                "{p}:2: [program:a] command: required option is missing\n{p}:3: [program:a] bogus: unknown option",
+                "{p}:2: [program:a] command: required option is missing",
                 p = path.display()
             )
         );
+    }
+
+    #[test]
+    fn convert_reports_what_it_ignored() {
+        let dir = tmp();
+        let text = "[supervisord]\n[program:a]\ncommand=a\ndependent_startup=true\n";
+        let path = write(dir.path(), "supervisord.conf", text);
+        let c = convert_with(&path, text, &test_env()).expect("converts");
+        assert_eq!(
+            c.warnings,
+            vec![format!(
+                "{}:4:1: [program:a] dependent_startup: unknown option, ignored",
+                path.display()
+            )]
+        );
+        assert!(!c.toml.contains("dependent_startup"), "{}", c.toml);
+        assert!(c.toml.contains("reload = \"restart\""), "{}", c.toml);
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub struct DaemonView {
     /// The configuration as last read from the file (`reloadConfig`); `addProcessGroup` takes
     /// groups from here.
     pub loaded: Arc<Config>,
+    /// After a `reloadConfig`: the groups added since (supervisord's `getAllConfigInfo`
+    /// reports an AUTO log as `auto` in a freshly read configuration until its group is
+    /// added). `None` when `loaded` is what runs.
+    pub reread: Option<std::collections::BTreeSet<String>>,
 }
 
 pub enum Request {
@@ -159,6 +163,7 @@ pub fn channel(
         state: DaemonState::Running,
         active: config.clone(),
         loaded: config,
+        reread: None,
     }));
     (
         DaemonControl { tx, view: view_rx },
@@ -195,7 +200,12 @@ impl Control {
             return Err("this configuration is embedded; there is no file to re-read".into());
         };
         config::load(path)
-            .map(|c| self.overrides.apply(c))
+            .map(|c| {
+                for w in &c.warnings {
+                    tracing::warn!("{w}");
+                }
+                self.overrides.apply(c)
+            })
             .map_err(|errs| errs.to_string())
     }
 
@@ -213,8 +223,46 @@ impl Control {
             v.state = DaemonState::Running;
             v.active = new.clone();
             v.loaded = new;
+            v.reread = None;
         });
         report.map_err(|e| e.to_string())
+    }
+
+    /// supervisord's restart (`[vigil] reload = "restart"`): from now on the state is
+    /// RESTARTING (every RPC but `getState` and `sendRemoteCommEvent` answers SHUTDOWN_STATE,
+    /// as in supervisord); the supervisor stops everything in reverse priority and starts
+    /// `new` as at start-up, in the background so that the main loop still takes signals (a
+    /// SIGTERM meanwhile turns it into a shutdown). Returns at once.
+    pub fn restart(&self, sup: &SupervisorHandle, new: Config) {
+        self.publish(|v| v.state = DaemonState::Restarting);
+        let (sup, view) = (sup.clone(), self.view.clone());
+        tokio::spawn(async move {
+            match sup.restart_all(new.clone()).await {
+                Ok(report) => {
+                    tracing::info!(
+                        added = ?report.added, changed = ?report.changed, removed = ?report.removed,
+                        "restart complete"
+                    );
+                    let new = Arc::new(new);
+                    view.send_modify(|v| {
+                        let mut next = (**v).clone();
+                        if next.state == DaemonState::Restarting {
+                            next.state = DaemonState::Running;
+                        }
+                        next.active = new.clone();
+                        next.loaded = new;
+                        next.reread = None;
+                        *v = Arc::new(next);
+                    });
+                }
+                Err(e) => tracing::info!("restart abandoned: {e}"),
+            }
+        });
+    }
+
+    /// Whether a restart is under way (a reload then waits for it to finish).
+    pub fn restarting(&self) -> bool {
+        self.view().state == DaemonState::Restarting
     }
 
     /// Carry out one request, or say what the main loop must do.
@@ -231,7 +279,10 @@ impl Control {
             Request::Reread { reply } => {
                 let r = self.read().map(|c| {
                     let c = Arc::new(c);
-                    self.publish(|v| v.loaded = c);
+                    self.publish(|v| {
+                        v.loaded = c;
+                        v.reread = Some(Default::default());
+                    });
                 });
                 let _ = reply.send(r);
             }
@@ -243,6 +294,11 @@ impl Control {
                 };
                 if r.is_ok() {
                     tracing::info!("added process group {name}");
+                    self.publish(|v| {
+                        if let Some(added) = v.reread.as_mut() {
+                            added.insert(name.clone());
+                        }
+                    });
                 }
                 let _ = reply.send(r);
             }

@@ -6,6 +6,7 @@
 
 pub mod output;
 mod readiness;
+mod restart;
 pub mod spawn;
 
 use std::collections::{BTreeMap, HashMap};
@@ -33,7 +34,7 @@ pub enum SupervisorError {
     NoSuchProcess(String),
     #[error("no such group: {0}")]
     NoSuchGroup(String),
-    #[error("supervisor is shutting down")]
+    #[error("supervisor is shutting down or restarting")]
     ShuttingDown,
 }
 
@@ -94,6 +95,11 @@ pub enum Command {
         reply: ActionReply,
     },
     Reload {
+        config: Box<Config>,
+        reply: Reply<ReloadReport>,
+    },
+    /// supervisord's restart: stop everything, then start `config` as at start-up.
+    FullRestart {
         config: Box<Config>,
         reply: Reply<ReloadReport>,
     },
@@ -294,6 +300,17 @@ impl SupervisorHandle {
 
     pub async fn reload(&self, config: Config) -> Result<ReloadReport, SupervisorError> {
         self.ask(|reply| Command::Reload {
+            config: Box::new(config),
+            reply,
+        })
+        .await
+    }
+
+    /// supervisord's restart: stop every process in reverse priority, then run `config` as
+    /// at start-up. Resolves once the new configuration is started (an error if a shutdown
+    /// came first).
+    pub async fn restart_all(&self, config: Config) -> Result<ReloadReport, SupervisorError> {
+        self.ask(|reply| Command::FullRestart {
             config: Box::new(config),
             reply,
         })
@@ -501,6 +518,8 @@ struct ShutdownState {
     levels: Vec<Vec<String>>,
     current: Option<Vec<String>>,
     replies: Vec<Reply<()>>,
+    /// A restart, not a shutdown: what runs once everything is stopped.
+    restart: Option<restart::Pending>,
 }
 
 struct Actor {
@@ -542,17 +561,7 @@ impl Actor {
     ) {
         self.events
             .submit("supervisor_state", fields! {"state" => "RUNNING"});
-        // Autostart in priority order (ascending), like supervisord.
-        let mut order: Vec<(u32, i32, i32, String)> = self
-            .entries
-            .values()
-            .filter(|e| e.spec.program.autostart)
-            .map(Entry::order)
-            .collect();
-        order.sort();
-        for (_, _, _, name) in order {
-            self.apply(&name, Input::Start);
-        }
+        self.autostart_all();
         self.publish();
         loop {
             let deadline = self
@@ -692,6 +701,8 @@ impl Actor {
                 Command::Shutdown { reply } => {
                     if let Some(s) = self.shutdown.as_mut() {
                         s.replies.push(reply);
+                        // A shutdown during a restart: nothing starts again.
+                        s.restart = None;
                     }
                 }
                 Command::Ping { reply } => {
@@ -703,7 +714,7 @@ impl Actor {
                 | Command::Signal { reply, .. } => {
                     let _ = reply.send(Err(SupervisorError::ShuttingDown));
                 }
-                Command::Reload { .. } => {}
+                Command::Reload { .. } | Command::FullRestart { .. } => {}
                 Command::WriteStdin { name, reply, .. } => {
                     let _ = reply.send(Err(StdinError::NotRunning(name)));
                 }
@@ -747,6 +758,7 @@ impl Actor {
                 let report = self.reload(&config);
                 let _ = reply.send(report);
             }
+            Command::FullRestart { config, reply } => self.begin_restart(config, reply),
             Command::Shutdown { reply } => self.begin_shutdown(Some(reply)),
             Command::WriteStdin { name, data, reply } => self.write_stdin(name, data, reply),
         }
@@ -1500,6 +1512,7 @@ impl Actor {
             levels,
             current: None,
             replies: reply.into_iter().collect(),
+            restart: None,
         });
     }
 
@@ -1519,6 +1532,10 @@ impl Actor {
                 s.current = None;
             }
             let Some(level) = s.levels.pop() else {
+                if let Some(pending) = s.restart.take() {
+                    self.finish_restart(pending);
+                    return false;
+                }
                 for r in s.replies.drain(..) {
                     let _ = r.send(());
                 }

@@ -221,21 +221,36 @@ impl Capture {
     }
 
     /// Split a chunk into ordinary output and completed captures.
+    #[cfg(test)]
     pub fn feed(&mut self, chunk: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
-        let mut input = std::mem::take(&mut self.held);
-        input.extend_from_slice(chunk);
         let mut out = Vec::new();
         let mut done = Vec::new();
+        for seg in self.segments(chunk) {
+            match seg {
+                Segment::Plain(b) => out.extend(b),
+                Segment::Captured(_) => {}
+                Segment::Done(d) => done.push(d),
+            }
+        }
+        (out, done)
+    }
+
+    /// A chunk as it reads, in order: ordinary output, the text inside the tags (as read, for
+    /// supervisord's PROCESS_LOG events, which also carry it), and each completed capture.
+    pub fn segments(&mut self, chunk: &[u8]) -> Vec<Segment> {
+        let mut input = std::mem::take(&mut self.held);
+        input.extend_from_slice(chunk);
+        let mut segs = Vec::new();
         let mut rest: &[u8] = &input;
         loop {
             let token = if self.capturing { END } else { BEGIN };
             if let Some(i) = find(rest, token) {
-                self.take(&rest[..i], &mut out);
+                self.take(&rest[..i], &mut segs);
                 rest = &rest[i + token.len()..];
                 if self.capturing {
                     let mut d = std::mem::take(&mut self.data);
                     d.truncate(self.maxbytes);
-                    done.push(d);
+                    segs.push(Segment::Done(d));
                 }
                 self.capturing = !self.capturing;
                 continue;
@@ -246,23 +261,38 @@ impl Capture {
                 .find(|&k| rest.len() >= k && rest.ends_with(&token[..k]))
                 .unwrap_or(0);
             let (now, later) = rest.split_at(rest.len() - keep);
-            self.take(now, &mut out);
+            self.take(now, &mut segs);
             self.held = later.to_vec();
             break;
         }
-        (out, done)
+        segs
     }
 
-    fn take(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+    fn take(&mut self, bytes: &[u8], segs: &mut Vec<Segment>) {
+        if bytes.is_empty() {
+            return;
+        }
         if self.capturing {
             if self.data.len() < self.maxbytes {
                 let room = self.maxbytes - self.data.len();
                 self.data.extend_from_slice(&bytes[..bytes.len().min(room)]);
             }
+            segs.push(Segment::Captured(bytes.to_vec()));
         } else {
-            out.extend_from_slice(bytes);
+            segs.push(Segment::Plain(bytes.to_vec()));
         }
     }
+}
+
+/// One piece of [`Capture::segments`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Segment {
+    /// Ordinary output (logged, tapped, evented).
+    Plain(Vec<u8>),
+    /// Text inside the tags: not logged, but a PROCESS_LOG event as in supervisord.
+    Captured(Vec<u8>),
+    /// A complete capture: a PROCESS_COMMUNICATION event.
+    Done(Vec<u8>),
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -304,11 +334,18 @@ pub async fn pump<R: tokio::io::AsyncRead + Unpin>(mut r: R, mut sink: Sink, nam
         match r.read(&mut buf).await {
             Ok(0) => break,
             Ok(n) => {
-                let captured;
-                let chunk: &[u8] = match sink.capture.as_mut() {
-                    Some((cap, events, base)) => {
-                        let (plain, done) = cap.feed(&buf[..n]);
-                        for d in done {
+                let Some((cap, events, base)) = sink.capture.as_mut() else {
+                    plain(&mut sink, &buf[..n], &mut partial, &name);
+                    continue;
+                };
+                let segs = cap.segments(&buf[..n]);
+                let (events, base) = (events.clone(), base.clone());
+                for seg in segs {
+                    match seg {
+                        Segment::Plain(b) => plain(&mut sink, &b, &mut partial, &name),
+                        // supervisord's PROCESS_LOG events carry the captured text too.
+                        Segment::Captured(b) => log_event(&sink, &b),
+                        Segment::Done(d) => {
                             let mut data = base.clone();
                             data.insert(
                                 "data".into(),
@@ -316,48 +353,6 @@ pub async fn pump<R: tokio::io::AsyncRead + Unpin>(mut r: R, mut sink: Sink, nam
                             );
                             events.submit("process_communication", data);
                         }
-                        captured = plain;
-                        &captured
-                    }
-                    None => &buf[..n],
-                };
-                if chunk.is_empty() {
-                    continue;
-                }
-                if tracing::enabled!(tracing::Level::DEBUG) {
-                    log_chunk(&name, &sink, chunk);
-                }
-                if let Some(f) = sink.file.as_mut()
-                    && let Err(e) = f.write(chunk)
-                {
-                    tracing::error!(process = %name, error = %e, "cannot write log file");
-                }
-                let tap = if sink.stderr {
-                    &sink.tap.stderr
-                } else {
-                    &sink.tap.stdout
-                };
-                tap.push(chunk);
-                if let Some((events, base)) = &sink.log_events {
-                    let mut data = base.clone();
-                    data.insert(
-                        "data".into(),
-                        String::from_utf8_lossy(chunk).into_owned().into(),
-                    );
-                    events.submit("process_log", data);
-                }
-                if let Some((tx, pool, process)) = &sink.listener {
-                    let _ = tx.send(crate::listeners::ListenerIo::Output {
-                        pool: *pool,
-                        process: *process,
-                        bytes: chunk.to_vec(),
-                    });
-                }
-                if let Some(tx) = &sink.lines {
-                    partial.extend_from_slice(chunk);
-                    while let Some(i) = partial.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = partial.drain(..=i).collect();
-                        let _ = tx.send(String::from_utf8_lossy(&line).trim_end().to_string());
                     }
                 }
             }
@@ -365,6 +360,55 @@ pub async fn pump<R: tokio::io::AsyncRead + Unpin>(mut r: R, mut sink: Sink, nam
                 tracing::warn!(process = %name, error = %e, "reading child output");
                 break;
             }
+        }
+    }
+}
+
+/// A `process_log` event for `chunk` when the channel has `*_events_enabled`.
+fn log_event(sink: &Sink, chunk: &[u8]) {
+    if let Some((events, base)) = &sink.log_events {
+        let mut data = base.clone();
+        data.insert(
+            "data".into(),
+            String::from_utf8_lossy(chunk).into_owned().into(),
+        );
+        events.submit("process_log", data);
+    }
+}
+
+/// Ordinary output: the log file, the tap, the `process_log` event, the listener protocol,
+/// the stdout lines.
+fn plain(sink: &mut Sink, chunk: &[u8], partial: &mut Vec<u8>, name: &str) {
+    if chunk.is_empty() {
+        return;
+    }
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        log_chunk(name, sink, chunk);
+    }
+    if let Some(f) = sink.file.as_mut()
+        && let Err(e) = f.write(chunk)
+    {
+        tracing::error!(process = %name, error = %e, "cannot write log file");
+    }
+    let tap = if sink.stderr {
+        &sink.tap.stderr
+    } else {
+        &sink.tap.stdout
+    };
+    tap.push(chunk);
+    log_event(sink, chunk);
+    if let Some((tx, pool, process)) = &sink.listener {
+        let _ = tx.send(crate::listeners::ListenerIo::Output {
+            pool: *pool,
+            process: *process,
+            bytes: chunk.to_vec(),
+        });
+    }
+    if let Some(tx) = &sink.lines {
+        partial.extend_from_slice(chunk);
+        while let Some(i) = partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = partial.drain(..=i).collect();
+            let _ = tx.send(String::from_utf8_lossy(&line).trim_end().to_string());
         }
     }
 }
@@ -438,6 +482,17 @@ mod tests {
             assert_eq!(out, b"before  after\n", "cut at {cut}");
             assert_eq!(done, vec![b"hello comm".to_vec()], "cut at {cut}");
         }
+        // In order, with the captured text as read (supervisord's PROCESS_LOG events).
+        let mut c = Capture::new(1000);
+        assert_eq!(
+            c.segments(stream),
+            vec![
+                Segment::Plain(b"before ".to_vec()),
+                Segment::Captured(b"hello comm".to_vec()),
+                Segment::Done(b"hello comm".to_vec()),
+                Segment::Plain(b" after\n".to_vec()),
+            ]
+        );
         // Truncated to maxbytes.
         let mut c = Capture::new(3);
         let (_, done) = c.feed(b"<!--XSUPERVISOR:BEGIN-->abcdef<!--XSUPERVISOR:END-->");

@@ -15,16 +15,16 @@ use serde_json::Value;
 
 use crate::support::*;
 
-const T: Duration = Duration::from_secs(30);
+pub(crate) const T: Duration = Duration::from_secs(30);
 
-fn venv() -> PathBuf {
+pub(crate) fn venv() -> PathBuf {
     std::env::var_os("VIGIL_TEST_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv"))
 }
 
 /// A program from the test venv; a missing one fails the test (never skips it).
-fn venv_bin(name: &str) -> PathBuf {
+pub(crate) fn venv_bin(name: &str) -> PathBuf {
     let p = venv().join("bin").join(name);
     assert!(
         p.exists(),
@@ -36,21 +36,21 @@ fn venv_bin(name: &str) -> PathBuf {
 }
 
 #[derive(Debug)]
-struct Out {
-    code: i32,
-    text: String,
+pub(crate) struct Out {
+    pub code: i32,
+    pub text: String,
 }
 
 /// `supervisorctl -s URL …`, run from an empty directory so that no `supervisord.conf` is
 /// picked up by its config search.
-struct Ctl {
-    url: String,
+pub(crate) struct Ctl {
+    pub url: String,
     cwd: tempfile::TempDir,
-    creds: Option<(String, String)>,
+    pub creds: Option<(String, String)>,
 }
 
 impl Ctl {
-    fn new(url: &str) -> Ctl {
+    pub fn new(url: &str) -> Ctl {
         Ctl {
             url: url.to_string(),
             cwd: tempdir(),
@@ -58,7 +58,7 @@ impl Ctl {
         }
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(venv_bin("supervisorctl"));
         c.arg("-s").arg(&self.url);
         if let Some((u, p)) = &self.creds {
@@ -71,7 +71,7 @@ impl Ctl {
         c
     }
 
-    fn run(&self, args: &[&str]) -> Out {
+    pub fn run(&self, args: &[&str]) -> Out {
         let o = self
             .command(args)
             .output()
@@ -85,7 +85,7 @@ impl Ctl {
     }
 
     /// Run and expect exit code `code` and output `want` exactly.
-    fn expect(&self, args: &[&str], code: i32, want: &str) {
+    pub fn expect(&self, args: &[&str], code: i32, want: &str) {
         let o = self.run(args);
         assert_eq!(
             (o.code, o.text.as_str()),
@@ -95,7 +95,7 @@ impl Ctl {
     }
 
     /// Poll `status` until `pred` holds.
-    fn wait_status(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub fn wait_status(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + T;
         loop {
             let o = self.run(&["status"]);
@@ -113,7 +113,7 @@ impl Ctl {
 }
 
 /// A Python snippet with `url` (the server URL) as `sys.argv[1]`; its stdout.
-fn python(url: &str, script: &str) -> String {
+pub(crate) fn python(url: &str, script: &str) -> String {
     let o = Command::new(venv_bin("python"))
         .arg("-c")
         .arg(script)
@@ -131,7 +131,7 @@ fn python(url: &str, script: &str) -> String {
 }
 
 /// Digits masked: pids, uptimes, dates and times compare equal.
-fn masked(s: &str) -> String {
+pub(crate) fn masked(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut in_digits = false;
     for c in s.chars() {
@@ -163,7 +163,7 @@ fn comparable(args: &[&str], o: &Out) -> (i32, String) {
     (o.code, lines.join("\n"))
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -171,14 +171,14 @@ fn free_port() -> u16 {
 }
 
 /// The real supervisord 4.3.0, in the foreground, on a temp dir; SIGTERMed on drop.
-struct Supervisord {
-    child: Child,
-    url: String,
-    dir: tempfile::TempDir,
+pub(crate) struct Supervisord {
+    pub child: Child,
+    pub url: String,
+    pub dir: tempfile::TempDir,
 }
 
 impl Supervisord {
-    fn start(programs: &str) -> Supervisord {
+    pub fn start(programs: &str) -> Supervisord {
         let dir = tempdir();
         let port = free_port();
         let d = dir.path();
@@ -238,6 +238,18 @@ impl Drop for Supervisord {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The real supervisord on `conf`, its output in `dir/out.log`.
+pub(crate) fn spawn_supervisord(conf: &Path, dir: &Path) -> Child {
+    let log = std::fs::File::create(dir.join("out.log")).expect("log");
+    Command::new(venv_bin("supervisord"))
+        .arg("-c")
+        .arg(conf)
+        .stdout(log.try_clone().expect("dup"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn supervisord")
 }
 
 /// The same programs for vigil (vigil.toml) …
@@ -1090,14 +1102,7 @@ fn the_same_supervisord_conf_under_both() {
     let sport = free_port();
     let spath = sdir.path().join("supervisord.conf");
     std::fs::write(&spath, conf(sdir.path(), sport)).expect("write");
-    let log = std::fs::File::create(sdir.path().join("out.log")).expect("log");
-    let child = Command::new(venv_bin("supervisord"))
-        .arg("-c")
-        .arg(&spath)
-        .stdout(log.try_clone().expect("dup"))
-        .stderr(log)
-        .spawn()
-        .expect("spawn supervisord");
+    let child = spawn_supervisord(&spath, sdir.path());
     let _s = Supervisord {
         child,
         url: format!("http://127.0.0.1:{sport}"),

@@ -3,6 +3,7 @@
 mod auth;
 mod cli;
 mod compat;
+mod dropin;
 mod fuzz;
 mod listeners;
 mod metrics;

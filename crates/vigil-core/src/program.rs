@@ -340,10 +340,13 @@ impl Process {
         self.deadline
     }
 
-    /// supervisord's `exitstatus` as `getProcessInfo` reports it (0 after "Exited too quickly").
+    /// supervisord's `exitstatus` as `getProcessInfo` reports it: 0 after "Exited too quickly",
+    /// and 0 from a spawn on (STARTING, RUNNING, STOPPING: the last exit belongs to an earlier
+    /// child; `last_exit` keeps it).
     pub fn exitstatus(&self) -> i32 {
         match (self.state, self.last_exit) {
             (ProcessState::Backoff | ProcessState::Fatal, _) => 0,
+            (ProcessState::Starting | ProcessState::Running | ProcessState::Stopping, _) => 0,
             (_, Some(e)) => e.exitstatus(),
             (_, None) => 0,
         }
@@ -788,6 +791,30 @@ mod tests {
         let fx = pr.on(&p, Input::Exited(Exit::Code(2)), 5000).unwrap();
         assert_eq!(transitions(&fx), vec![(Running, Exited)]);
         assert_eq!(pr.exitstatus(), 2);
+    }
+
+    #[test]
+    fn exitstatus_is_reset_by_a_spawn() {
+        // supervisord reports 0 for a running child, whatever the previous one did.
+        let p = Policy {
+            autorestart: AutoRestart::Always,
+            ..policy()
+        };
+        let mut pr = running(&p);
+        let fx = pr.on(&p, Input::Exited(Exit::Code(3)), 5000).unwrap();
+        assert_eq!(
+            transitions(&fx),
+            vec![(Running, Exited), (Exited, Starting)]
+        );
+        assert_eq!(pr.exitstatus(), 0, "STARTING again");
+        pr.on(&p, Input::Spawned { pid: 43 }, 5000).unwrap();
+        pr.on(&p, Input::Timer, 5000 + p.startsecs_ms).unwrap();
+        assert_eq!((pr.state, pr.exitstatus()), (Running, 0));
+        assert_eq!(pr.last_exit, Some(Exit::Code(3)), "the last exit is kept");
+        pr.on(&p, Input::Stop, 9000).unwrap();
+        assert_eq!((pr.state, pr.exitstatus()), (Stopping, 0));
+        pr.on(&p, Input::Exited(Exit::Signal(15)), 9001).unwrap();
+        assert_eq!((pr.state, pr.exitstatus()), (Stopped, -1));
     }
 
     #[test]
