@@ -35,6 +35,8 @@ export class Jobs {
     this.applySnapshot(r.data);
     const j = await this.api("GET", "/api/jobs");
     if (j.ok) this.applyJobs(j.data);
+    const ty = await this.api("GET", "/api/jobs/types");
+    if (ty.ok) this.types = (ty.data.types || []).filter((t) => t.typed);
     this.connect();
     this.timer = setInterval(() => this.renderTimes(), 1000);
     this.render();
@@ -75,12 +77,10 @@ export class Jobs {
     const run = new Map((q.running_tasks || []).map((t) => [idOf(t), { ...this.running.get(idOf(t)), ...t }]));
     this.running = run;
     if (d.resources) this.applyResources(d.resources);
-    if (Array.isArray(d.job_types)) this.types = d.job_types;
   }
 
   applyJobs(d) {
     const list = Array.isArray(d) ? d : (d.jobs || []);
-    if (Array.isArray(d.types)) this.types = d.types;
     const finished = list.filter((j) => j.outcome || ["succeeded", "failed", "killed", "oom_killed", "timed_out",
       "canceled", "interrupted", "rejected"].includes(j.state ?? j.status));
     const end = (j) => String(j.ended_at ?? j.completed_at ?? "");
@@ -208,7 +208,8 @@ export class Jobs {
   }
 
   form() {
-    const types = this.types.length ? this.types : [{ name: "backtest" }, { name: "model_training" }, { name: "prediction" }];
+    const types = this.types;
+    if (types.length === 0) return h("p", { class: "muted submit-form" }, "No job type with a parameter template is configured, so there is nothing to submit from here.");
     const paramsBox = h("div", { class: "params" });
     const sel = h("select", { name: "type", id: "job-type" }, types.map((t) => h("option", { value: t.name }, t.name)));
     const fill = () => {
