@@ -2,9 +2,11 @@
 //! (supervisor, event log); no shared locks with the domains.
 
 pub mod auth;
+pub mod jobs;
 pub mod metrics;
 pub mod openapi;
 pub mod sse;
+pub mod system;
 pub mod trading;
 
 use std::sync::Arc;
@@ -30,6 +32,8 @@ pub struct AppState {
     pub auth: Option<Arc<crate::auth::Auth>>,
     /// supervisord's XML-RPC and logtail routes (`crate::compat`).
     pub compat: crate::compat::Compat,
+    /// Background jobs (`crate::jobs`).
+    pub jobs: crate::jobs::JobsHandle,
     /// Cancelled when vigil shuts down: open streams (SSE, log follows) end, so the
     /// graceful HTTP shutdown does not wait for clients that never disconnect.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -100,6 +104,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(events))
         .route("/api/events/stream", get(sse::stream))
         .merge(trading::routes())
+        .merge(jobs::routes())
+        .merge(system::routes())
         .merge(auth::routes())
         .merge(metrics::routes())
         .merge(openapi::routes());
@@ -156,9 +162,11 @@ async fn health(State(st): St, ext: axum::http::Extensions) -> Json<Value> {
         }
         programs.insert(p.name.clone(), entry);
     }
+    let mode = st.jobs.cgroup_mode();
     Json(json!({
         "status": worst,
         "programs": programs,
+        "jobs": {"cgroup_mode": mode.as_str(), "memory_enforcement": mode.memory_enforcement()},
     }))
 }
 

@@ -8,6 +8,7 @@
 //! to equal [`Config`]s. Paths are resolved against the config file's directory, checked and
 //! created at load, so nothing downstream ever meets a missing path.
 
+pub mod jobs;
 mod load;
 pub mod supervisord;
 
@@ -95,6 +96,8 @@ pub struct Config {
     /// `[unix_http_server]`) and `[supervisord]` settings. Always `Some` for a supervisord
     /// config; for vigil.toml `Some` iff it has an `[rpc]` section.
     pub rpc: Option<RpcConfig>,
+    /// `[jobs]`: background job types and admission (`config::jobs`).
+    pub jobs: jobs::JobsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
