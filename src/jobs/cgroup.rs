@@ -104,7 +104,52 @@ fn join(base: &Path, rel: &str) -> PathBuf {
     base.join(rel.trim_start_matches('/'))
 }
 
+/// Remove what daemons that were SIGKILLed left: empty `vigil-jobs-*/job-*` cgroups and
+/// empty `vigil-jobs-*` parents, older than a minute (a live daemon's just-created leaf is
+/// never touched; a cgroup with processes cannot be removed).
+fn sweep(parent: &Path) {
+    let old = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(60))
+    };
+    let Ok(dirs) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for d in dirs.flatten() {
+        let p = d.path();
+        if !d.file_name().to_string_lossy().starts_with("vigil-jobs-") || !p.is_dir() {
+            continue;
+        }
+        if let Ok(leaves) = std::fs::read_dir(&p) {
+            for l in leaves.flatten() {
+                let lp = l.path();
+                if l.file_name().to_string_lossy().starts_with("job-")
+                    && lp.is_dir()
+                    && old(&lp)
+                    && std::fs::read_to_string(lp.join("cgroup.procs"))
+                        .is_ok_and(|t| t.trim().is_empty())
+                {
+                    let _ = std::fs::remove_dir(&lp);
+                }
+            }
+        }
+        if old(&p) {
+            let _ = std::fs::remove_dir(&p);
+        }
+    }
+}
+
 impl Cgroups {
+    /// Remove this daemon's (empty) parent cgroups, at shutdown.
+    pub fn remove_parents(&self) {
+        for p in [&self.v2, &self.v1_mem].into_iter().flatten() {
+            let _ = std::fs::remove_dir(p);
+        }
+    }
+
     /// Detect the mode and create this daemon's parent cgroups (`vigil-jobs-<tag>`).
     pub fn detect(tag: &str) -> Cgroups {
         let name = format!("vigil-jobs-{tag}");
@@ -113,6 +158,7 @@ impl Cgroups {
         let mut note = Vec::new();
         let v2 = match (v2m, v2own) {
             (Some(m), Some(o)) => {
+                sweep(&join(&m, &o));
                 let p = join(&join(&m, &o), &name);
                 match std::fs::create_dir_all(&p) {
                     Ok(()) => Some(p),
@@ -143,6 +189,7 @@ impl Cgroups {
         } else {
             match (v1m, memown) {
                 (Some(m), Some(o)) => {
+                    sweep(&join(&m, &o));
                     let p = join(&join(&m, &o), &name);
                     match std::fs::create_dir_all(&p) {
                         Ok(()) => Some(p),

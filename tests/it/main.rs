@@ -4,6 +4,7 @@ mod auth;
 mod cli;
 mod compat;
 mod fuzz;
+mod jobs;
 mod listeners;
 mod metrics;
 mod superlance;
