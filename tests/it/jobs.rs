@@ -812,3 +812,57 @@ fn the_job_scoped_token_sets_progress_and_nothing_else() {
     );
     assert_eq!(st, 200);
 }
+
+#[test]
+fn the_cli_submits_waits_lists_and_cancels() {
+    let d = TestDaemon::start(&jobs_section(1, ""));
+    let vigil = |args: &[&str]| {
+        std::process::Command::new(crate::support::vigil_bin())
+            .arg("job")
+            .arg("--url")
+            .arg(&d.url)
+            .args(args)
+            .output()
+            .expect("vigil job")
+    };
+    let out = vigil(&[
+        "submit",
+        "--wait",
+        "--description",
+        "cli test",
+        "--",
+        "sh",
+        "-c",
+        "echo 'VIGIL_PROGRESS {\"description\": \"half way\", \"percent\": 50}'; exit 3",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("job 1 failed: exit code 3"), "{stdout}");
+    let out = vigil(&["submit", "--wait", "--", "true"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("job 2 succeeded"));
+    // Bad input: exit 2 with the field.
+    let out = vigil(&["submit", "--type", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("type: unknown job type \"nope\""));
+    let out = vigil(&["submit", "--ram", "lots", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = vigil(&["submit", "--cpu", "1", "--", "sleep", "300"]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = vigil(&["ls"]);
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("ID  TYPE     STATE"), "{table}");
+    assert!(lines[1].starts_with("3   command  running"), "{table}");
+    assert!(
+        lines[3].starts_with("1   command  failed") && lines[3].ends_with("half way"),
+        "{table}"
+    );
+    let out = vigil(&["cancel", "3"]);
+    assert_eq!(out.status.code(), Some(0));
+    wait_job(&d, 3, "canceled");
+    let out = vigil(&["show", "99"]);
+    assert_eq!(out.status.code(), Some(4));
+    let out = vigil(&["logs", "1"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+}
