@@ -38,6 +38,37 @@ pub use submit::{JobError, SubmitRequest};
 use cgroup::{Cgroups, JobCgroup};
 use exec::Note;
 
+/// Metric names (docs/metrics.md).
+pub mod names {
+    pub const JOBS: &str = "vigil_jobs";
+    pub const COMPLETED: &str = "vigil_jobs_completed_total";
+    pub const DURATION: &str = "vigil_job_duration_seconds";
+    pub const WAIT: &str = "vigil_job_queue_wait_seconds";
+    pub const DECISIONS: &str = "vigil_job_admission_decisions_total";
+
+    pub fn describe() {
+        metrics::describe_gauge!(JOBS, "Jobs queued, running or paused, by state.");
+        metrics::describe_counter!(
+            COMPLETED,
+            "Jobs finished, by type and result (the final state)."
+        );
+        metrics::describe_histogram!(
+            DURATION,
+            metrics::Unit::Seconds,
+            "Run time of finished jobs, by type."
+        );
+        metrics::describe_histogram!(
+            WAIT,
+            metrics::Unit::Seconds,
+            "Time from submission to start, by type."
+        );
+        metrics::describe_counter!(
+            DECISIONS,
+            "Admission decisions: admitted, deferred (a waiting job re-checked and left waiting), rejected (larger than the host)."
+        );
+    }
+}
+
 /// A job's record: the row's JSON, the API's body.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Job {
@@ -458,6 +489,10 @@ pub struct Options {
 /// Start the actor: recover what the store holds (queued jobs queued again in order; jobs
 /// recorded as running checked against reality, killed if left over, marked `interrupted`).
 pub fn start(cfg: JobsConfig, events: EventLog, opts: Options) -> Result<JobsHandle, StoreError> {
+    names::describe();
+    for st in [JobState::Queued, JobState::Running, JobState::Paused] {
+        metrics::gauge!(names::JOBS, "state" => st.as_str()).set(0.0);
+    }
     let store = events.store().clone();
     let last_id = crate::store::jobs::open(&store)?;
     let writer = JobWriter::start(&store)?;
@@ -678,7 +713,16 @@ impl Actor {
         opt(&mut data, "reason", json!(job.reason));
         opt(&mut data, "paused_reason", json!(job.paused_reason));
         self.events.submit("job_state", data);
-        metrics::counter!("vigil_job_transitions_total", "to" => job.state.as_str()).increment(1);
+        // vigil_jobs{state}: the active states, kept by the transitions themselves.
+        for (st, d) in [(from, -1.0), (Some(job.state), 1.0)] {
+            if let Some(st) = st.filter(|s| !s.is_final()) {
+                metrics::gauge!(names::JOBS, "state" => st.as_str()).increment(d);
+            }
+        }
+        if job.state.is_final() {
+            metrics::counter!(names::COMPLETED, "type" => job.task_type.clone(), "result" => job.state.as_str())
+                .increment(1);
+        }
         let (kind, payload) = match job.state {
             JobState::Queued => {
                 let pos = self.queue.position(job.id, now_ms(), &self.order);
@@ -748,7 +792,8 @@ impl Actor {
             );
         }
         if let Some(t) = e.admitted_at {
-            metrics::histogram!("vigil_job_run_seconds").record(t.elapsed().as_secs_f64());
+            metrics::histogram!(names::DURATION, "type" => e.job.task_type.clone())
+                .record(t.elapsed().as_secs_f64());
         }
         let job = e.job;
         self.record(&job, Some(from));
@@ -783,6 +828,11 @@ impl Actor {
         let admitted = self
             .queue
             .admit(now, &self.policy, &reading, &mut self.ledger, &self.order);
+        let deferred = self.queue.len();
+        if deferred > 0 {
+            metrics::counter!(names::DECISIONS, "decision" => "deferred")
+                .increment(deferred as u64);
+        }
         // Waiting jobs: their latest reason.
         for id in self
             .queue
@@ -796,7 +846,7 @@ impl Actor {
             }
         }
         if !admitted.is_empty() {
-            metrics::counter!("vigil_job_admission_decisions_total", "decision" => "admitted")
+            metrics::counter!(names::DECISIONS, "decision" => "admitted")
                 .increment(admitted.len() as u64);
         }
         for (q, d) in admitted {
@@ -813,7 +863,7 @@ impl Actor {
         e.booking = self.policy.booking(q.req);
         e.job.reason = Some(reason);
         let waited = (now_ms() - e.job.queued_at_ms).max(0) as f64 / 1000.0;
-        metrics::histogram!("vigil_job_queue_wait_seconds").record(waited);
+        metrics::histogram!(names::WAIT, "type" => e.job.task_type.clone()).record(waited);
         let dir = PathBuf::from(&e.job.output_dir);
         let cg = match self.cgroups.create(id, e.job.memory_limit_bytes) {
             Ok(cg) => cg,
@@ -977,8 +1027,7 @@ impl Actor {
         if let Err((field, reason)) =
             vigil_core::jobs::admission::fits_host(&self.policy, &reading, req)
         {
-            metrics::counter!("vigil_job_admission_decisions_total", "decision" => "rejected")
-                .increment(1);
+            metrics::counter!(names::DECISIONS, "decision" => "rejected").increment(1);
             return Err(JobError::ExceedsHost {
                 field: field.to_string(),
                 reason,
@@ -1306,6 +1355,7 @@ impl Actor {
             self.next_id = self.next_id.max(job.id);
             match job.state {
                 JobState::Queued => {
+                    metrics::gauge!(names::JOBS, "state" => "queued").increment(1.0);
                     job.reason = Some("queued again after a restart of vigil".into());
                     self.queue.push(Queued {
                         id: job.id,

@@ -208,6 +208,23 @@ fn the_next_job_starts_when_the_one_before_it_exits() {
         "b's start is the next transition after a's exit"
     );
     wait_job(&d, b, "succeeded");
+    // Metrics: jobs by state, completions by type and result, wait and run time.
+    let m = reqwest::blocking::get(format!("{}/metrics", d.url))
+        .and_then(|r| r.text())
+        .expect("metrics");
+    for line in [
+        "vigil_jobs{state=\"queued\"} 0",
+        "vigil_jobs{state=\"running\"} 0",
+        "vigil_jobs_completed_total{type=\"command\",result=\"succeeded\"} 2",
+        "vigil_job_queue_wait_seconds_count{type=\"command\"} 2",
+        "vigil_job_duration_seconds_count{type=\"command\"} 2",
+    ] {
+        assert!(m.lines().any(|l| l == line), "no {line:?} in\n{m}");
+    }
+    assert!(
+        m.contains("vigil_job_admission_decisions_total{decision=\"deferred\"}"),
+        "{m}"
+    );
 }
 
 #[test]
