@@ -226,6 +226,9 @@ pub struct JobsConfig {
     pub pause_cpu_sustain_s: f64,
     /// Checks that pause jobs at warn/critical; `None`: every `cycles` check.
     pub pause_on_checks: Option<Vec<String>>,
+    /// `cgroups = "none"`: process groups only, memory sampled from /proc (default "auto":
+    /// a cgroup per job where the host allows).
+    pub no_cgroups: bool,
     /// Job types by name (built-ins first, then the file's, in file order).
     pub types: Vec<JobType>,
 }
@@ -249,6 +252,7 @@ impl Default for JobsConfig {
             pause_cpu_pct: None,
             pause_cpu_sustain_s: 10.0,
             pause_on_checks: None,
+            no_cgroups: false,
             types: vec![
                 JobType::builtin("backtest", 1.0, 0.5),
                 JobType::builtin("model_training", 2.0, 1.5),
@@ -415,6 +419,7 @@ const JOBS_KEYS: &[&str] = &[
     "pause_cpu_pct",
     "pause_cpu_sustain_s",
     "pause_on_checks",
+    "cgroups",
     "types",
 ];
 
@@ -507,6 +512,16 @@ fn parse_jobs(cx: &mut Cx<'_>, t: &DeTable<'_>, out: &mut JobsConfig) {
                     cx.num(&key, v, 0.0, 1e6).unwrap_or(out.pause_cpu_sustain_s)
             }
             "pause_on_checks" => out.pause_on_checks = cx.strings(&key, v),
+            "cgroups" => match cx.string(&key, v).as_deref() {
+                Some("auto") => out.no_cgroups = false,
+                Some("none") => out.no_cgroups = true,
+                Some(other) => cx.err(
+                    v.span().start,
+                    &key,
+                    format!("expected \"auto\" or \"none\", found {other:?}"),
+                ),
+                None => {}
+            },
             "types" => {
                 if let Some(types) = cx.table(&key, v) {
                     let mut named: Vec<_> = types.iter().collect();

@@ -383,3 +383,44 @@ impl JobCgroup {
         ok
     }
 }
+
+/// Resident memory (bytes) of every process whose process group is one of `pgids`, summed
+/// per group (`/proc/PID/stat`: field 5 `pgrp`, field 24 `rss` in pages). Over-counts pages
+/// shared within a group; good enough to catch a runaway job.
+pub fn rss_by_pgid(pgids: &[i32]) -> std::collections::HashMap<i32, u64> {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
+    let mut out = std::collections::HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for d in dir.flatten() {
+        let name = d.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // After the comm: state is field 3, so field N is f[N - 3].
+        let (Some(pgrp), Some(rss)) = (
+            f.get(2).and_then(|v| v.parse::<i32>().ok()),
+            f.get(21).and_then(|v| v.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        if pgids.contains(&pgrp) {
+            *out.entry(pgrp).or_insert(0) += rss * page;
+        }
+    }
+    out
+}

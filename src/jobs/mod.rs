@@ -502,7 +502,13 @@ pub fn start(cfg: JobsConfig, events: EventLog, opts: Options) -> Result<JobsHan
     let order = cfg.order();
     let host = Arc::new(host::Host::new(cfg.cpu_cores, cfg.ram_gb));
     let tag = data_dir_tag(&opts.data_dir);
-    let cgroups = opts.cgroups.unwrap_or_else(|| Cgroups::detect(&tag));
+    let cgroups = opts.cgroups.unwrap_or_else(|| {
+        if cfg.no_cgroups {
+            Cgroups::none("[jobs] cgroups = \"none\": jobs run in their own process group; memory is sampled from /proc")
+        } else {
+            Cgroups::detect(&tag)
+        }
+    });
     if !cgroups.note.is_empty() {
         tracing::info!(mode = cgroups.mode.as_str(), "jobs: {}", cgroups.note);
     }
@@ -625,6 +631,9 @@ impl Actor {
                     if now >= next_sample {
                         next_sample = now + SAMPLE_EVERY;
                         self.sample();
+                        if self.cgroups.mode == cgroup::Mode::None {
+                            self.sample_memory();
+                        }
                     }
                     self.timers(now);
                     self.admit();
@@ -650,7 +659,10 @@ impl Actor {
                 .jobs
                 .values()
                 .any(|e| e.job.state.is_active() && e.job.pausable);
-        if !self.queue.is_empty() || watch_cpu {
+        // Without a memory cgroup, running jobs' memory is sampled from /proc.
+        let sample_memory = self.cgroups.mode == cgroup::Mode::None
+            && self.jobs.values().any(|e| e.job.state.is_active());
+        if !self.queue.is_empty() || watch_cpu || sample_memory {
             put(next_sample);
         }
         let now_wall = now_ms();
@@ -674,6 +686,41 @@ impl Actor {
         self.last_reading = Some(r);
         self.pauser.on_cpu(now_ms(), r.cpu_percent);
         self.apply_pause();
+    }
+
+    /// `memory_enforcement: sampled`: the resident memory of each running job's process
+    /// group; over its limit, the job is killed and ends `oom_killed`.
+    fn sample_memory(&mut self) {
+        let active: Vec<i32> = self
+            .jobs
+            .values()
+            .filter(|e| e.job.state == JobState::Running && e.kill_at.is_none())
+            .filter_map(|e| e.job.pid.map(|p| p as i32))
+            .collect();
+        if active.is_empty() {
+            return;
+        }
+        let rss = cgroup::rss_by_pgid(&active);
+        for e in self.jobs.values_mut() {
+            let Some(pid) = e.job.pid.map(|p| p as i32) else {
+                continue;
+            };
+            let Some(bytes) = rss.get(&pid).copied() else {
+                continue;
+            };
+            e.job.peak_memory_bytes = Some(e.job.peak_memory_bytes.unwrap_or(0).max(bytes));
+            if bytes > e.job.memory_limit_bytes && e.kill_at.is_none() {
+                tracing::warn!(
+                    job = e.job.id,
+                    rss = bytes,
+                    limit = e.job.memory_limit_bytes,
+                    "job over its memory limit (sampled); killing it"
+                );
+                e.ending.oom = true;
+                Self::kill_now(e);
+                e.kill_at = Some(Instant::now() + Duration::from_secs(3600));
+            }
+        }
     }
 
     fn reading(&mut self) -> HostReading {

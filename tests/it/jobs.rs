@@ -883,3 +883,45 @@ fn the_cli_submits_waits_lists_and_cancels() {
     let out = vigil(&["logs", "1"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
 }
+
+#[test]
+fn without_cgroups_memory_is_sampled_and_enforced_and_health_says_so() {
+    let d = TestDaemon::start(&jobs_section(
+        2,
+        "cgroups = \"none\"\nmemory_headroom = 1.0",
+    ));
+    let h = d.get("/health");
+    assert_eq!(h["jobs"]["cgroup_mode"], "none", "{h}");
+    assert_eq!(h["jobs"]["memory_enforcement"], "sampled", "{h}");
+    let r = d.get("/api/system/resources");
+    assert_eq!(r["resources"]["memory_enforcement"], "sampled", "{r}");
+    // 64 MiB limit; the job grows to 400 MiB and stays there.
+    let (st, j) = submit(
+        &d,
+        None,
+        json!({"command": ["python3", "-c", "import time\nb = bytearray(400 * 1024 * 1024)\nfor i in range(0, len(b), 4096): b[i] = 1\ntime.sleep(300)"],
+               "cpu_cores": 1, "ram_gb": 0.0625}),
+    );
+    assert_eq!(st, 201, "{j}");
+    let id = id_of(&j);
+    let ev = d.wait_for(0, T, |e| {
+        e["type"] == "job_state" && e["id"] == id && FINAL.contains(&e["to"].as_str().unwrap_or(""))
+    });
+    assert_eq!(ev["to"], "oom_killed", "{ev}");
+    assert!(job(&d, id)["peak_memory_bytes"].as_u64().unwrap() > 64 * 1024 * 1024);
+    // Cancel reaches the whole process group.
+    let (_, j) = submit(
+        &d,
+        None,
+        json!({"command": ["sh", "-c", "sleep 300 & sleep 300"], "cpu_cores": 1}),
+    );
+    let id = id_of(&j);
+    wait_job(&d, id, "running");
+    let pgid = job(&d, id)["pid"].as_i64().unwrap() as i32;
+    let (st, _, _) = d.call("POST", &format!("/api/jobs/{id}/cancel"), None, None);
+    assert_eq!(st, 200);
+    wait_job(&d, id, "canceled");
+    eventually(T, "the job's process group to be gone", || {
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_err()
+    });
+}
