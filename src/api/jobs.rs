@@ -50,7 +50,9 @@ impl From<JobError> for ApiError {
             JobError::Closed => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", msg)
             }
-            JobError::Store(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", msg),
+            JobError::Store(_) | JobError::Stored(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", msg)
+            }
         }
     }
 }

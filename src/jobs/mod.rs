@@ -289,8 +289,11 @@ impl Caller {
     }
 }
 
+/// A submission's answer: the job, and the commit of its queued row.
+type Submitted = Result<(Job, oneshot::Receiver<Result<(), String>>), JobError>;
+
 enum Cmd {
-    Submit(submit::Prepared, oneshot::Sender<Result<Job, JobError>>),
+    Submit(submit::Prepared, oneshot::Sender<Submitted>),
     Cancel(u64, Caller, oneshot::Sender<Result<Job, JobError>>),
     Progress {
         id: u64,
@@ -341,7 +344,13 @@ impl JobsHandle {
     /// is wrong.
     pub async fn submit(&self, caller: &Caller, req: SubmitRequest) -> Result<Job, JobError> {
         let prepared = submit::prepare(&self.cfg, caller, req)?;
-        self.ask(|r| Cmd::Submit(prepared, r)).await?
+        let (job, committed) = self.ask(|r| Cmd::Submit(prepared, r)).await??;
+        // Acknowledged = stored: the queued row is committed before the caller hears back.
+        match committed.await {
+            Ok(Ok(())) => Ok(job),
+            Ok(Err(e)) => Err(JobError::Stored(e)),
+            Err(_) => Err(JobError::Closed),
+        }
     }
 
     pub async fn cancel(&self, id: u64, caller: &Caller) -> Result<Job, JobError> {
@@ -1065,7 +1074,7 @@ impl Actor {
         QueueSnapshot { queued, running }
     }
 
-    fn submit(&mut self, p: submit::Prepared) -> Result<Job, JobError> {
+    fn submit(&mut self, p: submit::Prepared) -> Submitted {
         let reading = self.last_reading.unwrap_or_else(|| self.reading());
         let req = Resources {
             cpu_cores: p.cpu_cores,
@@ -1122,15 +1131,8 @@ impl Actor {
                 .display()
                 .to_string(),
         };
-        // Acknowledged = stored: wait for the row's commit (the writer thread is quick).
-        let ack = self.writer.write_acked(job.row());
-        match ack.recv_timeout(Duration::from_secs(30)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(JobError::Store(StoreError::Corrupt { seq: id, reason: e }));
-            }
-            Err(_) => return Err(JobError::Closed),
-        }
+        // The queued row goes to the writer first; the handle waits for its commit.
+        let committed = self.writer.write_acked(job.row());
         self.queue.push(Queued {
             id,
             priority: job.priority,
@@ -1154,12 +1156,13 @@ impl Actor {
         );
         self.log_transition(&job, None);
         self.admit();
-        Ok(self
+        let now = self
             .jobs
             .get(&id)
             .map(|e| e.job.clone())
             .or_else(|| self.recent.iter().rev().find(|j| j.id == id).cloned())
-            .unwrap_or(job))
+            .unwrap_or(job);
+        Ok((now, committed))
     }
 
     fn cancel(&mut self, id: u64, caller: &Caller) -> Result<Job, JobError> {

@@ -50,6 +50,8 @@ pub enum JobError {
     Closed,
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("store: the job could not be stored: {0}")]
+    Stored(String),
 }
 
 impl JobError {

@@ -190,7 +190,7 @@ pub fn list(store: &Store, f: &JobFilter) -> Result<Vec<String>, StoreError> {
 enum Msg {
     Write(
         JobRow,
-        Option<std::sync::mpsc::SyncSender<Result<(), String>>>,
+        Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
     ),
     Prune(u64),
 }
@@ -264,8 +264,8 @@ impl JobWriter {
     }
 
     /// Queue a row write and get a receiver that reports when it is committed.
-    pub fn write_acked(&self, row: JobRow) -> std::sync::mpsc::Receiver<Result<(), String>> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    pub fn write_acked(&self, row: JobRow) -> tokio::sync::oneshot::Receiver<Result<(), String>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
         if self.tx.send(Msg::Write(row, Some(tx))).is_err() {
             tracing::error!("jobs writer is closed; job row not stored");
         }
