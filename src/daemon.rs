@@ -195,6 +195,18 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         monitor.clone(),
     );
 
+    // Background jobs (issue 10): recovers the queue and leftovers before serving.
+    let jobs = crate::jobs::start(
+        config.jobs.clone(),
+        events.clone(),
+        crate::jobs::Options {
+            data_dir: config.vigil.data_dir.clone(),
+            url: url.clone(),
+            cgroups: None,
+        },
+    )
+    .context("starting background jobs")?;
+
     let compat = crate::compat::Compat {
         supervisor: sup.clone(),
         events: events.clone(),
@@ -208,6 +220,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         events: events.clone(),
         monitor: monitor.clone(),
         auth: auth.clone(),
+        jobs: jobs.clone(),
         compat: compat.with_guard(crate::compat::main_guard(&config, addr)),
     };
     let metrics_listen = config.auth.as_ref().and_then(|a| a.metrics_listen);
@@ -269,6 +282,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     ctl.stopping();
     // Shutdown order: stop programs (reverse priority), stop HTTP, flush the store.
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    // Jobs first: running ones end `interrupted`, queued ones stay queued for the next start.
+    jobs.shutdown().await;
     sup.shutdown().await;
     shutdown.cancel();
     match tokio::time::timeout(Duration::from_secs(5), server).await {

@@ -193,6 +193,8 @@ pub const ROUTES: &[Rule] = &[
     row("GET", "/api/jobs/{id}", VIEWER),
     row("POST", "/api/jobs/{id}/cancel", OPERATOR),
     stream("/api/jobs/{id}/log", VIEWER),
+    // A job's own progress: its job-scoped token (checked by the handler) or its owner.
+    row("POST", "/api/jobs/{id}/progress", Access::Public),
     // System (non-admins get no host figures: `strip_host_resources`).
     row("GET", "/api/system/resources", VIEWER),
     row("GET", "/api/system/queue", VIEWER),

@@ -2,10 +2,12 @@
 //! (supervisor, event log); no shared locks with the domains.
 
 pub mod auth;
+pub mod jobs;
 pub mod metrics;
 pub mod openapi;
 pub mod page;
 pub mod sse;
+pub mod system;
 pub mod trading;
 
 use std::sync::Arc;
@@ -31,6 +33,8 @@ pub struct AppState {
     pub auth: Option<Arc<crate::auth::Auth>>,
     /// supervisord's XML-RPC and logtail routes (`crate::compat`).
     pub compat: crate::compat::Compat,
+    /// Background jobs (`crate::jobs`).
+    pub jobs: crate::jobs::JobsHandle,
     /// Cancelled when vigil shuts down: open streams (SSE, log follows) end, so the
     /// graceful HTTP shutdown does not wait for clients that never disconnect.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -101,6 +105,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(events))
         .route("/api/events/stream", get(sse::stream))
         .merge(trading::routes())
+        .merge(jobs::routes())
+        .merge(system::routes())
         .merge(auth::routes())
         .merge(metrics::routes())
         .merge(openapi::routes())
@@ -158,9 +164,11 @@ async fn health(State(st): St, ext: axum::http::Extensions) -> Json<Value> {
         }
         programs.insert(p.name.clone(), entry);
     }
+    let mode = st.jobs.cgroup_mode();
     Json(json!({
         "status": worst,
         "programs": programs,
+        "jobs": {"cgroup_mode": mode.as_str(), "memory_enforcement": mode.memory_enforcement()},
     }))
 }
 

@@ -193,6 +193,9 @@ pub fn operations() -> Vec<(&'static str, &'static str, Value)> {
                           "400": err("bad Last-Event-ID")}}),
         ),
     ]
+    .into_iter()
+    .chain(super::jobs::operations())
+    .collect()
 }
 
 /// The document (built once).

@@ -51,19 +51,19 @@ pub enum Action {
     },
 }
 
-struct Client {
+pub(super) struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
 }
 
-enum Fail {
+pub(super) enum Fail {
     Unreachable(String),
     Other(anyhow::Error),
 }
 
 impl Client {
-    fn new(args: &ClientArgs) -> Client {
+    pub(super) fn new(args: &ClientArgs) -> Client {
         Client {
             http: reqwest::Client::new(),
             base: args.url.trim_end_matches('/').to_string(),
@@ -71,7 +71,7 @@ impl Client {
         }
     }
 
-    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(super) fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let mut r = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(t) = &self.token {
             r = r.bearer_auth(t);
@@ -79,7 +79,7 @@ impl Client {
         r
     }
 
-    async fn send(&self, rb: reqwest::RequestBuilder) -> Result<(u16, Value), Fail> {
+    pub(super) async fn send(&self, rb: reqwest::RequestBuilder) -> Result<(u16, Value), Fail> {
         let resp = rb
             .send()
             .await
@@ -93,7 +93,7 @@ impl Client {
     }
 }
 
-fn fail_code(f: Fail) -> anyhow::Result<ExitCode> {
+pub(super) fn fail_code(f: Fail) -> anyhow::Result<ExitCode> {
     match f {
         Fail::Unreachable(msg) => {
             eprintln!("vigil: {msg}");

@@ -1,6 +1,7 @@
 //! The command line: clap derive; client verbs talk to the daemon's REST API.
 
 pub mod ctl;
+pub mod job;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,6 +129,13 @@ pub enum Cmd {
     /// Simulated trading processes for the demo.
     #[command(subcommand)]
     Sim(crate::sim::SimCmd),
+    /// Background jobs: submit, ls, show, logs, cancel.
+    Job {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        action: job::JobCmd,
+    },
 }
 
 /// Exit codes scripts can rely on (documented in docs/cli.md).
@@ -262,6 +270,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => client_runtime()?.block_on(ctl::resume(&client, &reason, force)),
         Cmd::Send { client } => client_runtime()?.block_on(ctl::send(&client)),
         Cmd::Sim(cmd) => client_runtime()?.block_on(crate::sim::run(cmd)),
+        Cmd::Job { client, action } => client_runtime()?.block_on(job::run(&client, action)),
     }
 }
 

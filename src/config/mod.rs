@@ -8,6 +8,7 @@
 //! to equal [`Config`]s. Paths are resolved against the config file's directory, checked and
 //! created at load, so nothing downstream ever meets a missing path.
 
+pub mod jobs;
 mod load;
 pub mod supervisord;
 
@@ -101,6 +102,8 @@ pub struct Config {
     /// `vigil check-config --strict` makes them errors. Always empty for vigil.toml, where an
     /// unknown key is an error.
     pub warnings: Vec<ConfigError>,
+    /// `[jobs]`: background job types and admission (`config::jobs`).
+    pub jobs: jobs::JobsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]

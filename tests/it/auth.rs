@@ -82,6 +82,7 @@ const MATRIX: &[(&str, &str, [Exp; 5])] = &[
     ("GET", "/api/jobs/{id}", [P, P, P, F, U]),
     ("POST", "/api/jobs/{id}/cancel", [P, P, F, F, U]),
     ("GET", "/api/jobs/{id}/log", [P, P, P, F, U]),
+    ("POST", "/api/jobs/{id}/progress", [P, P, P, P, P]),
     ("GET", "/api/system/resources", [P, P, P, F, U]),
     ("GET", "/api/system/queue", [P, P, P, F, U]),
     ("GET", "/api/system/task-events", [P, P, P, F, U]),

@@ -5,6 +5,7 @@ mod cli;
 mod compat;
 mod dropin;
 mod fuzz;
+mod jobs;
 mod listeners;
 mod metrics;
 mod superlance;
