@@ -190,6 +190,7 @@ pub const ROUTES: &[Rule] = &[
     // Jobs (non-admins see their own only: `Actor::sees_job_of`).
     row("POST", "/api/jobs", OPERATOR),
     row("GET", "/api/jobs", VIEWER),
+    row("GET", "/api/jobs/types", VIEWER),
     row("GET", "/api/jobs/{id}", VIEWER),
     row("POST", "/api/jobs/{id}/cancel", OPERATOR),
     stream("/api/jobs/{id}/log", VIEWER),

@@ -2,6 +2,7 @@
 //! (supervisor, event log); no shared locks with the domains.
 
 pub mod auth;
+pub mod job_types;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;
@@ -106,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events/stream", get(sse::stream))
         .merge(trading::routes())
         .merge(jobs::routes())
+        .merge(job_types::routes())
         .merge(system::routes())
         .merge(auth::routes())
         .merge(metrics::routes())

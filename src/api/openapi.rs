@@ -48,6 +48,13 @@ pub fn operations() -> Vec<(&'static str, &'static str, Value)> {
         ),
         (
             "get",
+            "/api/jobs/types",
+            json!({
+            "summary": "The configured job types: resources, priority, and the parameters of their argv templates (what POST /api/jobs accepts as type and params)",
+            "responses": {"200": ok_json("job types")}}),
+        ),
+        (
+            "get",
             "/health",
             json!({
             "summary": "Overall status, each program's status and last error; stderr tails only for authenticated callers (or without [auth])",

@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::sse::Event as SseEvent;
 use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
@@ -62,7 +62,7 @@ fn message(v: &Value) -> SseEvent {
 async fn task_events(
     State(st): St,
     Extension(actor): Extension<Actor>,
-) -> Result<Sse<impl futures::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     // Subscribe before the snapshot, so nothing between them is missed.
     let mut rx = st.jobs.subscribe();
     let snap = st.jobs.queue().await?;
@@ -136,5 +136,8 @@ async fn task_events(
             }
         }
     });
-    Ok(Sse::new(tokio_stream::wrappers::ReceiverStream::new(out)).keep_alive(KeepAlive::default()))
+    // X-Accel-Buffering: no and keep-alive comments, like every SSE stream (api::sse).
+    Ok(super::sse::respond(
+        tokio_stream::wrappers::ReceiverStream::new(out),
+    ))
 }

@@ -79,6 +79,7 @@ const MATRIX: &[(&str, &str, [Exp; 5])] = &[
     ("GET", "/api/events/stream", [P, P, P, F, U]),
     ("POST", "/api/jobs", [P, P, F, F, U]),
     ("GET", "/api/jobs", [P, P, P, F, U]),
+    ("GET", "/api/jobs/types", [P, P, P, F, U]),
     ("GET", "/api/jobs/{id}", [P, P, P, F, U]),
     ("POST", "/api/jobs/{id}/cancel", [P, P, F, F, U]),
     ("GET", "/api/jobs/{id}/log", [P, P, P, F, U]),

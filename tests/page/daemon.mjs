@@ -96,8 +96,40 @@ password_hash = ${q(hash(USERS.oscar))}
 name = "vera"
 role = "viewer"
 password_hash = ${q(hash(USERS.vera))}
+
+# Jobs: a backtest that reports progress for 5 s, and a long one to cancel.
+[jobs]
+dev_mode = true
+# Admit by the ledger only: other builds load this machine's CPU to 100 %.
+check_measured = false
+
+[jobs.types.backtest]
+cpu_cores = 0.1
+ram_gb = 0.05
+pausable = false
+command = ["/bin/sh", ${q(join(dir, "backtest.sh"))}, "{symbol}"]
+
+[jobs.types.backtest.params.symbol]
+enum = ["BTC/USD", "ETH/USD"]
+default = "BTC/USD"
+
+[jobs.types.prediction]
+cpu_cores = 0.1
+ram_gb = 0.05
+pausable = false
+command = ["/bin/sleep", "{secs}"]
+
+[jobs.types.prediction.params.secs]
+pattern = "[0-9]{1,4}"
+default = "600"
 ${extra}
 `;
+  writeFileSync(join(dir, "backtest.sh"), [
+    'for i in 1 2 3 4 5; do',
+    '  echo "VIGIL_PROGRESS {\\"description\\": \\"$1: day $i of 5\\", \\"percent\\": $((i * 20))}"',
+    '  sleep 1',
+    'done',
+  ].join("\n") + "\n");
   const path = join(dir, "vigil.toml");
   writeFileSync(path, toml);
   return { dir, port, path, url: `http://127.0.0.1:${port}` };

@@ -403,6 +403,65 @@ test("a frozen daemon reads Stale with the time of the last update, never Live",
   await ctx.close();
 });
 
+test("jobs: submit from the form, watch progress and completion", async () => {
+  const { ctx, page } = await context();
+  await login(page, "admin");
+  const jobs = page.getByRole("region", { name: "Jobs" });
+  const form = jobs.getByRole("form", { name: "Submit a job" });
+  await form.getByRole("combobox", { name: "Job type" }).selectOption("backtest");
+  await form.getByRole("button", { name: "Submit job" }).click();
+  const bar = jobs.getByRole("progressbar", { name: /Progress of backtest/ });
+  await bar.first().waitFor({ timeout: T });
+  await waitText(jobs, /day \d of 5/, "the job's progress description");
+  await until("progress above 0", async () => Number(await bar.first().getAttribute("value")) > 0);
+  await shot(page, "jobs-running-1280");
+  await waitText(jobs, /Recently completed[\s\S]*backtest[\s\S]*SUCCEEDED/, "the job completed", 60000);
+  await ctx.close();
+});
+
+test("jobs: cancel a running job", async () => {
+  const { ctx, page } = await context();
+  await login(page, "admin");
+  const jobs = page.getByRole("region", { name: "Jobs" });
+  const r = await api("POST", "/api/jobs", { type: "prediction", params: {} });
+  assert(r.status < 300, `submit: ${r.status} ${JSON.stringify(r.data)}`);
+  const id = r.data.task_id ?? r.data.id;
+  const cancel = jobs.getByRole("button", { name: `Cancel job ${id}` });
+  await cancel.waitFor({ timeout: T });
+  await waitText(jobs.locator(`[data-job="${id}"]`).first(), /RUNNING/, "the job running before the cancel");
+  await cancel.click();
+  await waitText(jobs.locator(`[data-job="${id}"]`).last(), /CANCELED/, "the job canceled", 60000);
+  await ctx.close();
+});
+
+test("jobs: a non-admin sees only their own jobs and no host resources", async () => {
+  const mine = await call(url, await loginToken(url, "oscar"), "POST", "/api/jobs", { type: "prediction", params: {} });
+  const theirs = await api("POST", "/api/jobs", { type: "prediction", params: {} });
+  assert(mine.status < 300 && theirs.status < 300, "submits");
+  const mineId = mine.data.task_id ?? mine.data.id, theirsId = theirs.data.task_id ?? theirs.data.id;
+  const { ctx, page } = await context();
+  await login(page, "oscar");
+  const jobs = page.getByRole("region", { name: "Jobs" });
+  await jobs.getByRole("button", { name: `Cancel job ${mineId}` }).waitFor({ timeout: T });
+  assert((await jobs.locator(`[data-job="${theirsId}"]`).count()) === 0, "the admin's job is not shown to the operator");
+  assert(await page.getByRole("region", { name: "Host resources" }).count() === 0 || !(await page.getByRole("region", { name: "Host resources" }).isVisible()), "no host resources");
+  await axeCheck(page, "operator with jobs");
+  await ctx.close();
+  const { ctx: c2, page: p2 } = await context();
+  await login(p2, "admin");
+  const j2 = p2.getByRole("region", { name: "Jobs" });
+  await j2.getByRole("button", { name: `Cancel job ${theirsId}` }).waitFor({ timeout: T });
+  await j2.getByRole("button", { name: `Cancel job ${mineId}` }).waitFor({ timeout: T });
+  await p2.getByRole("region", { name: "Host resources" }).getByRole("img", { name: /CPU/ }).waitFor({ timeout: T });
+  await shot(p2, "jobs-admin-1280");
+  await p2.setViewportSize(PHONE);
+  await shot(p2, "jobs-admin-390");
+  await axeCheck(p2, "admin with jobs");
+  await api("POST", `/api/jobs/${mineId}/cancel`);
+  await api("POST", `/api/jobs/${theirsId}/cancel`);
+  await c2.close();
+});
+
 test("daemon restart: reconnecting, then live again with nothing missed, in order", async () => {
   await ensureActive();
   const { ctx, page } = await context();

@@ -89,7 +89,9 @@ export class Jobs {
   }
 
   applyResources(res) {
-    this.host = res;
+    // Heartbeats may carry fewer figures than the snapshot: keep what they leave out.
+    const prev = this.host || {};
+    this.host = { ...prev, ...res, cpu: { ...prev.cpu, ...res.cpu }, ram: { ...prev.ram, ...res.ram } };
     if (res.cpu && Number.isFinite(res.cpu.usage_percent)) this.cpu.push(res.cpu.usage_percent);
     if (res.ram && Number.isFinite(res.ram.usage_percent)) this.ram.push(res.ram.usage_percent);
     this.renderResources();
@@ -253,7 +255,8 @@ export class Jobs {
         fig("RAM", `${num(m.available_gb, 1)} of ${num(m.total_gb, 1)} GB available`),
         fig("RAM used", `${num(m.usage_percent, 1)} %`),
         fig("Minimum kept free", `${num(c.min_threshold_cores, 1)} cores, ${num(m.min_threshold_gb, 1)} GB`),
-        fig("Buffer", `${num(r.buffer_percent, 0)} %`)),
+        fig("Buffer", `${num(r.buffer_percent, 0)} %${r.dev_mode ? " (dev mode)" : ""}`),
+        r.reserved ? fig("Reserved by jobs", `${num(r.reserved.cpu_cores, 1)} cores, ${num(r.reserved.ram_gb, 1)} GB (${r.reserved.jobs ?? 0} jobs)`) : null),
       percentChart([{ cls: "cpu", values: this.cpu.items }, { cls: "ram", values: this.ram.items }], CHART_CAP,
         `CPU (solid) and RAM (dashed) use over the last ${this.cpu.length} samples, 0 to 100 %; now CPU ${num(c.usage_percent, 1)} %, RAM ${num(m.usage_percent, 1)} %`),
       h("p", { class: "muted" }, "Solid line: CPU use. Dashed line: RAM use."));
