@@ -196,6 +196,18 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         monitor.clone(),
     );
 
+    // Background jobs (issue 10): recovers the queue and leftovers before serving.
+    let jobs = crate::jobs::start(
+        config.jobs.clone(),
+        events.clone(),
+        crate::jobs::Options {
+            data_dir: config.vigil.data_dir.clone(),
+            url: url.clone(),
+            cgroups: None,
+        },
+    )
+    .context("starting background jobs")?;
+
     let compat = crate::compat::Compat {
         supervisor: sup.clone(),
         events: events.clone(),
@@ -209,6 +221,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         events: events.clone(),
         monitor: monitor.clone(),
         auth: auth.clone(),
+        jobs: jobs.clone(),
         compat: compat.with_guard(crate::compat::main_guard(&config, addr)),
         venues,
     };
@@ -271,7 +284,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     ctl.stopping();
     // Shutdown order: stop programs (reverse priority), stop HTTP, flush the store.
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    sup.shutdown().await;
+    // Jobs and programs together: running jobs end `interrupted`, queued ones stay queued for
+    // the next start; the supervisor's shutdown must not wait for the jobs' (a restart in
+    // progress is abandoned only once the supervisor is told to shut down).
+    tokio::join!(jobs.shutdown(), sup.shutdown());
     shutdown.cancel();
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Ok(()))) => {}

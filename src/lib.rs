@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod demo;
 pub mod events;
 pub mod ingest;
+pub mod jobs;
 pub mod listeners;
 pub mod monitor;
 pub mod sim;

@@ -167,6 +167,7 @@ const ADMIN: Access = Access::Role(Role::Admin);
 /// Adding a route = adding a row (and its OpenAPI entry in `api::openapi`).
 pub const ROUTES: &[Rule] = &[
     row("GET", "/", Access::Public),
+    row("GET", "/assets/{file}", Access::Public),
     row("GET", "/health", Access::Public),
     row("GET", "/metrics", Access::Metrics),
     row("GET", "/api/openapi.json", Access::Public),
@@ -195,9 +196,12 @@ pub const ROUTES: &[Rule] = &[
     // Jobs (non-admins see their own only: `Actor::sees_job_of`).
     row("POST", "/api/jobs", OPERATOR),
     row("GET", "/api/jobs", VIEWER),
+    row("GET", "/api/jobs/types", VIEWER),
     row("GET", "/api/jobs/{id}", VIEWER),
     row("POST", "/api/jobs/{id}/cancel", OPERATOR),
     stream("/api/jobs/{id}/log", VIEWER),
+    // A job's own progress: its job-scoped token (checked by the handler) or its owner.
+    row("POST", "/api/jobs/{id}/progress", Access::Public),
     // System (non-admins get no host figures: `strip_host_resources`).
     row("GET", "/api/system/resources", VIEWER),
     row("GET", "/api/system/queue", VIEWER),

@@ -31,6 +31,30 @@ pub fn operations() -> Vec<(&'static str, &'static str, Value)> {
     vec![
         (
             "get",
+            "/",
+            json!({
+            "summary": "The Status Center web page (gzip, ETag; its assets under /assets/)",
+            "responses": {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}},
+                          "304": {"description": "not modified (If-None-Match)"}}}),
+        ),
+        (
+            "get",
+            "/assets/{file}",
+            json!({
+            "summary": "A script or style sheet of the Status Center page",
+            "parameters": [{"name": "file", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the asset", "content": {"text/javascript": {"schema": {"type": "string"}}, "text/css": {"schema": {"type": "string"}}}},
+                          "304": {"description": "not modified (If-None-Match)"}, "404": err("no such asset")}}),
+        ),
+        (
+            "get",
+            "/api/jobs/types",
+            json!({
+            "summary": "The configured job types: resources, priority, and the parameters of their argv templates (what POST /api/jobs accepts as type and params)",
+            "responses": {"200": ok_json("job types")}}),
+        ),
+        (
+            "get",
             "/health",
             json!({
             "summary": "Overall status, each program's status and last error; stderr tails only for authenticated callers (or without [auth])",
@@ -183,7 +207,8 @@ pub fn operations() -> Vec<(&'static str, &'static str, Value)> {
             "parameters": [
                 {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                 {"name": "type", "in": "query", "schema": {"type": "string"}},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}}],
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+                {"name": "last", "in": "query", "description": "the last N events instead (oldest first)", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}}],
             "responses": {"200": ok_json("events"), "400": err("bad query")}}),
         ),
         (
@@ -195,6 +220,7 @@ pub fn operations() -> Vec<(&'static str, &'static str, Value)> {
                 {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                 {"name": "type", "in": "query", "schema": {"type": "string"}},
                 {"name": "token", "in": "query", "description": "a bearer token, for EventSource (SSE routes only)", "schema": {"type": "string"}},
+                {"name": "ping", "in": "query", "description": "seconds between `event: ping` frames (1–60), for liveness", "schema": {"type": "integer", "minimum": 1, "maximum": 60}},
                 {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
             "responses": {"200": {"description": "event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                           "400": err("bad Last-Event-ID")}}),
@@ -216,6 +242,9 @@ pub fn operations() -> Vec<(&'static str, &'static str, Value)> {
                           "400": err("bad query")}}),
         ),
     ]
+    .into_iter()
+    .chain(super::jobs::operations())
+    .collect()
 }
 
 /// The document (built once).

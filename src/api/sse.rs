@@ -22,6 +22,49 @@ pub struct StreamQuery {
     since: Option<u64>,
     #[serde(default, rename = "type")]
     kind: Option<String>,
+    /// Seconds between `event: ping` frames (no `id:`, so `Last-Event-ID` is unchanged): lets
+    /// a page tell a quiet stream from a frozen one (comments never reach `EventSource`).
+    #[serde(default)]
+    ping: Option<u64>,
+}
+
+/// Keep-alive comments this often on every stream, so idle connections survive proxies.
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// An SSE response as every stream of vigil sends it: keep-alive comments and
+/// `X-Accel-Buffering: no` (nginx would otherwise buffer the stream; seed 004).
+pub fn respond<S>(stream: S) -> axum::response::Response
+where
+    S: futures::Stream<Item = Result<SseEvent, Infallible>> + Send + 'static,
+{
+    use axum::response::IntoResponse;
+    (
+        [("x-accel-buffering", "no")],
+        Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")),
+    )
+        .into_response()
+}
+
+/// `event: ping` frames every `every` (forever when `None`: never sends).
+async fn pings(
+    every: Option<std::time::Duration>,
+    tx: tokio::sync::mpsc::Sender<Result<SseEvent, Infallible>>,
+) {
+    let Some(every) = every else {
+        return std::future::pending().await;
+    };
+    let mut t = tokio::time::interval(every);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        t.tick().await;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let ev = SseEvent::default()
+            .event("ping")
+            .data(format!("{{\"ts\":\"{now}\"}}"));
+        if tx.send(Ok(ev)).await.is_err() {
+            return;
+        }
+    }
 }
 
 fn to_sse(e: &Event) -> SseEvent {
@@ -35,7 +78,7 @@ pub async fn stream(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
-) -> Result<Sse<impl futures::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let last_id = match headers.get("last-event-id") {
         Some(v) => Some(
             v.to_str()
@@ -65,13 +108,17 @@ pub async fn stream(
     };
     let (tx, out) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
     let stop = st.shutdown.clone();
+    let ping = q
+        .ping
+        .map(|s| std::time::Duration::from_secs(s.clamp(1, 60)));
     tokio::spawn(async move {
         tokio::select! {
             _ = stop.cancelled() => {}
-            _ = pump(log, rx, start, q.kind, tx) => {}
+            _ = pump(log, rx, start, q.kind, tx.clone()) => {}
+            _ = pings(ping, tx) => {}
         }
     });
-    Ok(Sse::new(tokio_stream::wrappers::ReceiverStream::new(out)).keep_alive(KeepAlive::default()))
+    Ok(respond(tokio_stream::wrappers::ReceiverStream::new(out)))
 }
 
 /// Send every event with seq > `last` to `tx`, replaying from the store when needed.

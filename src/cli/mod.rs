@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod ctl;
+pub mod job;
 pub mod venue;
 
 use std::path::PathBuf;
@@ -139,6 +140,13 @@ pub enum Cmd {
     },
     /// The session report (post-mortem) from JSONL logs, the store or a running daemon.
     Analyze(Box<analyze::Args>),
+    /// Background jobs: submit, ls, show, logs, cancel.
+    Job {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        action: job::JobCmd,
+    },
 }
 
 /// Exit codes scripts can rely on (documented in docs/cli.md).
@@ -275,6 +283,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Sim(cmd) => client_runtime()?.block_on(crate::sim::run(cmd)),
         Cmd::Venue { client, cmd } => client_runtime()?.block_on(venue::run(&client, cmd)),
         Cmd::Analyze(args) => analyze::run(*args),
+        Cmd::Job { client, action } => client_runtime()?.block_on(job::run(&client, action)),
     }
 }
 

@@ -1242,6 +1242,14 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
     for e in venue_errors {
         cx.push_located(e);
     }
+    // [jobs] (issue 10): parsed by crate::config::jobs from the same text.
+    let jobs = match super::jobs::parse(path, text) {
+        Ok(j) => j,
+        Err(errs) => {
+            errs.0.into_iter().for_each(|e| cx.push_located(e));
+            Default::default()
+        }
+    };
 
     assemble(
         cx,
@@ -1259,6 +1267,7 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
             venues,
         },
     )
+    .map(|c| Config { jobs, ..c })
 }
 
 /// The entries of a table of named tables (`[program.NAME]`), in file order.
@@ -1385,6 +1394,7 @@ pub(super) fn assemble(mut cx: Ctx, sh: &Shared<'_>, parts: Parts) -> Result<Con
             venues: parts.venues,
             eventlisteners,
             rpc: parts.rpc,
+            jobs: Default::default(),
         })
     } else {
         Err(cx.finish())
@@ -3572,7 +3582,7 @@ critical = true
             "[checks.feed]\nanything = \"goes\"\n",
             "[[rules]]\nwhen = 1\n",
             "[halt]\nposition = \"close\"\n",
-            "[alerts]\nx = 1\n[auth]\nusers = []\n[jobs]\ny = 2\n[ingest]\nfiles = []\n",
+            "[alerts]\nx = 1\n[auth]\nusers = []\n[jobs]\ndev_mode = true\n[ingest]\nfiles = []\n",
             "[cluster]\n[monitoring]\nz = true\n",
         ));
         assert!(c.programs.is_empty());

@@ -8,6 +8,7 @@
 //! to equal [`Config`]s. Paths are resolved against the config file's directory, checked and
 //! created at load, so nothing downstream ever meets a missing path.
 
+pub mod jobs;
 mod load;
 pub mod supervisord;
 pub mod venue;
@@ -105,6 +106,8 @@ pub struct Config {
     /// `[venue.ID]`: exchange accounts whose dead-man switch vigil keeps armed
     /// (`config::venue`), in file order. Always empty for a supervisord config.
     pub venues: Vec<venue::VenueConfig>,
+    /// `[jobs]`: background job types and admission (`config::jobs`).
+    pub jobs: jobs::JobsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, params};
 
+pub mod jobs;
+
 use crate::events::Event;
 
 #[derive(Debug, thiserror::Error)]

@@ -60,6 +60,7 @@ use Exp::{Forbidden as F, Pass as P, Unauthorized as U};
 const MATRIX: &[(&str, &str, [Exp; 5])] = &[
     //                                         admin op viewer ingest none
     ("GET", "/", [P, P, P, P, P]),
+    ("GET", "/assets/{file}", [P, P, P, P, P]),
     ("GET", "/health", [P, P, P, P, P]),
     ("GET", "/metrics", [P, P, P, F, U]),
     ("GET", "/api/openapi.json", [P, P, P, P, P]),
@@ -82,9 +83,11 @@ const MATRIX: &[(&str, &str, [Exp; 5])] = &[
     ("GET", "/api/report", [P, P, P, F, U]),
     ("POST", "/api/jobs", [P, P, F, F, U]),
     ("GET", "/api/jobs", [P, P, P, F, U]),
+    ("GET", "/api/jobs/types", [P, P, P, F, U]),
     ("GET", "/api/jobs/{id}", [P, P, P, F, U]),
     ("POST", "/api/jobs/{id}/cancel", [P, P, F, F, U]),
     ("GET", "/api/jobs/{id}/log", [P, P, P, F, U]),
+    ("POST", "/api/jobs/{id}/progress", [P, P, P, P, P]),
     ("GET", "/api/system/resources", [P, P, P, F, U]),
     ("GET", "/api/system/queue", [P, P, P, F, U]),
     ("GET", "/api/system/task-events", [P, P, P, F, U]),
@@ -94,6 +97,7 @@ fn concrete(path: &str) -> String {
     path.replace("{name}", "nosuch")
         .replace("{action}", "start")
         .replace("{id}", "nosuch")
+        .replace("{file}", "app.js")
 }
 
 fn classify(status: u16) -> Exp {

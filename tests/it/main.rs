@@ -7,6 +7,7 @@ mod compat;
 mod dropin;
 mod fake_kraken;
 mod fuzz;
+mod jobs;
 mod listeners;
 mod metrics;
 mod superlance;

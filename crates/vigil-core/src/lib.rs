@@ -1,4 +1,5 @@
 pub mod event;
+pub mod jobs;
 pub mod kraken;
 pub mod listener;
 pub mod program;
