@@ -7,12 +7,13 @@
 //! then broadcasts in `seq` order. [`EventLog::record`] also returns the stored event, for
 //! callers that must not go on before the event is durable (the trading state).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc, oneshot};
 
 use crate::store::{Store, StoreError};
 
@@ -81,12 +82,106 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// The acknowledgement of a group of ingested events (an HTTP batch, a stretch of socket
+/// lines): it resolves once every event handed to it is committed — or with the first
+/// error — and holds the group's share of the ingest budget until then, so what is queued
+/// between a sender and the disk is bounded by the budget.
+pub struct Ack {
+    /// Events not yet done, plus one while the group is still open.
+    remaining: AtomicUsize,
+    failed: Mutex<Option<String>>,
+    tx: Mutex<Option<oneshot::Sender<Result<(), String>>>>,
+    permit: Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ack")
+            .field("remaining", &self.remaining.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Ack {
+    /// An open group holding `permit`; `close` it after handing over its events.
+    pub fn new(
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> (Arc<Ack>, oneshot::Receiver<Result<(), String>>) {
+        let (tx, rx) = oneshot::channel();
+        let ack = Arc::new(Ack {
+            remaining: AtomicUsize::new(1),
+            failed: Mutex::new(None),
+            tx: Mutex::new(Some(tx)),
+            permit: Mutex::new(permit),
+        });
+        (ack, rx)
+    }
+
+    /// One more event belongs to the group (call before handing it over).
+    pub fn add(&self) {
+        self.remaining.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// More budget held until the group is done.
+    pub fn hold(&self, p: OwnedSemaphorePermit) {
+        if let Ok(mut g) = self.permit.lock() {
+            match g.as_mut() {
+                Some(held) => held.merge(p),
+                None => *g = Some(p),
+            }
+        }
+    }
+
+    /// One event is done (committed, or needs no storage); `Err` marks the group failed.
+    pub fn done(&self, r: Result<(), &str>) {
+        if let Err(e) = r
+            && let Ok(mut f) = self.failed.lock()
+            && f.is_none()
+        {
+            *f = Some(e.to_string());
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Ok(mut p) = self.permit.lock() {
+                p.take();
+            }
+            let failed = self.failed.lock().ok().and_then(|mut f| f.take());
+            if let Some(tx) = self.tx.lock().ok().and_then(|mut t| t.take()) {
+                let _ = tx.send(failed.map_or(Ok(()), Err));
+            }
+        }
+    }
+
+    /// No more events will be added.
+    pub fn close(&self) {
+        self.done(Ok(()));
+    }
+}
+
+/// Who waits for an event's commit.
+pub enum Waiter {
+    None,
+    Record(oneshot::Sender<Result<Arc<Event>, String>>),
+    Group(Arc<Ack>),
+}
+
+impl Waiter {
+    fn resolve(self, r: Result<&Arc<Event>, &str>) {
+        match self {
+            Waiter::None => {}
+            Waiter::Record(tx) => {
+                let _ = tx.send(r.cloned().map_err(str::to_string));
+            }
+            Waiter::Group(a) => a.done(r.map(|_| ())),
+        }
+    }
+}
+
 enum Msg {
     Append {
         kind: String,
         data: Map<String, Value>,
         at: DateTime<Utc>,
-        ack: Option<oneshot::Sender<Result<Arc<Event>, String>>>,
+        ack: Waiter,
     },
     Flush(oneshot::Sender<()>),
 }
@@ -102,12 +197,21 @@ pub struct EventLog {
 /// Capacity of the in-process broadcast; a subscriber that falls further behind resyncs
 /// from the store (see `api::sse`), so this bounds memory, not correctness.
 const LIVE_CAPACITY: usize = 4096;
-const BATCH: usize = 512;
+/// Most events in one transaction (group commit: one commit, one fsync, then every waiter).
+const BATCH: usize = 4096;
 
 impl EventLog {
     /// Start the writer thread on an opened store.
     pub fn start(store: Store) -> Result<EventLog, StoreError> {
         let mut conn = store.connect(true)?;
+        // An acknowledgement means committed and on disk: the WAL is fsynced at each commit
+        // (one per batch, so the cost is per batch, not per event).
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|source| StoreError::Sqlite {
+                path: store.path().to_path_buf(),
+                op: "setting synchronous",
+                source,
+            })?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
         let live2 = live.clone();
@@ -133,14 +237,20 @@ impl EventLog {
 
     /// Queue an event; it is stored, then broadcast. Never blocks.
     pub fn submit(&self, kind: &str, data: Map<String, Value>) {
+        self.submit_for(kind, data, Waiter::None);
+    }
+
+    /// Queue an event whose commit `ack` waits for.
+    pub fn submit_for(&self, kind: &str, data: Map<String, Value>, ack: Waiter) {
         let msg = Msg::Append {
             kind: kind.to_string(),
             data,
             at: Utc::now(),
-            ack: None,
+            ack,
         };
-        if self.tx.send(msg).is_err() {
+        if let Err(mpsc::error::SendError(Msg::Append { ack, .. })) = self.tx.send(msg) {
             tracing::error!(kind, "event log is closed; event not recorded");
+            ack.resolve(Err("event log is closed"));
         }
     }
 
@@ -151,7 +261,7 @@ impl EventLog {
             kind: kind.to_string(),
             data,
             at: Utc::now(),
-            ack: Some(ack),
+            ack: Waiter::Record(ack),
         };
         self.tx
             .send(msg)
@@ -238,17 +348,14 @@ fn write_batch(
                         data,
                     });
                     let _ = live.send(ev.clone());
-                    if let Some(ack) = ack {
-                        let _ = ack.send(Ok(ev));
-                    }
+                    ack.resolve(Ok(&ev));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, lost = rows.len(), "events could not be stored and were not announced");
+                let msg = e.to_string();
                 for (_, _, _, ack) in pending {
-                    if let Some(ack) = ack {
-                        let _ = ack.send(Err(e.to_string()));
-                    }
+                    ack.resolve(Err(&msg));
                 }
             }
         }

@@ -49,7 +49,13 @@ fn ms_to_rfc3339(ms: u64) -> String {
 pub struct Ingested {
     pub event: InboundEvent,
     pub received_ms: u64,
+    /// Resolved once the event is committed (or, for types that are not stored, once the
+    /// rules saw it).
+    pub ack: Option<Arc<crate::events::Ack>>,
 }
+
+/// Most ingested events between the senders and the disk at any time (see [`MonitorHandle::admit`]).
+pub const INGEST_BUDGET: usize = 65_536;
 
 /// Counts of what came in, by type, and of what was refused, by reason.
 #[derive(Default, Debug)]
@@ -57,6 +63,10 @@ pub struct IngestStats {
     pub by_type: std::sync::Mutex<BTreeMap<String, u64>>,
     pub rejected: std::sync::Mutex<BTreeMap<String, u64>>,
     pub unknown_types: AtomicU64,
+    /// Events refused because the ingest budget was full (HTTP 503 with Retry-After).
+    pub refused: AtomicU64,
+    /// Times a sender had to wait for room in the ingest budget (the socket).
+    pub throttled: AtomicU64,
 }
 
 impl IngestStats {
@@ -70,11 +80,16 @@ impl IngestStats {
             *m.entry(reason.to_string()).or_default() += 1;
         }
     }
+    pub fn refused(&self, n: u64) {
+        self.refused.fetch_add(n, Ordering::Relaxed);
+    }
     pub fn snapshot(&self) -> Value {
         let by_type = self.by_type.lock().map(|m| m.clone()).unwrap_or_default();
         let rejected = self.rejected.lock().map(|m| m.clone()).unwrap_or_default();
         json!({"accepted": by_type, "rejected": rejected,
-               "unknown_types": self.unknown_types.load(Ordering::Relaxed)})
+               "unknown_types": self.unknown_types.load(Ordering::Relaxed),
+               "refused_overload": self.refused.load(Ordering::Relaxed),
+               "throttled": self.throttled.load(Ordering::Relaxed)})
     }
 }
 
@@ -163,6 +178,8 @@ pub struct MonitorHandle {
     ingest: mpsc::UnboundedSender<Ingested>,
     snapshot: watch::Receiver<Arc<Snapshot>>,
     pub stats: Arc<IngestStats>,
+    /// The ingest budget: one permit per event in flight (received, not yet committed).
+    budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl MonitorHandle {
@@ -170,17 +187,51 @@ impl MonitorHandle {
         self.snapshot.borrow().clone()
     }
 
-    /// Hand over a validated event (never blocks; the channel is unbounded so nothing is
-    /// dropped — the rules are cheap per event).
-    pub fn ingest(&self, event: InboundEvent) {
+    /// Hand over a validated event; `ack` (if any) learns when it is committed. Never
+    /// blocks: senders that can be slowed take their share of the budget first
+    /// ([`Self::admit`], [`Self::try_admit`]) and hand it to `ack`.
+    pub fn ingest(&self, event: InboundEvent, ack: Option<&Arc<crate::events::Ack>>) {
         self.stats.accepted(event.type_name());
         if event.is_other() {
             self.stats.unknown_types.fetch_add(1, Ordering::Relaxed);
         }
-        let _ = self.ingest.send(Ingested {
+        if let Some(a) = ack {
+            a.add();
+        }
+        if let Err(e) = self.ingest.send(Ingested {
             event,
             received_ms: now_ms(),
-        });
+            ack: ack.cloned(),
+        }) && let Some(a) = e.0.ack
+        {
+            a.done(Err("monitor is not running"));
+        }
+    }
+
+    /// Wait for room for `n` events in the ingest budget (the socket stops being read).
+    pub async fn admit(&self, n: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let n = u32::try_from(n.min(INGEST_BUDGET)).ok()?;
+        self.budget.clone().acquire_many_owned(n).await.ok()
+    }
+
+    /// Room for `n` events now, or `None` (counted as refused, the sender is told to retry).
+    pub fn try_admit(&self, n: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let p = self.take_now(n);
+        if p.is_none() {
+            self.stats.refused(n as u64);
+        }
+        p
+    }
+
+    /// Room for `n` events now, or `None` (not counted: the caller will wait).
+    pub fn take_now(&self, n: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let n = u32::try_from(n.min(INGEST_BUDGET)).ok()?;
+        self.budget.clone().try_acquire_many_owned(n).ok()
+    }
+
+    /// Events received and not yet committed.
+    pub fn in_flight(&self) -> usize {
+        INGEST_BUDGET - self.budget.available_permits()
     }
 
     /// Manual halt (or reduce). Returns the transition, or `None` when nothing changed.
@@ -547,6 +598,7 @@ pub fn start(
         ingest: itx,
         snapshot: snap_rx,
         stats: Arc::new(IngestStats::default()),
+        budget: Arc::new(tokio::sync::Semaphore::new(INGEST_BUDGET)),
     };
     let persist = Arc::new(persist);
     let mut actor = Actor {
@@ -644,24 +696,32 @@ impl Actor {
             self.positions.insert(p.pair.clone(), p.qty);
         }
         // Keep what matters for the record; high-rate telemetry feeds the rules only.
-        match &ev.kind {
-            EventKind::Tick(_)
-            | EventKind::Heartbeat
-            | EventKind::Cycle(_)
-            | EventKind::Metric(_) => {}
-            _ => {
-                let mut data = match ev.to_json() {
-                    Value::Object(m) => m,
-                    _ => serde_json::Map::new(),
-                };
-                let t = ev.type_name().to_string();
-                data.remove("type");
-                data.insert("received".into(), ms_to_rfc3339(i.received_ms).into());
-                self.events.submit(&t, data);
-            }
+        let stored = !matches!(
+            ev.kind,
+            EventKind::Tick(_) | EventKind::Heartbeat | EventKind::Cycle(_) | EventKind::Metric(_)
+        );
+        if stored {
+            let mut data = match ev.to_json() {
+                Value::Object(m) => m,
+                _ => serde_json::Map::new(),
+            };
+            let t = ev.type_name().to_string();
+            data.remove("type");
+            data.insert("received".into(), ms_to_rfc3339(i.received_ms).into());
+            let waiter = match &i.ack {
+                Some(a) => crate::events::Waiter::Group(a.clone()),
+                None => crate::events::Waiter::None,
+            };
+            self.events.submit_for(&t, data, waiter);
         }
         let changes = self.rules.on_event(ev, i.received_ms);
         self.apply_changes(changes, i.received_ms).await;
+        if let Some(a) = &i.ack
+            && !stored
+        {
+            // Not stored (telemetry feeds the rules only): done once the rules saw it.
+            a.done(Ok(()));
+        }
     }
 
     /// Critical programs: FATAL halts, RUNNING again clears the condition.

@@ -3,6 +3,7 @@
 mod auth;
 mod cli;
 mod compat;
+mod durability;
 mod fuzz;
 mod listeners;
 mod metrics;
