@@ -144,3 +144,74 @@ fn socket_ack_means_committed() {
     let d2 = TestDaemon::start_in(tmp.path(), "");
     assert_eq!(all_of(&d2, "order").len(), 5000);
 }
+
+/// Resident memory of a process, in bytes.
+pub fn rss_bytes(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The bound RELIABILITY.md documents for a flood: the ingest budget (65,536 events in
+/// flight) plus the store's page cache and the runtime.
+const FLOOD_RSS_BOUND: u64 = 256 * 1024 * 1024;
+
+/// Finding 3: a client flooding `log` events over the socket as fast as it can does not
+/// grow vigil's memory without bound; the socket is throttled instead, and every event is
+/// stored by the time the final ack comes.
+#[test]
+fn a_socket_flood_keeps_memory_bounded() {
+    let tmp = tempdir();
+    let d = TestDaemon::start_in(tmp.path(), "");
+    let pid = d.pid();
+    let sock = tmp.path().join("data/vigil.sock");
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut max = 0u64;
+            let mut samples = 0u64;
+            while !done.load(Ordering::SeqCst) {
+                max = max.max(rss_bytes(pid));
+                samples += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (max, samples)
+        })
+    };
+    const N: usize = 600_000;
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let line = "{\"type\":\"log\",\"level\":\"info\",\"message\":\"flood flood flood flood flood flood flood flood\"}\n";
+    let chunk = line.repeat(1000);
+    for _ in 0..N / 1000 {
+        s.write_all(chunk.as_bytes()).unwrap();
+    }
+    s.write_all(b"{\"ack\": \"end\"}\n").unwrap();
+    let mut r = BufReader::new(s);
+    let mut ack = String::new();
+    r.read_line(&mut ack).unwrap();
+    done.store(true, Ordering::SeqCst);
+    let (max, samples) = sampler.join().unwrap();
+    let ack: Value = serde_json::from_str(&ack).unwrap();
+    assert_eq!(ack["committed"], N, "{ack}");
+    let checks = d.get("/api/checks");
+    eprintln!(
+        "flood: {N} events, max RSS {} MiB over {samples} samples, throttled {}",
+        max / (1024 * 1024),
+        checks["ingest"]["throttled"]
+    );
+    assert!(samples > 0);
+    assert!(
+        max < FLOOD_RSS_BOUND,
+        "RSS reached {} MiB (bound {} MiB)",
+        max / (1024 * 1024),
+        FLOOD_RSS_BOUND / (1024 * 1024)
+    );
+    assert!(
+        checks["ingest"]["throttled"].as_u64().unwrap() > 0,
+        "{checks}"
+    );
+}
