@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod metrics;
 pub mod openapi;
+pub mod reliability;
 pub mod sse;
 pub mod trading;
 
@@ -156,9 +157,14 @@ async fn health(State(st): St, ext: axum::http::Extensions) -> Json<Value> {
         }
         programs.insert(p.name.clone(), entry);
     }
+    let problems = reliability::problems(&st);
+    if !problems.is_empty() {
+        worst = "degraded";
+    }
     Json(json!({
         "status": worst,
         "programs": programs,
+        "problems": problems,
     }))
 }
 

@@ -11,7 +11,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -127,7 +126,7 @@ pub async fn serve(stream: UnixStream, monitor: MonitorHandle) {
                             // Full: let this connection's own groups complete, then wait
                             // for room without reading further.
                             groups.close();
-                            monitor.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                            monitor.stats.throttle();
                             match monitor.admit(1).await {
                                 Some(p) => p,
                                 None => break,

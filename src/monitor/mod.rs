@@ -4,16 +4,16 @@
 //! reaching FATAL) and the single earliest deadline of the rules and the latch — so a
 //! stale feed is detected exactly at `last_tick + threshold`, not at the next scan.
 //!
-//! A transition is persisted (SQLite `kv` and the atomically rewritten
-//! `data_dir/trading_state` file) **before** it is announced (the `trading_state` event) or
+//! A transition is persisted (the in-place state record and the rewritten
+//! `data_dir/trading_state` file, see [`persist`]) **before** it is announced (the `trading_state` event) or
 //! acknowledged; then the halt actions run in the background, none able to block or undo it.
 
 pub mod actions;
 pub mod config;
+pub mod persist;
 pub mod probes;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,9 +29,9 @@ use vigil_core::trading::{
 };
 
 use crate::events::{EventLog, rfc3339};
-use crate::store::Store;
 use crate::supervisor::SupervisorHandle;
 use config::{Kind, MonitorConfig, RuleDef};
+pub use persist::Persist;
 
 /// Wall-clock Unix milliseconds: the monitor's clock (freshness is judged on receive time).
 pub fn now_ms() -> u64 {
@@ -67,6 +67,8 @@ pub struct IngestStats {
     pub refused: AtomicU64,
     /// Times a sender had to wait for room in the ingest budget (the socket).
     pub throttled: AtomicU64,
+    /// When load was last shed (refused or throttled), Unix ms; 0 = never.
+    pub last_shed_ms: AtomicU64,
 }
 
 impl IngestStats {
@@ -82,6 +84,11 @@ impl IngestStats {
     }
     pub fn refused(&self, n: u64) {
         self.refused.fetch_add(n, Ordering::Relaxed);
+        self.last_shed_ms.store(now_ms(), Ordering::Relaxed);
+    }
+    pub fn throttle(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+        self.last_shed_ms.store(now_ms(), Ordering::Relaxed);
     }
     pub fn snapshot(&self) -> Value {
         let by_type = self.by_type.lock().map(|m| m.clone()).unwrap_or_default();
@@ -288,95 +295,6 @@ impl ProbeSender {
     }
 }
 
-/// Where the trading state is persisted: a dedicated SQLite connection (kept open, with
-/// `synchronous = FULL` so the row survives a power cut) and the state file.
-pub struct Persist {
-    pub store: Store,
-    pub file: PathBuf,
-    conn: std::sync::Mutex<Option<rusqlite::Connection>>,
-}
-
-const KV_KEY: &str = "trading_state";
-
-impl Persist {
-    pub fn new(store: Store, file: PathBuf) -> Persist {
-        Persist {
-            store,
-            file,
-            conn: std::sync::Mutex::new(None),
-        }
-    }
-
-    /// What was persisted: `None` only when neither the database row nor the file exists.
-    pub fn read(&self) -> Option<String> {
-        match self.store.kv_get(KV_KEY) {
-            Ok(Some(v)) => return Some(v),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the persisted trading state; failing closed");
-                return Some(String::new());
-            }
-        }
-        match std::fs::read_to_string(&self.file) {
-            Ok(text) => Some(
-                serde_json::from_str::<Value>(&text)
-                    .ok()
-                    .and_then(|v| v.get("latch").map(|l| l.to_string()))
-                    .unwrap_or(text),
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(_) => Some(String::new()),
-        }
-    }
-
-    fn write_db(&self, text: &str) -> Result<(), String> {
-        let mut guard = self
-            .conn
-            .lock()
-            .map_err(|_| "state connection poisoned".to_string())?;
-        if guard.is_none() {
-            let c = self.store.connect(true).map_err(|e| e.to_string())?;
-            c.pragma_update(None, "synchronous", "FULL")
-                .map_err(|e| e.to_string())?;
-            *guard = Some(c);
-        }
-        let conn = guard.as_ref().ok_or("no state connection")?;
-        let r = Store::kv_put(conn, self.store.path(), KV_KEY, text).map_err(|e| e.to_string());
-        if r.is_err() {
-            *guard = None; // reopen next time
-        }
-        r
-    }
-
-    /// Write the latch to SQLite and the state file (temp file, fsync, rename, fsync dir),
-    /// both done before this returns.
-    pub fn write(self: &Arc<Self>, latch: &Latch) -> Result<(), String> {
-        let text = latch.to_persisted().map_err(|e| e.to_string())?;
-        let last = latch.last_transition();
-        let body = json!({
-            "state": latch.state().name(),
-            "since": last.map(|t| ms_to_rfc3339(t.at_ms)),
-            "reason": last.map(|t| t.reason.clone()),
-            "source": last.map(|t| t.source.to_string()),
-            "actor": last.map(|t| t.actor.clone()),
-            "latch": serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
-        });
-        // The two writes are independent: do them at the same time.
-        let me = self.clone();
-        let db_text = text.clone();
-        let db = std::thread::Builder::new()
-            .name("vigil-state-db".into())
-            .spawn(move || me.write_db(&db_text))
-            .map_err(|e| e.to_string())?;
-        let file = write_atomic(&self.file, format!("{body}\n").as_bytes())
-            .map_err(|e| format!("{}: {e}", self.file.display()));
-        let db = db
-            .join()
-            .unwrap_or_else(|_| Err("state writer panicked".into()));
-        file.and(db)
-    }
-}
-
 pub fn write_atomic(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
@@ -566,7 +484,15 @@ pub fn start(
     supervisor: SupervisorHandle,
 ) -> MonitorHandle {
     let now = now_ms();
-    let restored = Latch::restore(persist.read().as_deref(), now);
+    let restored = persist.restore(now);
+    // Before anything reads it: the record and the state file say what this vigil enforces.
+    let written = persist.write(&restored.latch);
+    if let Err(e) = &written.record {
+        tracing::error!(error = %e, "could not persist the restored trading state");
+    }
+    if let Err(e) = &written.file {
+        tracing::error!(error = %e, "could not rewrite the trading state file");
+    }
     let cfg = Arc::new(cfg);
     let mut rules = RuleSet::new();
     let mut kinds = BTreeMap::new();
@@ -591,7 +517,7 @@ pub fn start(
         holding: Vec::new(),
         checks: Vec::new(),
         positions: BTreeMap::new(),
-        persisted: true,
+        persisted: written.record.is_ok(),
     }));
     let handle = MonitorHandle {
         tx,
@@ -608,7 +534,7 @@ pub fn start(
         positions: BTreeMap::new(),
         events: events.clone(),
         persist,
-        persisted: true,
+        persisted: written.record.is_ok(),
         snapshot: snap_tx,
         actions: actions::Actions::new(cfg.clone(), events.clone(), supervisor),
     };
@@ -617,7 +543,7 @@ pub fn start(
     let restored_transition = restored.transition;
     tokio::spawn(async move {
         if let Some(t) = restored_transition {
-            actor.commit(t).await;
+            actor.announce(t, written).await;
         } else if actor.latch.state() != TradingState::Active {
             tracing::warn!(state = %actor.latch.state(), "trading state restored from the last run");
         }
@@ -875,18 +801,40 @@ impl Actor {
         let latch = self.latch.clone();
         let written = tokio::task::spawn_blocking(move || persist.write(&latch))
             .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-        self.persisted = written.is_ok();
-        if let Err(e) = &written {
-            // The state still applies in this process; say so loudly and in the event.
-            tracing::error!(error = %e, "could not persist the trading state");
+            .unwrap_or_else(|e| persist::Written {
+                record: Err(e.to_string()),
+                file: Err(e.to_string()),
+            });
+        self.announce(t, written).await;
+    }
+
+    /// Announce a transition that `written` persisted (or failed to), then act. A state
+    /// that could not be persisted still applies in this process and is announced on
+    /// every channel with `persisted: false`.
+    async fn announce(&mut self, t: Transition, written: persist::Written) {
+        self.persisted = written.record.is_ok();
+        metrics::gauge!("vigil_trading_state_persisted").set(if self.persisted {
+            1.0
+        } else {
+            0.0
+        });
+        if let Err(e) = &written.record {
+            tracing::error!(error = %e, "could not persist the trading state; it applies in this process only");
+            metrics::counter!("vigil_trading_state_persist_failures_total").increment(1);
+        }
+        if let Err(e) = &written.file {
+            tracing::error!(error = %e, "could not write the trading state file");
         }
         let view = TransitionView::from(&t);
         let mut data = match serde_json::to_value(&view) {
             Ok(Value::Object(m)) => m,
             _ => serde_json::Map::new(),
         };
-        data.insert("persisted".into(), written.is_ok().into());
+        data.insert("persisted".into(), written.record.is_ok().into());
+        data.insert("state_file".into(), written.file.is_ok().into());
+        if let Err(e) = &written.record {
+            data.insert("persist_error".into(), e.clone().into());
+        }
         let level_halt = t.to == TradingState::Halted;
         if level_halt {
             tracing::warn!(from = %t.from, to = %t.to, source = %t.source, actor = %t.actor, reason = %t.reason, "trading state changed");

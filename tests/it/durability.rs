@@ -215,3 +215,297 @@ fn a_socket_flood_keeps_memory_bounded() {
         "{checks}"
     );
 }
+
+fn state_file(dir: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("data/trading_state")).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("state file {text:?}: {e}"))
+}
+
+/// A small tmpfs mounted for one test, unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("run mount (the full-disk test needs root and tmpfs)");
+        assert!(st.success(), "mount tmpfs at {} failed", at.display());
+        Tmpfs(at.to_path_buf())
+    }
+
+    /// Write until the filesystem has no free block left.
+    fn fill(&self) {
+        let mut f = std::fs::File::create(self.0.join("filler")).unwrap();
+        let chunk = vec![0xa5u8; 4096];
+        loop {
+            if let Err(e) = f.write_all(&chunk) {
+                assert_eq!(e.raw_os_error(), Some(nix::libc::ENOSPC), "{e}");
+                break;
+            }
+        }
+        let _ = f.sync_all();
+        let st = nix::sys::statvfs::statvfs(&self.0).unwrap();
+        assert_eq!(st.blocks_available(), 0, "the filesystem is not full");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn halt(d: &TestDaemon, reason: &str) -> (u16, Value) {
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/api/trading/halt", d.url))
+        .json(&json!({"reason": reason}))
+        .timeout(T)
+        .send()
+        .unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().unwrap_or(Value::Null))
+}
+
+/// Finding 1: with zero free blocks a halt is still persisted (the preallocated state
+/// record), written to the state file, announced over SSE with its cancel command, and it
+/// survives SIGKILL and a restart on the still-full disk.
+#[test]
+fn a_halt_on_a_full_disk_is_persisted_announced_and_survives_a_restart() {
+    let tmp = tempdir();
+    let fs = Tmpfs::mount(&tmp.path().join("small"), "8m");
+    let root = fs.0.clone();
+    let mut d = TestDaemon::start_in(&root, "");
+    let since = d.last_seq();
+    fs.fill();
+    let (s, body) = halt(&d, "disk full drill");
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["state"], "HALTED");
+    let ev = d.wait_for(since, T, |e| {
+        e["type"] == "trading_state" && e["to"] == "HALTED"
+    });
+    assert_eq!(ev["persisted"], true, "{ev}");
+    assert_eq!(ev["reason"], "disk full drill");
+    let cmd = d.wait_for(since, T, |e| e["type"] == "command");
+    assert_eq!(cmd["command"], "cancel_all_orders", "{cmd}");
+    let f = state_file(&root);
+    assert_eq!(f["state"], "HALTED", "{f}");
+    assert_eq!(f["persisted"], true, "{f}");
+    let h = d.get("/health");
+    if ev["stored"] == false {
+        // The event could not go into SQLite: health says so.
+        assert_eq!(h["status"], "degraded", "{h}");
+        assert!(
+            h["problems"].to_string().contains("store_write_failed"),
+            "{h}"
+        );
+    }
+    kill9(&mut d);
+    let d2 = TestDaemon::start_in(&root, "");
+    let st = d2.get("/api/state");
+    assert_eq!(st["state"], "HALTED", "{st}");
+    assert_eq!(st["last_transition"]["reason"], "disk full drill", "{st}");
+    assert_eq!(state_file(&root)["state"], "HALTED");
+    drop(d2);
+}
+
+/// Finding 2: whatever happened to the state file (garbage, missing, forged), the daemon
+/// rewrites it at start to match what it enforces, and any disagreement with the state
+/// record starts HALTED with a reason that names it.
+#[test]
+fn the_state_file_always_matches_the_daemon() {
+    let tmp = tempdir();
+    let d = TestDaemon::start_in(tmp.path(), "");
+    assert_eq!(state_file(tmp.path())["state"], "ACTIVE");
+    assert!(d.stop().success());
+    let file = tmp.path().join("data/trading_state");
+    let cases: [(&str, Option<&str>); 3] = [
+        ("is unreadable", Some("\u{0}garbage{")),
+        ("is missing", None),
+        ("says HALTED", Some("{\"state\":\"HALTED\"}")),
+    ];
+    for (says, content) in cases {
+        // Start from an agreeing ACTIVE state.
+        let d = TestDaemon::start_in(tmp.path(), "");
+        if d.get("/api/state")["state"] != "ACTIVE" {
+            let r = reqwest::blocking::Client::new()
+                .post(format!("{}/api/trading/resume", d.url))
+                .json(&json!({"reason": "next case", "force": true}))
+                .timeout(T)
+                .send()
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+        }
+        assert_eq!(state_file(tmp.path())["state"], "ACTIVE");
+        assert!(d.stop().success());
+        match content {
+            Some(c) => std::fs::write(&file, c).unwrap(),
+            None => std::fs::remove_file(&file).unwrap(),
+        }
+        let d = TestDaemon::start_in(tmp.path(), "");
+        let st = d.get("/api/state");
+        assert_eq!(st["state"], "HALTED", "{says}: {st}");
+        let reason = st["last_transition"]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(says) && reason.contains("state record says ACTIVE"),
+            "{reason}"
+        );
+        assert_eq!(st["last_transition"]["source"], "system:restore");
+        // Rewritten at start, before the readiness line.
+        let f = state_file(tmp.path());
+        assert_eq!(f["state"], "HALTED", "{f}");
+        assert_eq!(f["reason"], reason);
+        drop(d);
+    }
+}
+
+/// Finding 2, the race: SIGKILL while halts and resumes are in flight; after each restart
+/// the state file says exactly what the daemon enforces.
+#[test]
+fn the_state_file_matches_after_a_kill_mid_transition() {
+    let tmp = tempdir();
+    for round in 0..12 {
+        let mut d = TestDaemon::start_in(tmp.path(), "");
+        let st = d.get("/api/state")["state"].clone();
+        assert_eq!(
+            state_file(tmp.path())["state"],
+            st,
+            "round {round}: at start"
+        );
+        let url = d.url.clone();
+        let flipper = std::thread::spawn(move || {
+            let c = reqwest::blocking::Client::new();
+            for i in 0..1000 {
+                let (path, body) = if i % 2 == 0 {
+                    ("halt", json!({"reason": "drill"}))
+                } else {
+                    ("resume", json!({"reason": "drill over", "force": true}))
+                };
+                if c.post(format!("{url}/api/trading/{path}"))
+                    .json(&body)
+                    .timeout(T)
+                    .send()
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        // Kill after a few transitions, at a point that varies from round to round.
+        let since = d.last_seq();
+        let n = 1 + round % 5;
+        for _ in 0..n {
+            let last = d.last_seq().max(since);
+            d.wait_for(last, T, |e| e["type"] == "trading_state");
+        }
+        kill9(&mut d);
+        flipper.join().unwrap();
+        let d = TestDaemon::start_in(tmp.path(), "");
+        let st = d.get("/api/state");
+        let f = state_file(tmp.path());
+        assert_eq!(f["state"], st["state"], "round {round}: {f} vs {st}");
+        drop(d);
+    }
+}
+
+/// Finding 5: a database with damaged pages is refused at start with a clear error (and
+/// nothing is changed); `--recover` sets it aside and starts HALTED, naming why; `seq`
+/// continues above every seq handed out before, and `history_lost` says what happened.
+#[test]
+fn a_damaged_database_is_refused_or_recovered_halted_and_seq_is_never_reused() {
+    let tmp = tempdir();
+    let d = TestDaemon::start_in(tmp.path(), "");
+    let batch: String = (0..3000)
+        .map(|i| {
+            format!(
+                "{{\"type\":\"log\",\"level\":\"info\",\"message\":\"filler {i} {}\"}}\n",
+                "x".repeat(200)
+            )
+        })
+        .collect();
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/api/events", d.url))
+        .body(batch)
+        .timeout(T)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let before = d.last_seq();
+    assert!(d.stop().success());
+    // Random bytes over two pages in the middle of the file.
+    let db = tmp.path().join("data/vigil.db");
+    let len = std::fs::metadata(&db).unwrap().len();
+    assert!(len > 16 * 4096, "{len}");
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+        let junk: Vec<u8> = (0..8192u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        f.write_all_at(&junk, 4096 * 4).unwrap();
+        f.sync_all().unwrap();
+    }
+    let out = std::process::Command::new(vigil_bin())
+        .args(["run", "-c"])
+        .arg(tmp.path().join("vigil.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a damaged database was accepted");
+    assert!(
+        err.contains("failed its integrity check") && err.contains("--recover"),
+        "{err}"
+    );
+    let d =
+        TestDaemon::start_config_args(tmp.path(), &tmp.path().join("vigil.toml"), &["--recover"]);
+    let st = d.get("/api/state");
+    assert_eq!(st["state"], "HALTED", "{st}");
+    assert!(
+        st["last_transition"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("integrity check"),
+        "{st}"
+    );
+    let h = d.get("/health");
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert!(h["problems"].to_string().contains("integrity check"), "{h}");
+    let evs = d.events(0);
+    let first = evs.first().expect("events after recovery");
+    assert!(
+        first["seq"].as_u64().unwrap() > before,
+        "seq restarted: {first} <= {before}"
+    );
+    assert!(
+        std::fs::read_dir(tmp.path().join("data"))
+            .unwrap()
+            .any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("vigil.db.damaged-")
+            })
+    );
+    let after = d.last_seq();
+    assert!(d.stop().success());
+    // Deleted outright: seq still continues above, and history_lost says so.
+    std::fs::remove_file(&db).unwrap();
+    let _ = std::fs::remove_file(tmp.path().join("data/vigil.db-wal"));
+    let _ = std::fs::remove_file(tmp.path().join("data/vigil.db-shm"));
+    let d = TestDaemon::start_in(tmp.path(), "");
+    let lost = d.wait_for(0, T, |e| e["type"] == "history_lost");
+    assert!(lost["seq"].as_u64().unwrap() > after, "{lost} <= {after}");
+    assert!(
+        lost["reason"]
+            .as_str()
+            .unwrap()
+            .contains("deleted or replaced"),
+        "{lost}"
+    );
+    assert_eq!(d.get("/api/state")["state"], "HALTED", "the halt survived");
+}
