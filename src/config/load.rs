@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
-use vigil_core::program::{AutoRestart, BackoffPolicy};
+use vigil_core::program::{AutoRestart, BackoffPolicy, CrashLoop};
 
 use super::{
     Config, ConfigError, ConfigErrors, Credentials, EVENT_TYPES, EventListenerConfig, GroupConfig,
@@ -83,6 +83,8 @@ const PROGRAM_KEYS: &[&str] = &[
     "stderr_events_enabled",
     "backoff",
     "backoff_max",
+    "restart_limit",
+    "restart_window",
     "events",
     "critical",
     "ready_command",
@@ -967,6 +969,7 @@ pub(super) struct ProgramSpec {
     pub killasgroup_at: usize,
     pub redirect_stderr: bool,
     pub backoff: BackoffPolicy,
+    pub crash_loop: CrashLoop,
     pub events_from_stdout: bool,
     pub critical: bool,
     pub stdout_events_enabled: bool,
@@ -1015,6 +1018,7 @@ impl ProgramSpec {
             killasgroup_at: header_at,
             redirect_stderr: false,
             backoff: BackoffPolicy::default(),
+            crash_loop: CrashLoop::default(),
             events_from_stdout: false,
             critical: false,
             stdout_events_enabled: false,
@@ -2166,6 +2170,15 @@ fn toml_common(cx: &mut Ctx, sec: &Sec<'_, '_>, name: &str) -> ProgramSpec {
         max_ms: backoff_max.map(|s| s.saturating_mul(1000)),
         ..BackoffPolicy::default()
     };
+    let defaults = CrashLoop::default();
+    spec.crash_loop = CrashLoop {
+        restarts: cx
+            .get_u64(sec, "restart_limit", 1, "a positive integer (restarts)")
+            .map_or(defaults.restarts, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+        window_ms: cx
+            .get_u64(sec, "restart_window", 1, "a positive integer (seconds)")
+            .map_or(defaults.window_ms, |s| s.saturating_mul(1000)),
+    };
     spec.critical = cx.get_bool(sec, "critical").unwrap_or(false);
     spec.stdout_events_enabled = cx.get_bool(sec, "stdout_events_enabled").unwrap_or(false);
     spec.stderr_events_enabled = cx.get_bool(sec, "stderr_events_enabled").unwrap_or(false);
@@ -2517,6 +2530,7 @@ pub(super) fn build_program(
         killasgroup,
         redirect_stderr: spec.redirect_stderr,
         backoff: spec.backoff,
+        crash_loop: spec.crash_loop,
         events_from_stdout: spec.events_from_stdout,
         critical: spec.critical,
         stdout_events_enabled: spec.stdout_events_enabled,

@@ -509,3 +509,58 @@ fn a_damaged_database_is_refused_or_recovered_halted_and_seq_is_never_reused() {
     );
     assert_eq!(d.get("/api/state")["state"], "HALTED", "the halt survived");
 }
+
+/// Finding 6: a program that exits at once with `startsecs = 0` and `autorestart = true` is
+/// restarted `restart_limit` times, then each restart waits, longer each time (the delays
+/// are compared on the daemon's own timestamps).
+#[test]
+fn a_crash_loop_is_throttled_whatever_startsecs() {
+    let d = TestDaemon::start(
+        "[program.crashy]\ncommand = \"/bin/false\"\nstartsecs = 0\nautorestart = true\n\
+         restart_limit = 3\nrestart_window = 30\n",
+    );
+    // The EXITED that starts the wait names the crash loop.
+    let first = d.wait_for(0, T, |e| {
+        e["type"] == "process_state"
+            && e["to"] == "EXITED"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("crash loop"))
+    });
+    let second = d.wait_for(first["seq"].as_u64().unwrap(), T, |e| {
+        e["type"] == "process_state"
+            && e["to"] == "EXITED"
+            && e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("crash loop"))
+    });
+    d.wait_state(second["seq"].as_u64().unwrap(), "crashy", "STARTING", T);
+    let evs = d.events(0);
+    let starts: Vec<&Value> = evs
+        .iter()
+        .filter(|e| e["type"] == "process_state" && e["to"] == "STARTING")
+        .collect();
+    let before_first = starts
+        .iter()
+        .filter(|e| e["seq"].as_u64() < first["seq"].as_u64())
+        .count();
+    // The initial start plus restart_limit immediate restarts.
+    assert_eq!(before_first, 1 + 3, "{starts:?}");
+    let next_start = |after: &Value| {
+        *starts
+            .iter()
+            .find(|e| e["seq"].as_u64() > after["seq"].as_u64())
+            .expect("a start after the wait")
+    };
+    let wait1 = ts_ms(next_start(&first)) - ts_ms(&first);
+    let wait2 = ts_ms(next_start(&second)) - ts_ms(&second);
+    assert!(wait1 >= 1000, "first wait {wait1} ms");
+    assert!(wait2 >= 2000, "second wait {wait2} ms");
+    assert!(
+        first["reason"]
+            .as_str()
+            .unwrap()
+            .contains("next start in 1000 ms"),
+        "{first}"
+    );
+}
