@@ -127,6 +127,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     for f in &faults {
         events.health().startup_problem(f.clone());
     }
+    crate::store::retention::start(events.store().clone(), opts.monitor.retention);
     api::metrics::spawn_event_counters(&events);
 
     let listener = tokio::net::TcpListener::bind(config.vigil.listen)

@@ -335,6 +335,9 @@ impl EventLog {
         };
         if let Some(reason) = history_lost {
             tracing::error!(%reason, resumed_at = next, "event history lost");
+            if let Err(e) = log.store.mark_gap(next - 1) {
+                tracing::warn!(error = %e, "could not record the history gap");
+            }
             log.health.startup_problem(format!(
                 "event history lost: {reason}; seq continues at {next}"
             ));

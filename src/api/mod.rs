@@ -108,7 +108,9 @@ pub fn router(state: AppState) -> Router {
     // JWT layer (their rows in `auth::ROUTES` are `Delegated`).
     let compat = crate::compat::routes(state.compat.clone());
     // Access control, fallback, body limit, timeouts, security headers, CORS.
-    auth::protect(routes, Arc::new(state)).merge(compat)
+    auth::protect(routes, Arc::new(state))
+        .layer(axum::middleware::from_fn(reliability::limit_body))
+        .merge(compat)
 }
 
 type St = State<Arc<AppState>>;
@@ -330,5 +332,10 @@ async fn events(State(st): St, Query(q): Query<EventsQuery>) -> Result<Json<Valu
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()))?;
     let last = evs.last().map(|e| e.seq);
-    Ok(Json(json!({"events": evs, "last_seq": last})))
+    let mut body = json!({"events": evs, "last_seq": last});
+    let since = q.since.unwrap_or(0);
+    if let Some(gap) = reliability::gap_after(&st, since).await {
+        body["history_gap"] = gap;
+    }
+    Ok(Json(body))
 }

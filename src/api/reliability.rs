@@ -30,3 +30,70 @@ pub fn problems(st: &AppState) -> Vec<Value> {
     }
     out
 }
+
+/// `{"after", "missing_through"}` when events after `since` were pruned or lost.
+pub async fn gap_after(st: &AppState, since: u64) -> Option<Value> {
+    let store = st.events.store().clone();
+    let gap = tokio::task::spawn_blocking(move || store.gap_through())
+        .await
+        .ok()?
+        .ok()?;
+    (since < gap).then(|| json!({"after": since, "missing_through": gap}))
+}
+
+/// Bodies over the limit are read to the end (up to [`DRAIN_MAX`], within [`DRAIN_TIME`])
+/// and discarded before the 413 is sent, so the client reads vigil's JSON error instead of
+/// a connection reset in the middle of its upload. Bodies within the limit are buffered and
+/// passed on.
+pub const DRAIN_MAX: usize = 16 * 1024 * 1024;
+pub const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub async fn limit_body(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use futures::StreamExt;
+    let max = super::auth::MAX_BODY_BYTES;
+    let (parts, body) = req.into_parts();
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    let drained = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else { return false };
+            seen += chunk.len();
+            if seen <= max {
+                kept.extend_from_slice(&chunk);
+            } else if seen > DRAIN_MAX {
+                return false;
+            }
+        }
+        true
+    })
+    .await
+    .unwrap_or(false);
+    if seen > max {
+        let mut r = super::ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {max} bytes; send smaller batches"),
+        )
+        .into_response();
+        if !drained {
+            r.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        return r;
+    }
+    if !drained {
+        return super::ApiError::bad_request("the request body could not be read").into_response();
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(kept),
+    ))
+    .await
+}

@@ -315,6 +315,12 @@ pub async fn events(
             return Ok(ExitCode::from(exit::FAILED));
         }
         let evs = body["events"].as_array().cloned().unwrap_or_default();
+        if let Some(g) = body.get("history_gap") {
+            eprintln!(
+                "vigil: events after seq {} up to {} are no longer stored (pruned by retention or lost)",
+                g["after"], g["missing_through"]
+            );
+        }
         for e in &evs {
             println!("{e}");
             last = last.max(e["seq"].as_u64().unwrap_or(last));

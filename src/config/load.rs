@@ -45,6 +45,7 @@ pub const RESERVED_SECTIONS: &[&str] = &[
     "ingest",
     "cluster",
     "monitoring",
+    "events",
 ];
 
 /// The sections this loader owns.

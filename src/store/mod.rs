@@ -10,6 +10,7 @@
 
 pub mod health;
 pub mod record;
+pub mod retention;
 pub mod startup;
 
 use std::path::{Path, PathBuf};

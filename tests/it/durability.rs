@@ -564,3 +564,91 @@ fn a_crash_loop_is_throttled_whatever_startsecs() {
         "{first}"
     );
 }
+
+/// Retention by size keeps the database bounded; a resume from a pruned seq says so (in
+/// the history, on the stream, in `vigil events`).
+#[test]
+fn retention_bounds_the_history_and_a_resume_from_a_pruned_seq_says_so() {
+    let tmp = tempdir();
+    let body = "[events]\nmax_size_mb = 1\nmax_age_days = 30\n";
+    let d = TestDaemon::start_in(tmp.path(), body);
+    for _ in 0..6 {
+        let batch: String = (0..2000)
+            .map(|i| {
+                format!(
+                    "{{\"type\":\"log\",\"level\":\"info\",\"message\":\"{i} {}\"}}\n",
+                    "y".repeat(300)
+                )
+            })
+            .collect();
+        let r = reqwest::blocking::Client::new()
+            .post(format!("{}/api/events", d.url))
+            .body(batch)
+            .timeout(T)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+    }
+    let last = d.last_seq();
+    assert!(d.stop().success());
+    // Retention runs at start.
+    let d = TestDaemon::start_in(tmp.path(), body);
+    let first = d.wait_for(0, T, |e| {
+        e["type"] == "daemon_started" && e["seq"].as_u64() > Some(last)
+    });
+    let page = d.get("/api/events?since=0&limit=10");
+    let gap = &page["history_gap"];
+    assert!(gap["missing_through"].as_u64().unwrap() > 0, "{page}");
+    let oldest = page["events"][0]["seq"].as_u64().unwrap();
+    assert!(oldest > gap["missing_through"].as_u64().unwrap());
+    assert!(first["seq"].as_u64().unwrap() > last);
+    // Live data is at most the bound plus one pruning chunk's worth.
+    let kept = all_of(&d, "log").len();
+    assert!(kept < 12_000 && kept > 0, "{kept} log events kept");
+    // The stream starts with the notice.
+    let resp = reqwest::blocking::Client::new()
+        .get(format!("{}/api/events/stream", d.url))
+        .header("Last-Event-ID", "1")
+        .timeout(Duration::from_secs(5))
+        .send()
+        .unwrap();
+    let mut lines = BufReader::new(resp).lines();
+    let ev = lines.next().unwrap().unwrap();
+    assert_eq!(ev, "event: history_gap");
+    let data = lines.next().unwrap().unwrap();
+    assert!(data.contains("\"missing_through\""), "{data}");
+    // And the CLI warns.
+    let out = std::process::Command::new(vigil_bin())
+        .args(["events", "--since", "1", "--url", &d.url])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no longer stored"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A body over the limit is a 413 with vigil's JSON error (sized or chunked), and the
+/// daemon carries on.
+#[test]
+fn an_oversized_body_is_a_json_413() {
+    let d = TestDaemon::start("");
+    let big = "{\"type\":\"heartbeat\"}\n".repeat(60_000); // ~1.3 MB
+    for chunked in [false, true] {
+        let c = reqwest::blocking::Client::new().post(format!("{}/api/events", d.url));
+        let c = if chunked {
+            c.body(reqwest::blocking::Body::new(std::io::Cursor::new(
+                big.clone().into_bytes(),
+            )))
+        } else {
+            c.body(big.clone())
+        };
+        let r = c.timeout(T).send().unwrap();
+        assert_eq!(r.status().as_u16(), 413, "chunked={chunked}");
+        let v: Value = r.json().unwrap();
+        assert_eq!(v["error"], "body_too_large", "{v}");
+        assert!(v["message"].as_str().unwrap().contains("1048576"), "{v}");
+    }
+    assert_eq!(d.get("/api/state")["state"], "ACTIVE");
+}
