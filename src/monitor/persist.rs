@@ -107,10 +107,6 @@ impl Persist {
                 };
             }
         };
-        let record = self
-            .record
-            .update(|c| c.latch = Some(text.clone()))
-            .map_err(|e| e.to_string());
         let last = latch.last_transition();
         let body = json!({
             "state": latch.state().name(),
@@ -118,11 +114,20 @@ impl Persist {
             "reason": last.map(|t| t.reason.clone()),
             "source": last.map(|t| t.source.to_string()),
             "actor": last.map(|t| t.actor.clone()),
-            "persisted": record.is_ok(),
             "latch": serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
         });
-        let file = write_state_file(&self.file, &body);
-        Written { record, file }
+        // The two writes are independent: at the same time (the halt waits for the slower).
+        std::thread::scope(|s| {
+            let file = s.spawn(|| write_state_file(&self.file, &body));
+            let record = self
+                .record
+                .update(|c| c.latch = Some(text.clone()))
+                .map_err(|e| e.to_string());
+            let file = file
+                .join()
+                .unwrap_or_else(|_| Err("state file writer panicked".into()));
+            Written { record, file }
+        })
     }
 }
 

@@ -13,7 +13,8 @@
 //!
 //! Slot layout (little endian): magic `VIGILST1` (8) | generation u64 | seq_reserved u64 |
 //! payload length u32 | 4 reserved | SHA-256 of the preceding 32 bytes and the payload (32)
-//! | payload (JSON) | zero padding to [`SLOT`].
+//! | payload (JSON) | zero padding to the next 4 KiB (bytes after it in the slot are stale
+//! and ignored).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -141,7 +142,10 @@ fn encode(generation: u64, c: &Contents, path: &Path) -> Result<Vec<u8>, RecordE
             max: SLOT - HEADER,
         });
     }
-    let mut b = vec![0u8; SLOT];
+    // Only the pages in use are written (the parser reads `len` bytes): one 4 KiB page
+    // for a usual latch, so a halt costs one small in-place write.
+    let used = (HEADER + payload.len()).div_ceil(4096) * 4096;
+    let mut b = vec![0u8; used.min(SLOT)];
     b[..8].copy_from_slice(MAGIC);
     b[8..16].copy_from_slice(&generation.to_le_bytes());
     b[16..24].copy_from_slice(&c.seq_reserved.to_le_bytes());

@@ -295,7 +295,6 @@ fn a_halt_on_a_full_disk_is_persisted_announced_and_survives_a_restart() {
     assert_eq!(cmd["command"], "cancel_all_orders", "{cmd}");
     let f = state_file(&root);
     assert_eq!(f["state"], "HALTED", "{f}");
-    assert_eq!(f["persisted"], true, "{f}");
     let h = d.get("/health");
     if ev["stored"] == false {
         // The event could not go into SQLite: health says so.
