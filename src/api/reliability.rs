@@ -97,3 +97,61 @@ pub async fn limit_body(
     ))
     .await
 }
+
+/// Durability figures for `/metrics` (read at scrape time).
+pub fn metrics(st: &AppState, x: &mut super::metrics::Exposition) {
+    let stats = &st.monitor.stats;
+    let h = st.events.health();
+    let counters: [(&str, &str, u64); 5] = [
+        (
+            "vigil_ingest_refused_total",
+            "Inbound events refused because the ingest budget was full (HTTP 503 + Retry-After).",
+            stats.refused.load(Ordering::Relaxed),
+        ),
+        (
+            "vigil_ingest_throttled_total",
+            "Times a socket sender was slowed (not read) because the ingest budget was full.",
+            stats.throttled.load(Ordering::Relaxed),
+        ),
+        (
+            "vigil_events_lost_total",
+            "Events that could not be stored (their senders got no acknowledgement).",
+            h.lost.load(Ordering::Relaxed),
+        ),
+        (
+            "vigil_events_announced_unstored_total",
+            "Events announced with stored: false because the store could not write them (halts, commands).",
+            h.announced_unstored.load(Ordering::Relaxed),
+        ),
+        (
+            "vigil_event_write_failures_total",
+            "Event batches that failed to commit.",
+            h.failed_writes.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, v) in counters {
+        if x.family(name, "counter", help) {
+            x.sample(&[], v as f64);
+        }
+    }
+    if x.family(
+        "vigil_ingest_in_flight",
+        "gauge",
+        "Inbound events received and not yet committed (bounded by the ingest budget).",
+    ) {
+        x.sample(&[], st.monitor.in_flight() as f64);
+    }
+    if x.family(
+        "vigil_ingest_budget",
+        "gauge",
+        "The ingest budget: most inbound events in flight at once.",
+    ) {
+        x.sample(&[], crate::monitor::INGEST_BUDGET as f64);
+    }
+    if x.family("vigil_trading_state_persisted", "gauge", "1 when the trading state in effect is persisted in the state record, 0 when it applies in memory only.") {
+        x.sample(&[], f64::from(u8::from(st.monitor.snapshot().persisted)));
+    }
+    if x.family("vigil_health_problems", "gauge", "How many reasons /health reports for being degraded by storage, the state or load shedding.") {
+        x.sample(&[], problems(st).len() as f64);
+    }
+}

@@ -214,6 +214,25 @@ fn a_socket_flood_keeps_memory_bounded() {
         checks["ingest"]["throttled"].as_u64().unwrap() > 0,
         "{checks}"
     );
+    // /metrics counts it; /health said the queue was shedding load.
+    let m = metric(&d, "vigil_ingest_throttled_total");
+    assert!(m > 0.0, "vigil_ingest_throttled_total {m}");
+    let h = d.get("/health");
+    assert!(h["problems"].to_string().contains("shedding_load"), "{h}");
+}
+
+/// One sample of a metric without labels from `/metrics`.
+fn metric(d: &TestDaemon, name: &str) -> f64 {
+    let text = reqwest::blocking::get(format!("{}/metrics", d.url))
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 fn state_file(dir: &std::path::Path) -> Value {
@@ -303,7 +322,9 @@ fn a_halt_on_a_full_disk_is_persisted_announced_and_survives_a_restart() {
             h["problems"].to_string().contains("store_write_failed"),
             "{h}"
         );
+        assert!(metric(&d, "vigil_events_announced_unstored_total") >= 1.0);
     }
+    assert_eq!(metric(&d, "vigil_trading_state_persisted"), 1.0);
     kill9(&mut d);
     let d2 = TestDaemon::start_in(&root, "");
     let st = d2.get("/api/state");
