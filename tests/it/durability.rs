@@ -672,3 +672,52 @@ fn an_oversized_body_is_a_json_413() {
     }
     assert_eq!(d.get("/api/state")["state"], "ACTIVE");
 }
+
+/// `chattr +i` (or `-i`) on a path: an immutable file refuses writes even through a
+/// descriptor opened before (ext4 checks at each write).
+fn chattr(flag: &str, path: &std::path::Path) {
+    let st = std::process::Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .status()
+        .expect("run chattr (the test needs root and ext4)");
+    assert!(st.success(), "chattr {flag} {}", path.display());
+}
+
+/// When even the state record cannot be written (made immutable under the running daemon),
+/// a halt still takes effect and is announced with `persisted: false`; `/health` and
+/// `/metrics` say so; after a restart the record's older state and the file disagree, so
+/// vigil starts HALTED.
+#[test]
+fn a_halt_that_cannot_be_persisted_still_applies_and_says_so() {
+    let tmp = tempdir();
+    let mut d = TestDaemon::start_in(tmp.path(), "");
+    let since = d.last_seq();
+    let record = tmp.path().join("data/vigil.state");
+    chattr("+i", &record);
+    let (s, body) = halt(&d, "immutable drill");
+    chattr("-i", &record);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["state"], "HALTED");
+    let ev = d.wait_for(since, T, |e| {
+        e["type"] == "trading_state" && e["to"] == "HALTED"
+    });
+    assert_eq!(ev["persisted"], false, "{ev}");
+    assert!(ev["persist_error"].as_str().is_some(), "{ev}");
+    let cmd = d.wait_for(since, T, |e| e["type"] == "command");
+    assert_eq!(cmd["command"], "cancel_all_orders");
+    assert_eq!(d.get("/api/state")["persisted"], false);
+    assert_eq!(state_file(tmp.path())["state"], "HALTED");
+    let h = d.get("/health");
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert!(
+        h["problems"].to_string().contains("state_not_persisted"),
+        "{h}"
+    );
+    assert_eq!(metric(&d, "vigil_trading_state_persisted"), 0.0);
+    kill9(&mut d);
+    let d = TestDaemon::start_in(tmp.path(), "");
+    let st = d.get("/api/state");
+    assert_eq!(st["state"], "HALTED", "{st}");
+    assert_eq!(st["last_transition"]["source"], "system:restore", "{st}");
+}
