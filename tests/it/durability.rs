@@ -280,6 +280,21 @@ impl Drop for Tmpfs {
     }
 }
 
+/// POST `n` `log` events with messages of about `pad` bytes; asserts the 202.
+fn post_logs(d: &TestDaemon, n: usize, pad: usize) {
+    let pad = "x".repeat(pad);
+    let batch: String = (0..n)
+        .map(|i| format!("{{\"type\":\"log\",\"level\":\"info\",\"message\":\"{i} {pad}\"}}\n"))
+        .collect();
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/api/events", d.url))
+        .body(batch)
+        .timeout(T)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+}
+
 fn halt(d: &TestDaemon, reason: &str) -> (u16, Value) {
     let r = reqwest::blocking::Client::new()
         .post(format!("{}/api/trading/halt", d.url))
@@ -440,21 +455,7 @@ fn the_state_file_matches_after_a_kill_mid_transition() {
 fn a_damaged_database_is_refused_or_recovered_halted_and_seq_is_never_reused() {
     let tmp = tempdir();
     let d = TestDaemon::start_in(tmp.path(), "");
-    let batch: String = (0..3000)
-        .map(|i| {
-            format!(
-                "{{\"type\":\"log\",\"level\":\"info\",\"message\":\"filler {i} {}\"}}\n",
-                "x".repeat(200)
-            )
-        })
-        .collect();
-    let r = reqwest::blocking::Client::new()
-        .post(format!("{}/api/events", d.url))
-        .body(batch)
-        .timeout(T)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 202);
+    post_logs(&d, 3000, 200);
     let before = d.last_seq();
     assert!(d.stop().success());
     // Random bytes over two pages in the middle of the file.
@@ -593,21 +594,7 @@ fn retention_bounds_the_history_and_a_resume_from_a_pruned_seq_says_so() {
     let body = "[events]\nmax_size_mb = 1\nmax_age_days = 30\n";
     let d = TestDaemon::start_in(tmp.path(), body);
     for _ in 0..6 {
-        let batch: String = (0..2000)
-            .map(|i| {
-                format!(
-                    "{{\"type\":\"log\",\"level\":\"info\",\"message\":\"{i} {}\"}}\n",
-                    "y".repeat(300)
-                )
-            })
-            .collect();
-        let r = reqwest::blocking::Client::new()
-            .post(format!("{}/api/events", d.url))
-            .body(batch)
-            .timeout(T)
-            .send()
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 202);
+        post_logs(&d, 2000, 300);
     }
     let last = d.last_seq();
     assert!(d.stop().success());
