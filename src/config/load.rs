@@ -33,7 +33,7 @@ pub(crate) use suggest::did_you_mean;
 /// Top-level tables that belong to other modules. This loader skips them without a word (not
 /// even an unknown-key check); each is parsed and validated by the module that owns it:
 /// `checks`, `rules` and `halt` (monitoring and the halt latch), `alerts`, `auth`, `jobs`,
-/// `ingest` (tailed event files), `cluster` and `monitoring`. Any other unknown top-level table
+/// `ingest` (tailed event files), `cluster`, `monitoring` and `events` (retention). Any other unknown top-level table
 /// is an error with a did-you-mean.
 pub const RESERVED_SECTIONS: &[&str] = &[
     "checks",
@@ -3517,7 +3517,7 @@ critical = true
                 "2:1: junk: unknown top-level key (keys belong in a section such as [vigil] or [program.NAME])",
                 "3:2: programs: unknown section, did you mean \"program\"?",
                 "5:2: alert: unknown section, did you mean \"alerts\"?",
-                "7:2: zzz: unknown section; known sections: vigil, program, group, eventlistener, rpc, checks, rules, halt, alerts, auth, jobs, ingest, cluster, monitoring",
+                "7:2: zzz: unknown section; known sections: vigil, program, group, eventlistener, rpc, checks, rules, halt, alerts, auth, jobs, ingest, cluster, monitoring, events",
             ]
         );
     }
@@ -3529,10 +3529,10 @@ critical = true
             "[[rules]]\nwhen = 1\n",
             "[halt]\nposition = \"close\"\n",
             "[alerts]\nx = 1\n[auth]\nusers = []\n[jobs]\ny = 2\n[ingest]\nfiles = []\n",
-            "[cluster]\n[monitoring]\nz = true\n",
+            "[cluster]\n[monitoring]\nz = true\n[events]\nmax_age_days = 1\n",
         ));
         assert!(c.programs.is_empty());
-        assert_eq!(RESERVED_SECTIONS.len(), 9);
+        assert_eq!(RESERVED_SECTIONS.len(), 10);
     }
 
     // ---------------------------------------------------------------- program semantics
