@@ -740,6 +740,9 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
 /// (when configured) CORS. `routes` must hold every route: the middleware is a `route_layer`
 /// and covers only routes present when it is applied. A request log (e.g. tower-http's
 /// `TraceLayer`) belongs in here, inside the outermost layer that strips `?token=`.
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
 pub fn protect(routes: axum::Router<Arc<AppState>>, state: Arc<AppState>) -> axum::Router {
     use tower_http::set_header::SetResponseHeaderLayer;
     let cors = state
@@ -750,7 +753,9 @@ pub fn protect(routes: axum::Router<Arc<AppState>>, state: Arc<AppState>) -> axu
     let mut app = routes
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), enforce))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_BODY_BYTES,
+        ))
         .with_state(state);
     for (name, value) in SECURITY_HEADERS {
         app = app.layer(SetResponseHeaderLayer::if_not_present(

@@ -267,6 +267,7 @@ pub fn render(st: &AppState, host: bool) -> String {
     }
     programs(st, &mut x);
     monitor(st, &mut x);
+    super::reliability::metrics(st, &mut x);
     if host {
         host_resources(&mut x);
     }

@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod openapi;
 pub mod page;
+pub mod reliability;
 pub mod report;
 pub mod sse;
 pub mod system;
@@ -123,7 +124,9 @@ pub fn router(state: AppState) -> Router {
     // JWT layer (their rows in `auth::ROUTES` are `Delegated`).
     let compat = crate::compat::routes(state.compat.clone());
     // Access control, fallback, body limit, timeouts, security headers, CORS.
-    auth::protect(routes, Arc::new(state)).merge(compat)
+    auth::protect(routes, Arc::new(state))
+        .layer(axum::middleware::from_fn(reliability::limit_body))
+        .merge(compat)
 }
 
 type St = State<Arc<AppState>>;
@@ -172,10 +175,15 @@ async fn health(State(st): St, ext: axum::http::Extensions) -> Json<Value> {
         }
         programs.insert(p.name.clone(), entry);
     }
+    let problems = reliability::problems(&st);
+    if !problems.is_empty() {
+        worst = "degraded";
+    }
     let mode = st.jobs.cgroup_mode();
     Json(json!({
         "status": worst,
         "programs": programs,
+        "problems": problems,
         "jobs": {"cgroup_mode": mode.as_str(), "memory_enforcement": mode.memory_enforcement()},
     }))
 }
@@ -357,5 +365,9 @@ async fn events(State(st): St, Query(q): Query<EventsQuery>) -> Result<Json<Valu
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string())
         })?;
     let last = evs.last().map(|e| e.seq);
-    Ok(Json(json!({"events": evs, "last_seq": last})))
+    let mut body = json!({"events": evs, "last_seq": last});
+    if let Some(gap) = reliability::gap_after(&st, since).await {
+        body["history_gap"] = gap;
+    }
+    Ok(Json(body))
 }

@@ -315,6 +315,12 @@ pub async fn events(
             return Ok(ExitCode::from(exit::FAILED));
         }
         let evs = body["events"].as_array().cloned().unwrap_or_default();
+        if let Some(g) = body.get("history_gap") {
+            eprintln!(
+                "vigil: events after seq {} up to {} are no longer stored (pruned by retention or lost)",
+                g["after"], g["missing_through"]
+            );
+        }
         for e in &evs {
             println!("{e}");
             last = last.max(e["seq"].as_u64().unwrap_or(last));
@@ -500,13 +506,20 @@ pub async fn send(args: &ClientArgs) -> anyhow::Result<ExitCode> {
             batch.push('\n');
         }
         if (done || line_no - first_line + 1 >= 500) && !batch.is_empty() {
-            let req = c
-                .req(reqwest::Method::POST, "/api/events")
-                .header("Content-Type", "application/x-ndjson")
-                .body(std::mem::take(&mut batch));
-            let (status, body) = match c.send(req).await {
-                Ok(v) => v,
-                Err(f) => return fail_code(f),
+            let body_text = std::mem::take(&mut batch);
+            // 503 "overloaded": vigil took nothing of the batch; send it again after a pause.
+            let (status, body) = loop {
+                let req = c
+                    .req(reqwest::Method::POST, "/api/events")
+                    .header("Content-Type", "application/x-ndjson")
+                    .body(body_text.clone());
+                match c.send(req).await {
+                    Ok((503, b)) if b["error"] == "overloaded" => {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    Ok(v) => break v,
+                    Err(f) => return fail_code(f),
+                }
             };
             accepted += body["accepted"].as_u64().unwrap_or(0);
             if status != 202 {

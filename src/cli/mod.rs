@@ -51,6 +51,10 @@ pub enum Cmd {
         /// listener headers, instead of the file's `identifier`.
         #[arg(short, long)]
         identifier: Option<String>,
+        /// When `vigil.db` fails its integrity check at start: set it aside
+        /// (`vigil.db.damaged-TIME`), start on a new one, HALTED, instead of refusing to start.
+        #[arg(long)]
+        recover: bool,
     },
     /// Run the daemon on an embedded demo config with a simulated trading bot.
     Demo {
@@ -165,6 +169,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             listen,
             identifier,
+            recover,
         } => {
             let overrides = crate::config::Overrides { listen, identifier };
             let cfg = match crate::config::load(&config) {
@@ -193,6 +198,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 overrides,
                 banner: None,
                 monitor,
+                recover,
             }))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -205,6 +211,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 overrides: Default::default(),
                 banner: Some(banner),
                 monitor,
+                recover: false,
             }))?;
             Ok(ExitCode::SUCCESS)
         }

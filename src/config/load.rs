@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
-use vigil_core::program::{AutoRestart, BackoffPolicy};
+use vigil_core::program::{AutoRestart, BackoffPolicy, CrashLoop};
 
 use super::{
     Config, ConfigError, ConfigErrors, Credentials, EVENT_TYPES, EventListenerConfig, GroupConfig,
@@ -33,7 +33,7 @@ pub(crate) use suggest::did_you_mean;
 /// Top-level tables that belong to other modules. This loader skips them without a word (not
 /// even an unknown-key check); each is parsed and validated by the module that owns it:
 /// `checks`, `rules` and `halt` (monitoring and the halt latch), `alerts`, `auth`, `jobs`,
-/// `ingest` (tailed event files), `cluster` and `monitoring`. Any other unknown top-level table
+/// `ingest` (tailed event files), `cluster`, `monitoring` and `events` (retention). Any other unknown top-level table
 /// is an error with a did-you-mean.
 pub const RESERVED_SECTIONS: &[&str] = &[
     "checks",
@@ -46,6 +46,7 @@ pub const RESERVED_SECTIONS: &[&str] = &[
     "cluster",
     "monitoring",
     "venue",
+    "events",
 ];
 
 /// The sections this loader owns.
@@ -84,6 +85,8 @@ const PROGRAM_KEYS: &[&str] = &[
     "stderr_events_enabled",
     "backoff",
     "backoff_max",
+    "restart_limit",
+    "restart_window",
     "events",
     "critical",
     "ready_command",
@@ -998,6 +1001,7 @@ pub(super) struct ProgramSpec {
     pub killasgroup_at: usize,
     pub redirect_stderr: bool,
     pub backoff: BackoffPolicy,
+    pub crash_loop: CrashLoop,
     pub events_from_stdout: bool,
     pub critical: bool,
     pub stdout_events_enabled: bool,
@@ -1046,6 +1050,7 @@ impl ProgramSpec {
             killasgroup_at: header_at,
             redirect_stderr: false,
             backoff: BackoffPolicy::default(),
+            crash_loop: CrashLoop::default(),
             events_from_stdout: false,
             critical: false,
             stdout_events_enabled: false,
@@ -2224,6 +2229,15 @@ fn toml_common(cx: &mut Ctx, sec: &Sec<'_, '_>, name: &str) -> ProgramSpec {
         max_ms: backoff_max.map(|s| s.saturating_mul(1000)),
         ..BackoffPolicy::default()
     };
+    let defaults = CrashLoop::default();
+    spec.crash_loop = CrashLoop {
+        restarts: cx
+            .get_u64(sec, "restart_limit", 1, "a positive integer (restarts)")
+            .map_or(defaults.restarts, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+        window_ms: cx
+            .get_u64(sec, "restart_window", 1, "a positive integer (seconds)")
+            .map_or(defaults.window_ms, |s| s.saturating_mul(1000)),
+    };
     spec.critical = cx.get_bool(sec, "critical").unwrap_or(false);
     spec.stdout_events_enabled = cx.get_bool(sec, "stdout_events_enabled").unwrap_or(false);
     spec.stderr_events_enabled = cx.get_bool(sec, "stderr_events_enabled").unwrap_or(false);
@@ -2575,6 +2589,7 @@ pub(super) fn build_program(
         killasgroup,
         redirect_stderr: spec.redirect_stderr,
         backoff: spec.backoff,
+        crash_loop: spec.crash_loop,
         events_from_stdout: spec.events_from_stdout,
         critical: spec.critical,
         stdout_events_enabled: spec.stdout_events_enabled,
@@ -3571,7 +3586,7 @@ critical = true
                 "2:1: junk: unknown top-level key (keys belong in a section such as [vigil] or [program.NAME])",
                 "3:2: programs: unknown section, did you mean \"program\"?",
                 "5:2: alert: unknown section, did you mean \"alerts\"?",
-                "7:2: zzz: unknown section; known sections: vigil, program, group, eventlistener, rpc, checks, rules, halt, alerts, auth, jobs, ingest, cluster, monitoring, venue",
+                "7:2: zzz: unknown section; known sections: vigil, program, group, eventlistener, rpc, checks, rules, halt, alerts, auth, jobs, ingest, cluster, monitoring, venue, events",
             ]
         );
     }
@@ -3583,10 +3598,10 @@ critical = true
             "[[rules]]\nwhen = 1\n",
             "[halt]\nposition = \"close\"\n",
             "[alerts]\nx = 1\n[auth]\nusers = []\n[jobs]\ndev_mode = true\n[ingest]\nfiles = []\n",
-            "[cluster]\n[monitoring]\nz = true\n",
+            "[cluster]\n[monitoring]\nz = true\n[events]\nmax_age_days = 1\n",
         ));
         assert!(c.programs.is_empty());
-        assert_eq!(RESERVED_SECTIONS.len(), 10);
+        assert_eq!(RESERVED_SECTIONS.len(), 11);
     }
 
     // ---------------------------------------------------------------- program semantics

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use vigil_core::program::{AutoRestart, BackoffPolicy, Policy};
+use vigil_core::program::{AutoRestart, BackoffPolicy, CrashLoop, Policy};
 
 pub use load::{
     DEFAULT_BUFFER_SIZE, DEFAULT_LISTEN, DEFAULT_LOG_BACKUPS, DEFAULT_LOG_MAXBYTES,
@@ -183,6 +183,8 @@ pub struct ProgramConfig {
     pub redirect_stderr: bool,
     /// vigil extensions to supervisord's backoff: `backoff_max`, `backoff = "exponential"`.
     pub backoff: BackoffPolicy,
+    /// vigil extension `restart_limit`/`restart_window`: crash-loop throttling.
+    pub crash_loop: CrashLoop,
     /// `events = "stdout"`: the program's stdout lines are also events in (issue 4).
     pub events_from_stdout: bool,
     /// `critical = true`: this program reaching FATAL halts trading (issue 4).
@@ -217,6 +219,7 @@ impl ProgramConfig {
             stopwait_ms: self.stopwaitsecs.saturating_mul(1000),
             backoff: self.backoff,
             ready_retries: self.ready.as_ref().map(|r| r.retries),
+            crash_loop: self.crash_loop,
         }
     }
 }

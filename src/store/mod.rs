@@ -2,6 +2,16 @@
 //!
 //! Writes go through one writer thread ([`crate::events::EventLog`]) so `seq` order is
 //! commit order. Reads open their own connections (WAL lets them run beside the writer).
+//!
+//! Schema changes: append one SQL string to [`MIGRATIONS`] (never edit a released one);
+//! `user_version` is its 1-based index, applied in order at open, each in its own
+//! transaction together with the version bump. A new table (e.g. the jobs tables) is one
+//! more entry: `CREATE TABLE IF NOT EXISTS …`.
+
+pub mod health;
+pub mod record;
+pub mod retention;
+pub mod startup;
 
 use std::path::{Path, PathBuf};
 
@@ -32,9 +42,10 @@ pub enum StoreError {
     Corrupt { seq: u64, reason: String },
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-const MIGRATIONS: &[&str] = &[
+/// Schema migrations, oldest first; `user_version` = how many are applied.
+pub const MIGRATIONS: &[&str] = &[
     // v1
     "CREATE TABLE IF NOT EXISTS events (
         seq  INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -83,11 +94,60 @@ impl Store {
             });
         }
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            conn.execute_batch(m).map_err(err(path, "migrating"))?;
-            conn.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(err(path, "migrating"))?;
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {m}; PRAGMA user_version = {}; COMMIT;",
+                i + 1
+            ))
+            .map_err(err(path, "migrating"))?;
         }
         Ok(store)
+    }
+
+    /// `PRAGMA quick_check` (and that the events table can be read end to end): `Err` with
+    /// what SQLite found when the database is damaged.
+    pub fn check(path: &Path) -> Result<(), String> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| e.to_string())?;
+        let mut stmt = conn
+            .prepare("PRAGMA quick_check")
+            .map_err(|e| e.to_string())?;
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(|m| m.collect())
+            .map_err(|e| e.to_string())?;
+        if rows.len() != 1 || rows[0] != "ok" {
+            let mut found = rows.into_iter().take(5).collect::<Vec<_>>().join("; ");
+            if found.is_empty() {
+                found = "no answer".into();
+            }
+            return Err(found);
+        }
+        conn.query_row("SELECT count(*), max(seq) FROM events", [], |_| Ok(()))
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// `PRAGMA wal_checkpoint(TRUNCATE)`.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let conn = self.connect(true)?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(err(&self.path, "checkpointing the WAL"))
+    }
+
+    /// This database's id (made up when it is created): the state record remembers it, so
+    /// a deleted or replaced `vigil.db` is noticed.
+    pub fn db_id(&self) -> Result<String, StoreError> {
+        if let Some(id) = self.kv_get("db_id")? {
+            return Ok(id);
+        }
+        let id = format!("{:032x}", rand::random::<u128>());
+        let conn = self.connect(true)?;
+        conn.execute(
+            "INSERT INTO kv (key, value) VALUES ('db_id', ?1) ON CONFLICT(key) DO NOTHING",
+            [&id],
+        )
+        .map_err(err(&self.path, "writing the database id"))?;
+        Ok(self.kv_get("db_id")?.unwrap_or(id))
     }
 
     pub fn path(&self) -> &Path {
@@ -110,26 +170,30 @@ impl Store {
         Ok(conn)
     }
 
-    /// Append a batch in one transaction; returns the assigned `seq`s in order.
+    /// Append a batch `(seq, ts, type, data)` in one transaction (the writer assigns `seq`s).
     pub fn append(
         conn: &mut Connection,
         path: &Path,
-        batch: &[(String, String, String)],
-    ) -> Result<Vec<u64>, StoreError> {
+        batch: &[(u64, String, String, String)],
+    ) -> Result<(), StoreError> {
         let tx = conn.transaction().map_err(err(path, "beginning a write"))?;
-        let mut seqs = Vec::with_capacity(batch.len());
         {
             let mut stmt = tx
-                .prepare_cached("INSERT INTO events (ts, type, data) VALUES (?1, ?2, ?3)")
+                .prepare_cached("INSERT INTO events (seq, ts, type, data) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(err(path, "preparing an insert"))?;
-            for (ts, kind, data) in batch {
-                stmt.execute(params![ts, kind, data])
+            for (seq, ts, kind, data) in batch {
+                stmt.execute(params![*seq as i64, ts, kind, data])
                     .map_err(err(path, "inserting an event"))?;
-                seqs.push(tx.last_insert_rowid() as u64);
             }
         }
         tx.commit().map_err(err(path, "committing events"))?;
-        Ok(seqs)
+        Ok(())
+    }
+
+    /// Whether a failed write may succeed if retried at once (the database was busy).
+    pub fn transient(e: &StoreError) -> bool {
+        matches!(e, StoreError::Sqlite { source: rusqlite::Error::SqliteFailure(f, _), .. }
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
     }
 
     /// Events with `seq > since`, oldest first, optionally of one type, at most `limit`.

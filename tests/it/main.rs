@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod compat;
 mod dropin;
+mod durability;
 mod fake_kraken;
 mod fuzz;
 mod jobs;
