@@ -657,7 +657,10 @@ fn schemathesis_finds_no_server_errors() {
         .args(["--checks", "not_a_server_error"])
         .args(["--max-examples", "20"])
         .args(["--phases", "examples,coverage,fuzzing"])
-        .args(["--workers", "2"])
+        // One worker: with two threads, hypothesis parses lambdas' sources concurrently and
+        // CPython 3.11.7 fails with "AST constructor recursion depth mismatch" (a bug of
+        // Python's ast module, not a finding about vigil; seen in full runs).
+        .args(["--workers", "1"])
         .args(["--request-timeout", "20"])
         .args(["--seed", "1"])
         .args(["--no-shrink"])
