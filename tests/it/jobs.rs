@@ -556,17 +556,19 @@ fn non_admins_see_only_their_own_jobs_and_no_resources() {
         |v| v["type"] == "task_completed" && v["data"]["task_id"].as_str() == Some(&*my_s),
         &mut seen,
     );
+    // The admin's stream carries both completions, in whichever order the jobs end.
     let mut admin_seen = Vec::new();
-    next_of(
-        &admin_rx,
-        |v| v["type"] == "task_completed" && v["data"]["task_id"].as_str() == Some(&*olga_s),
-        &mut admin_seen,
-    );
-    next_of(
-        &admin_rx,
-        |v| v["type"] == "task_completed" && v["data"]["task_id"].as_str() == Some(&*my_s),
-        &mut admin_seen,
-    );
+    let completed = |seen: &[Value], id: &str| {
+        seen.iter()
+            .any(|v| v["type"] == "task_completed" && v["data"]["task_id"].as_str() == Some(id))
+    };
+    while !(completed(&admin_seen, &olga_s) && completed(&admin_seen, &my_s)) {
+        next_of(
+            &admin_rx,
+            |v| v["type"] == "task_completed",
+            &mut admin_seen,
+        );
+    }
     // Oscar's stream: only oscar's tasks and no resources, ever.
     for v in &seen {
         assert!(v.get("resources").is_none(), "{v}");
