@@ -11,6 +11,13 @@
 //!     on the socket at t0; t1 is when the `trading_state` event (stored, then broadcast)
 //!     arrives on the SSE stream. p50/p95/p99 over BENCH_TRIALS (default 200). Between
 //!     trials the condition clears and the bench resumes trading.
+//! (d) durable acknowledgements: `fill` events (stored) over HTTP in NDJSON batches of
+//!     BENCH_BATCH (default 1 000) from BENCH_SENDERS (default 4) concurrent connections; each
+//!     202 means the batch is committed (WAL fsynced); events/s and the ack latency
+//!     p50/p95/p99. And over the socket: `log` lines with an `{"ack"}` every 1 000 lines.
+//! (e) the disk's floor, in the same data_dir in the same run: a bare in-place `pwrite` +
+//!     `fdatasync` of one 4 KiB record, BENCH_TRIALS times; the halt's p99 is reported as a
+//!     multiple of the floor's p99.
 //! No peer to compare with: supervisord has no monitor. Without `--bench` it does nothing.
 
 use std::io::{BufRead, BufReader, Write};
@@ -241,6 +248,97 @@ fn main() {
         assert_eq!(ev["to"], "ACTIVE");
     }
     lat.sort_by(|a, b| a.total_cmp(b));
+
+    // (d) durable acks over HTTP, concurrent senders, stored events.
+    let senders = env_or("BENCH_SENDERS", 4);
+    let batch = env_or("BENCH_BATCH", 1000);
+    let per_sender = (n / 8 / senders / batch).max(1);
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..senders)
+        .map(|s| {
+            let base = base.clone();
+            std::thread::spawn(move || {
+                let c = reqwest::blocking::Client::new();
+                let mut acks = Vec::with_capacity(per_sender);
+                for b in 0..per_sender {
+                    let body: String = (0..batch)
+                        .map(|i| format!(
+                            "{{\"type\":\"fill\",\"pair\":\"BTC/USD\",\"side\":\"buy\",\"qty\":1,\"price\":1,\"order_id\":\"{s}-{b}-{i}\"}}\n"
+                        ))
+                        .collect();
+                    let t = Instant::now();
+                    let r = c.post(format!("{base}/api/events")).body(body).send().expect("post");
+                    assert_eq!(r.status().as_u16(), 202);
+                    acks.push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                acks
+            })
+        })
+        .collect();
+    let mut acks: Vec<f64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("sender"))
+        .collect();
+    let durable_secs = t0.elapsed().as_secs_f64();
+    let durable_n = senders * per_sender * batch;
+    let durable_rate = durable_n as f64 / durable_secs;
+    acks.sort_by(|a, b| a.total_cmp(b));
+    // ... and over the socket with an ack request every 1 000 lines.
+    let log_n = n / 8;
+    let mut logs = Vec::with_capacity(log_n * 80);
+    for i in 0..log_n {
+        writeln!(
+            logs,
+            r#"{{"type":"log","level":"info","message":"bench {i}"}}"#
+        )
+        .expect("payload");
+        if (i + 1) % 1000 == 0 {
+            writeln!(logs, r#"{{"ack":{i}}}"#).expect("payload");
+        }
+    }
+    let s2 = UnixStream::connect(&sock).expect("socket");
+    let mut replies = BufReader::new(s2.try_clone().expect("clone"));
+    let t0 = Instant::now();
+    let writer = {
+        let mut s2 = s2;
+        std::thread::spawn(move || s2.write_all(&logs).expect("write"))
+    };
+    let mut acked = 0u64;
+    let mut l = String::new();
+    for _ in 0..log_n / 1000 {
+        l.clear();
+        replies.read_line(&mut l).expect("ack");
+        let v: Value = serde_json::from_str(&l).expect("ack json");
+        assert_eq!(v["ok"], true, "{v}");
+        acked += v["committed"].as_u64().unwrap_or(0);
+    }
+    writer.join().expect("writer");
+    let sock_durable_secs = t0.elapsed().as_secs_f64();
+    let sock_durable_rate = acked as f64 / sock_durable_secs;
+
+    // (e) the disk's floor: in-place pwrite + fdatasync of 4 KiB, same filesystem.
+    let floor = {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(tmp.path().join("data/floor.bin"))
+            .expect("floor file");
+        f.write_all_at(&[0u8; 4096], 0).expect("prealloc");
+        f.sync_all().expect("sync");
+        let mut v = Vec::with_capacity(trials);
+        for i in 0..trials {
+            let buf = [(i % 251) as u8; 4096];
+            let t = Instant::now();
+            f.write_all_at(&buf, 0).expect("pwrite");
+            f.sync_data().expect("fdatasync");
+            v.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        v.sort_by(|a, b| a.total_cmp(b));
+        v
+    };
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -265,5 +363,24 @@ fn main() {
         pct(&lat, 95.0),
         pct(&lat, 99.0),
         lat.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "| durable acks: {durable_n} fills over HTTP, {senders} senders, batches of {batch} | {durable_rate:.0} events/s ({durable_secs:.2} s); ack p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms |",
+        pct(&acks, 50.0),
+        pct(&acks, 95.0),
+        pct(&acks, 99.0)
+    );
+    println!(
+        "| durable acks: {acked} logs over the socket, an ack every 1 000 | {sock_durable_rate:.0} events/s ({sock_durable_secs:.2} s) |"
+    );
+    println!(
+        "| floor: pwrite + fdatasync of 4 KiB in place, {trials} trials | p50 {:.3} ms, p95 {:.3} ms, p99 {:.3} ms |",
+        pct(&floor, 50.0),
+        pct(&floor, 95.0),
+        pct(&floor, 99.0)
+    );
+    println!(
+        "| breach → halt p99 / floor p99 | {:.2}× |",
+        pct(&lat, 99.0) / pct(&floor, 99.0)
     );
 }

@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub banner: Option<String>,
     /// Checks, rules, halt actions, alerts, ingest sources.
     pub monitor: MonitorConfig,
+    /// `--recover`: a damaged database is set aside and vigil starts HALTED on a new one.
+    pub recover: bool,
 }
 
 /// Refuse addresses that would expose an unauthenticated API: without `[auth]`, loopback only.
@@ -115,8 +117,17 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     // until the process ends (the kernel drops it even on SIGKILL).
     let _data_dir_lock = lock_data_dir(&config.vigil.data_dir)?;
     let db = config.db_path();
+    let faults = crate::store::startup::check_database(&db, opts.recover)?;
+    let (record, found) =
+        crate::store::record::StateRecord::open(&config.vigil.data_dir.join("vigil.state"))
+            .context("opening the state record")?;
+    let record = std::sync::Arc::new(record);
     let store = Store::open(&db).with_context(|| format!("opening {}", db.display()))?;
-    let events = EventLog::start(store).context("starting the event writer")?;
+    let events = EventLog::start(store, record.clone()).context("starting the event writer")?;
+    for f in &faults {
+        events.health().startup_problem(f.clone());
+    }
+    crate::store::retention::start(events.store().clone(), opts.monitor.retention);
     api::metrics::spawn_event_counters(&events);
 
     let listener = tokio::net::TcpListener::bind(config.vigil.listen)
@@ -179,11 +190,15 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         opts.monitor.clone(),
         events.clone(),
         monitor::Persist::new(
+            record,
+            found,
             events.store().clone(),
             config.vigil.data_dir.join("trading_state"),
+            faults,
         ),
         sup.clone(),
     );
+    let venues = crate::venue::start(&config.venues, events.clone(), monitor.clone());
     ingest::serve_stdout(stdout_rx, monitor.clone());
     if opts.monitor.ingest.socket {
         ingest::serve_socket(&socket, monitor.clone())
@@ -194,6 +209,18 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         events.store().clone(),
         monitor.clone(),
     );
+
+    // Background jobs (issue 10): recovers the queue and leftovers before serving.
+    let jobs = crate::jobs::start(
+        config.jobs.clone(),
+        events.clone(),
+        crate::jobs::Options {
+            data_dir: config.vigil.data_dir.clone(),
+            url: url.clone(),
+            cgroups: None,
+        },
+    )
+    .context("starting background jobs")?;
 
     let compat = crate::compat::Compat {
         supervisor: sup.clone(),
@@ -208,7 +235,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         events: events.clone(),
         monitor: monitor.clone(),
         auth: auth.clone(),
+        jobs: jobs.clone(),
         compat: compat.with_guard(crate::compat::main_guard(&config, addr)),
+        venues,
     };
     let metrics_listen = config.auth.as_ref().and_then(|a| a.metrics_listen);
     let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -237,6 +266,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         });
         println!("vigil: metrics on http://{bound}/metrics");
     }
+    // Before the readiness line: a SIGTERM right after it must be a graceful stop.
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     // The readiness line tests and scripts wait for; it carries the bound address.
     println!("vigil: listening on {url}");
     if let Some(b) = &opts.banner {
@@ -245,9 +278,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     tokio::spawn(notify_ready(sup.clone()));
     tokio::spawn(watchdog(sup.clone(), events.clone()));
 
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("received SIGTERM indicating exit request"); break; }
@@ -269,7 +299,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     ctl.stopping();
     // Shutdown order: stop programs (reverse priority), stop HTTP, flush the store.
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    sup.shutdown().await;
+    // Jobs and programs together: running jobs end `interrupted`, queued ones stay queued for
+    // the next start; the supervisor's shutdown must not wait for the jobs' (a restart in
+    // progress is abandoned only once the supervisor is told to shut down).
+    tokio::join!(jobs.shutdown(), sup.shutdown());
     shutdown.cancel();
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Ok(()))) => {}
@@ -279,6 +312,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     events.submit("daemon_stopped", fields! {"pid" => std::process::id()});
     events.flush().await;
+    events.checkpoint().await;
     if let Some(p) = pidfile {
         let _ = std::fs::remove_file(p);
     }

@@ -60,6 +60,33 @@ critical_pct = 97
 sustain_s = 60
 action = "warn"
 
+# Background jobs (issue 10): a research program submits a sample backtest through the CLI;
+# the job reports its progress (VIGIL_PROGRESS lines) to the Status Center and the API.
+# Dev mode: laptop-friendly admission (5 % buffer, 50 % consumption factor).
+[jobs]
+dev_mode = true
+
+[jobs.types.backtest]
+command = ["@EXEPATH@", "sim", "backtest", "--symbol", "{symbol}", "--days", "{days}"]
+# The demo bot's loop overruns on purpose (its check warns), which would keep a pausable job
+# frozen for the whole demo.
+pausable = false
+timeout_s = 600
+
+[jobs.types.backtest.params.symbol]
+enum = ["BTC/USD", "ETH/USD", "SOL/USD"]
+
+[jobs.types.backtest.params.days]
+pattern = "[1-9][0-9]{0,2}"
+default = "30"
+
+[program.research]
+command = "@EXE@ job submit --type backtest --param symbol=BTC/USD --description 'sample backtest' --wait"
+priority = 30
+startsecs = 0
+autorestart = false
+environment = { VIGIL_TOKEN = "demo.@TOKSECRET@" }
+
 # Risk rules on what the bot reports.
 [rules.drawdown]
 warn_pct = 2
@@ -102,6 +129,7 @@ pub fn config(
     let data = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
     let text = DEMO_TOML
         .replace("@EXE@", &quoted.replace('\\', "\\\\").replace('"', "\\\""))
+        .replace("@EXEPATH@", &exe.replace('\\', "\\\\").replace('"', "\\\""))
         .replace("@LISTEN@", listen)
         .replace(
             "@DATA@",
@@ -124,7 +152,8 @@ pub fn config(
     let text = text
         .replace("@JWT@", &hex(32))
         .replace("@PWHASH@", &pw_hash)
-        .replace("@TOKHASH@", &tok_hash);
+        .replace("@TOKHASH@", &tok_hash)
+        .replace("@TOKSECRET@", &token_secret);
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let path = cwd.join("demo.toml");
     let cfg = config::load_str(&path, &text)
@@ -141,8 +170,8 @@ pub fn config(
 
 fn banner_text(cfg: &Config) -> String {
     format!(
-        "vigil demo: API at http://{} (try /health, /api/state, /api/checks) — simulated feed and bot under supervision; \
-         try `vigil ctl status`, `vigil state`, `vigil events --follow`, `vigil halt --reason test`; \
+        "vigil demo: Status Center at http://{0}/ (open it in a browser); API at http://{0} (try /health, /api/state, /api/checks) — simulated feed and bot under supervision; \
+         try `vigil ctl status`, `vigil state`, `vigil events --follow`, `vigil job ls`, `vigil halt --reason test`; \
          Ctrl-C stops everything",
         cfg.vigil.listen
     )
@@ -154,7 +183,13 @@ mod tests {
     fn the_embedded_demo_config_is_valid() {
         let dir = tempfile::tempdir().unwrap();
         let (cfg, monitor, banner) = super::config("127.0.0.1:0", dir.path()).unwrap();
-        assert_eq!(cfg.programs.len(), 2);
+        assert_eq!(cfg.programs.len(), 3);
+        let bt = cfg.jobs.job_type("backtest").unwrap();
+        assert!(
+            bt.command
+                .as_ref()
+                .is_some_and(|c| c[1] == "sim" && c[2] == "backtest")
+        );
         assert!(cfg.program("bot").unwrap().critical);
         assert_eq!(monitor.rules.len(), 6);
         assert!(banner.contains("vigil demo"));

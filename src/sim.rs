@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
+
+pub mod session;
 use rand::Rng;
 use serde_json::json;
 
@@ -19,6 +21,17 @@ pub enum SimCmd {
         #[arg(long, default_value_t = 250)]
         interval_ms: u64,
     },
+    /// A sample backtest job: reports its progress with `VIGIL_PROGRESS` lines on stdout, one
+    /// simulated day at a time, then prints the result.
+    Backtest {
+        #[arg(long, default_value = "BTC/USD")]
+        symbol: String,
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Milliseconds per simulated day.
+        #[arg(long, default_value_t = 500)]
+        day_ms: u64,
+    },
     /// A trading bot: heartbeats, cycles, fills, positions and equity; crashes now and then.
     Bot {
         /// Mean seconds between crashes (0 = never).
@@ -27,6 +40,16 @@ pub enum SimCmd {
         #[arg(long, default_value_t = 1000)]
         interval_ms: u64,
     },
+    /// A recorded session with injected faults, as JSONL (for `vigil analyze`).
+    Session(session::SessionArgs),
+}
+
+/// A job's progress line (consumed by vigil, not logged as output).
+fn progress(v: serde_json::Value) -> bool {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "VIGIL_PROGRESS {v}")
+        .and_then(|_| out.flush())
+        .is_ok()
 }
 
 fn emit(v: serde_json::Value) -> bool {
@@ -36,6 +59,10 @@ fn emit(v: serde_json::Value) -> bool {
 
 pub async fn run(cmd: SimCmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        SimCmd::Session(a) => {
+            session::run(&a)?;
+            Ok(ExitCode::SUCCESS)
+        }
         SimCmd::Feed { pairs, interval_ms } => {
             let mut prices: Vec<f64> = pairs
                 .iter()
@@ -56,6 +83,30 @@ pub async fn run(cmd: SimCmd) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+        }
+        SimCmd::Backtest {
+            symbol,
+            days,
+            day_ms,
+        } => {
+            let mut equity = 10_000.0f64;
+            let mut tick = tokio::time::interval(Duration::from_millis(day_ms.max(1)));
+            println!("backtest {symbol}: {days} days from equity {equity}");
+            for day in 1..=days {
+                tick.tick().await;
+                equity *= 1.0 + rand::rng().random_range(-0.01..0.012);
+                let pct = (f64::from(day) * 100.0 / f64::from(days.max(1))).round();
+                let desc = format!("Backtesting {symbol}: day {day} of {days}, equity {equity:.2}");
+                if !progress(json!({"description": desc, "percent": pct})) {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            let ret = equity / 10_000.0 - 1.0;
+            progress(
+                json!({"description": format!("Backtest complete! Return: {:+.2}%", ret * 100.0), "percent": 100}),
+            );
+            println!("result: {symbol} return {:+.4}", ret);
+            Ok(ExitCode::SUCCESS)
         }
         SimCmd::Bot {
             crash_every_s,

@@ -167,6 +167,7 @@ const ADMIN: Access = Access::Role(Role::Admin);
 /// Adding a route = adding a row (and its OpenAPI entry in `api::openapi`).
 pub const ROUTES: &[Rule] = &[
     row("GET", "/", Access::Public),
+    row("GET", "/assets/{file}", Access::Public),
     row("GET", "/health", Access::Public),
     row("GET", "/metrics", Access::Metrics),
     row("GET", "/api/openapi.json", Access::Public),
@@ -178,6 +179,10 @@ pub const ROUTES: &[Rule] = &[
     row("POST", "/api/trading/halt", OPERATOR),
     row("POST", "/api/trading/resume", ADMIN),
     row("GET", "/api/checks", VIEWER),
+    // Venues' dead-man switches: read by everyone, armed and disarmed by admins.
+    row("GET", "/api/venues", VIEWER),
+    row("POST", "/api/venues/{id}/arm", ADMIN),
+    row("POST", "/api/venues/{id}/disarm", ADMIN),
     // Programs.
     row("GET", "/api/programs", VIEWER),
     stream("/api/programs/{name}/log", VIEWER),
@@ -186,12 +191,17 @@ pub const ROUTES: &[Rule] = &[
     row("POST", "/api/events", Access::Ingest),
     row("GET", "/api/events", VIEWER),
     sse("/api/events/stream", VIEWER),
+    // The session report over the stored history (`vigil analyze --db`).
+    row("GET", "/api/report", VIEWER),
     // Jobs (non-admins see their own only: `Actor::sees_job_of`).
     row("POST", "/api/jobs", OPERATOR),
     row("GET", "/api/jobs", VIEWER),
+    row("GET", "/api/jobs/types", VIEWER),
     row("GET", "/api/jobs/{id}", VIEWER),
     row("POST", "/api/jobs/{id}/cancel", OPERATOR),
     stream("/api/jobs/{id}/log", VIEWER),
+    // A job's own progress: its job-scoped token (checked by the handler) or its owner.
+    row("POST", "/api/jobs/{id}/progress", Access::Public),
     // System (non-admins get no host figures: `strip_host_resources`).
     row("GET", "/api/system/resources", VIEWER),
     row("GET", "/api/system/queue", VIEWER),
@@ -730,6 +740,9 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
 /// (when configured) CORS. `routes` must hold every route: the middleware is a `route_layer`
 /// and covers only routes present when it is applied. A request log (e.g. tower-http's
 /// `TraceLayer`) belongs in here, inside the outermost layer that strips `?token=`.
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
 pub fn protect(routes: axum::Router<Arc<AppState>>, state: Arc<AppState>) -> axum::Router {
     use tower_http::set_header::SetResponseHeaderLayer;
     let cors = state
@@ -740,7 +753,9 @@ pub fn protect(routes: axum::Router<Arc<AppState>>, state: Arc<AppState>) -> axu
     let mut app = routes
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), enforce))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_BODY_BYTES,
+        ))
         .with_state(state);
     for (name, value) in SECURITY_HEADERS {
         app = app.layer(SetResponseHeaderLayer::if_not_present(

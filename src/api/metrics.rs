@@ -76,6 +76,12 @@ pub fn install() -> bool {
                     Matcher::Full(names::HTTP_DURATION.to_string()),
                     &[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0],
                 )
+                .ok()?
+                // Jobs' queue wait and run time (crate::jobs::names).
+                .set_buckets_for_metric(
+                    Matcher::Prefix("vigil_job_".to_string()),
+                    &[0.01, 0.1, 1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 14400.0, 86400.0],
+                )
                 .ok()?;
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -261,6 +267,7 @@ pub fn render(st: &AppState, host: bool) -> String {
     }
     programs(st, &mut x);
     monitor(st, &mut x);
+    super::reliability::metrics(st, &mut x);
     if host {
         host_resources(&mut x);
     }

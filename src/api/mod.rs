@@ -2,10 +2,17 @@
 //! (supervisor, event log); no shared locks with the domains.
 
 pub mod auth;
+pub mod job_types;
+pub mod jobs;
 pub mod metrics;
 pub mod openapi;
+pub mod page;
+pub mod reliability;
+pub mod report;
 pub mod sse;
+pub mod system;
 pub mod trading;
+pub mod venues;
 
 use std::sync::Arc;
 
@@ -30,9 +37,13 @@ pub struct AppState {
     pub auth: Option<Arc<crate::auth::Auth>>,
     /// supervisord's XML-RPC and logtail routes (`crate::compat`).
     pub compat: crate::compat::Compat,
+    /// Background jobs (`crate::jobs`).
+    pub jobs: crate::jobs::JobsHandle,
     /// Cancelled when vigil shuts down: open streams (SSE, log follows) end, so the
     /// graceful HTTP shutdown does not wait for clients that never disconnect.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// `[venue.ID]` dead-man switches (`crate::venue`); empty without venues.
+    pub venues: crate::venue::Venues,
 }
 
 /// The authenticated caller's name, put in request extensions by the auth layer; handlers
@@ -100,14 +111,22 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events", get(events))
         .route("/api/events/stream", get(sse::stream))
         .merge(trading::routes())
+        .merge(venues::routes())
         .merge(auth::routes())
         .merge(metrics::routes())
-        .merge(openapi::routes());
+        .merge(openapi::routes())
+        .merge(report::routes())
+        .merge(jobs::routes())
+        .merge(job_types::routes())
+        .merge(system::routes())
+        .merge(page::routes());
     // supervisord's /RPC2 and /logtail use HTTP basic auth of their own: merged outside the
     // JWT layer (their rows in `auth::ROUTES` are `Delegated`).
     let compat = crate::compat::routes(state.compat.clone());
     // Access control, fallback, body limit, timeouts, security headers, CORS.
-    auth::protect(routes, Arc::new(state)).merge(compat)
+    auth::protect(routes, Arc::new(state))
+        .layer(axum::middleware::from_fn(reliability::limit_body))
+        .merge(compat)
 }
 
 type St = State<Arc<AppState>>;
@@ -156,9 +175,16 @@ async fn health(State(st): St, ext: axum::http::Extensions) -> Json<Value> {
         }
         programs.insert(p.name.clone(), entry);
     }
+    let problems = reliability::problems(&st);
+    if !problems.is_empty() {
+        worst = "degraded";
+    }
+    let mode = st.jobs.cgroup_mode();
     Json(json!({
         "status": worst,
         "programs": programs,
+        "problems": problems,
+        "jobs": {"cgroup_mode": mode.as_str(), "memory_enforcement": mode.memory_enforcement()},
     }))
 }
 
@@ -314,15 +340,34 @@ struct EventsQuery {
     kind: Option<String>,
     #[serde(default)]
     limit: Option<usize>,
+    /// The last N events (oldest first) instead of the first after `since` (the page's
+    /// history on load).
+    #[serde(default)]
+    last: Option<u64>,
 }
 
 async fn events(State(st): St, Query(q): Query<EventsQuery>) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    let evs = st
-        .events
-        .since(q.since.unwrap_or(0), q.kind, limit)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()))?;
+    let store_err = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e);
+    let mut since = q.since.unwrap_or(0);
+    let mut limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    if let Some(n) = q.last {
+        let n = n.clamp(1, 10_000);
+        let store = st.events.store().clone();
+        let end = tokio::task::spawn_blocking(move || store.last_seq())
+            .await
+            .map_err(|e| store_err(e.to_string()))?
+            .map_err(|e| store_err(e.to_string()))?;
+        since = since.max(end.saturating_sub(n));
+        limit = usize::try_from(n).unwrap_or(limit);
+    }
+    let evs =
+        st.events.since(since, q.kind, limit).await.map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string())
+        })?;
     let last = evs.last().map(|e| e.seq);
-    Ok(Json(json!({"events": evs, "last_seq": last})))
+    let mut body = json!({"events": evs, "last_seq": last});
+    if let Some(gap) = reliability::gap_after(&st, since).await {
+        body["history_gap"] = gap;
+    }
+    Ok(Json(body))
 }

@@ -31,6 +31,30 @@ pub fn operations() -> Vec<(&'static str, &'static str, Value)> {
     vec![
         (
             "get",
+            "/",
+            json!({
+            "summary": "The Status Center web page (gzip, ETag; its assets under /assets/)",
+            "responses": {"200": {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}},
+                          "304": {"description": "not modified (If-None-Match)"}}}),
+        ),
+        (
+            "get",
+            "/assets/{file}",
+            json!({
+            "summary": "A script or style sheet of the Status Center page",
+            "parameters": [{"name": "file", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the asset", "content": {"text/javascript": {"schema": {"type": "string"}}, "text/css": {"schema": {"type": "string"}}}},
+                          "304": {"description": "not modified (If-None-Match)"}, "404": err("no such asset")}}),
+        ),
+        (
+            "get",
+            "/api/jobs/types",
+            json!({
+            "summary": "The configured job types: resources, priority, and the parameters of their argv templates (what POST /api/jobs accepts as type and params)",
+            "responses": {"200": ok_json("job types")}}),
+        ),
+        (
+            "get",
             "/health",
             json!({
             "summary": "Overall status, each program's status and last error; stderr tails only for authenticated callers (or without [auth])",
@@ -111,6 +135,32 @@ pub fn operations() -> Vec<(&'static str, &'static str, Value)> {
         ),
         (
             "get",
+            "/api/venues",
+            json!({
+            "summary": "Venues with their dead-man switch: armed, trigger time, last refresh (and clock skew), last cancel-all and its result, the check; the close watch after a close halt",
+            "responses": {"200": ok_json("venues")}}),
+        ),
+        (
+            "post",
+            "/api/venues/{id}/arm",
+            json!({
+            "summary": "Arm the venue's dead-man switch again (lifts a disarm); refused while HALTED; recorded as a venue event",
+            "parameters": [{"name": "id", "in": "path", "required": true, "description": "the venue id ([venue.ID])", "schema": {"type": "string"}}],
+            "requestBody": reason_body(json!({})),
+            "responses": {"200": ok_json("the venue"), "400": err("invalid body"), "404": err("no such venue"),
+                          "409": err("trading is HALTED, or deadman_timeout_s is 0")}}),
+        ),
+        (
+            "post",
+            "/api/venues/{id}/disarm",
+            json!({
+            "summary": "Disarm the venue's dead-man switch (before an exchange maintenance) until an arm or the next transition to ACTIVE; recorded as a venue event",
+            "parameters": [{"name": "id", "in": "path", "required": true, "description": "the venue id ([venue.ID])", "schema": {"type": "string"}}],
+            "requestBody": reason_body(json!({})),
+            "responses": {"200": ok_json("the venue"), "400": err("invalid body"), "404": err("no such venue")}}),
+        ),
+        (
+            "get",
             "/api/programs",
             json!({
             "summary": "Every process with its state",
@@ -157,7 +207,8 @@ pub fn operations() -> Vec<(&'static str, &'static str, Value)> {
             "parameters": [
                 {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                 {"name": "type", "in": "query", "schema": {"type": "string"}},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}}],
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+                {"name": "last", "in": "query", "description": "the last N events instead (oldest first)", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}}],
             "responses": {"200": ok_json("events"), "400": err("bad query")}}),
         ),
         (
@@ -169,11 +220,31 @@ pub fn operations() -> Vec<(&'static str, &'static str, Value)> {
                 {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                 {"name": "type", "in": "query", "schema": {"type": "string"}},
                 {"name": "token", "in": "query", "description": "a bearer token, for EventSource (SSE routes only)", "schema": {"type": "string"}},
+                {"name": "ping", "in": "query", "description": "seconds between `event: ping` frames (1–60), for liveness", "schema": {"type": "integer", "minimum": 1, "maximum": 60}},
                 {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
             "responses": {"200": {"description": "event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                           "400": err("bad Last-Event-ID")}}),
         ),
+        (
+            "get",
+            "/api/report",
+            json!({
+            "summary": "The session report (vigil analyze) over the stored history; JSON schema vigil.report/1 (docs/analyze.md)",
+            "parameters": [
+                {"name": "since", "in": "query", "description": "RFC 3339 or Unix ms", "schema": {"type": "string"}},
+                {"name": "until", "in": "query", "description": "RFC 3339 or Unix ms", "schema": {"type": "string"}},
+                {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "html", "md"], "default": "json"}},
+                {"name": "heartbeat_timeout", "in": "query", "description": "seconds, for every source", "schema": {"type": "number", "minimum": 0.001}}],
+            "responses": {"200": {"description": "the report", "content": {
+                "application/json": {"schema": {"type": "object", "required": ["schema", "session", "errors", "cycles", "heartbeats", "trading", "findings"]}},
+                "text/html": {"schema": {"type": "string"}},
+                "text/markdown": {"schema": {"type": "string"}}}},
+                          "400": err("bad query")}}),
+        ),
     ]
+    .into_iter()
+    .chain(super::jobs::operations())
+    .collect()
 }
 
 /// The document (built once).

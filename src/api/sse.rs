@@ -3,6 +3,13 @@
 //! live feed, without gaps or duplicates: subscribe first, replay from the store, then
 //! forward live events with `seq` above the last one sent. A subscriber that lags behind
 //! the in-process broadcast resyncs from the store.
+//!
+//! - Resuming below what the store still has (pruned by retention, or lost with a replaced
+//!   database) first gets an unnumbered `history_gap` event: `{"after": SEQ,
+//!   "missing_through": SEQ}`; then the stream goes on from what exists.
+//! - A client that does not read for [`SLOW_CLIENT`] (its 256-event buffer stays full) is
+//!   dropped: the stream ends and an `sse_client_dropped` event is recorded. It can
+//!   reconnect with `Last-Event-ID` and lose nothing. Memory per client is bounded either way.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,6 +29,49 @@ pub struct StreamQuery {
     since: Option<u64>,
     #[serde(default, rename = "type")]
     kind: Option<String>,
+    /// Seconds between `event: ping` frames (no `id:`, so `Last-Event-ID` is unchanged): lets
+    /// a page tell a quiet stream from a frozen one (comments never reach `EventSource`).
+    #[serde(default)]
+    ping: Option<u64>,
+}
+
+/// Keep-alive comments this often on every stream, so idle connections survive proxies.
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// An SSE response as every stream of vigil sends it: keep-alive comments and
+/// `X-Accel-Buffering: no` (nginx would otherwise buffer the stream; seed 004).
+pub fn respond<S>(stream: S) -> axum::response::Response
+where
+    S: futures::Stream<Item = Result<SseEvent, Infallible>> + Send + 'static,
+{
+    use axum::response::IntoResponse;
+    (
+        [("x-accel-buffering", "no")],
+        Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")),
+    )
+        .into_response()
+}
+
+/// `event: ping` frames every `every` (forever when `None`: never sends).
+async fn pings(
+    every: Option<std::time::Duration>,
+    tx: tokio::sync::mpsc::Sender<Result<SseEvent, Infallible>>,
+) {
+    let Some(every) = every else {
+        return std::future::pending().await;
+    };
+    let mut t = tokio::time::interval(every);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        t.tick().await;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let ev = SseEvent::default()
+            .event("ping")
+            .data(format!("{{\"ts\":\"{now}\"}}"));
+        if tx.send(Ok(ev)).await.is_err() {
+            return;
+        }
+    }
 }
 
 fn to_sse(e: &Event) -> SseEvent {
@@ -35,7 +85,7 @@ pub async fn stream(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
-) -> Result<Sse<impl futures::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let last_id = match headers.get("last-event-id") {
         Some(v) => Some(
             v.to_str()
@@ -63,15 +113,59 @@ pub async fn stream(
                 })?
         }
     };
+    let store = log.store().clone();
+    let gap = tokio::task::spawn_blocking(move || store.gap_through())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .filter(|g| start < *g);
     let (tx, out) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
     let stop = st.shutdown.clone();
+    let ping = q
+        .ping
+        .map(|s| std::time::Duration::from_secs(s.clamp(1, 60)));
     tokio::spawn(async move {
+        if let Some(g) = gap {
+            let notice = serde_json::json!({"after": start, "missing_through": g,
+                "reason": "events up to missing_through were pruned by retention or lost"});
+            let _ = tx
+                .send(Ok(SseEvent::default()
+                    .event("history_gap")
+                    .data(notice.to_string())))
+                .await;
+        }
         tokio::select! {
             _ = stop.cancelled() => {}
-            _ = pump(log, rx, start, q.kind, tx) => {}
+            _ = pump(log, rx, start, q.kind, tx.clone()) => {}
+            _ = pings(ping, tx) => {}
         }
     });
-    Ok(Sse::new(tokio_stream::wrappers::ReceiverStream::new(out)).keep_alive(KeepAlive::default()))
+    Ok(respond(tokio_stream::wrappers::ReceiverStream::new(out)))
+}
+
+/// How long a client may leave its buffer full before it is dropped.
+pub const SLOW_CLIENT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Hand one event to the client's buffer; false when the client is gone or too slow.
+async fn deliver(
+    log: &EventLog,
+    tx: &tokio::sync::mpsc::Sender<Result<SseEvent, Infallible>>,
+    e: &Event,
+) -> bool {
+    use tokio::sync::mpsc::error::SendTimeoutError;
+    match tx.send_timeout(Ok(to_sse(e)), SLOW_CLIENT).await {
+        Ok(()) => true,
+        Err(SendTimeoutError::Closed(_)) => false,
+        Err(SendTimeoutError::Timeout(_)) => {
+            tracing::warn!(at_seq = e.seq, "SSE client too slow; dropped");
+            metrics::counter!("vigil_sse_clients_dropped_total").increment(1);
+            log.submit(
+                "sse_client_dropped",
+                crate::fields! {"at_seq" => e.seq, "reason" => format!("did not read for {} s", SLOW_CLIENT.as_secs())},
+            );
+            false
+        }
+    }
 }
 
 /// Send every event with seq > `last` to `tx`, replaying from the store when needed.
@@ -97,7 +191,7 @@ pub async fn pump(
                 let n = page.len();
                 for e in page {
                     last = e.seq;
-                    if wanted(&e) && tx.send(Ok(to_sse(&e))).await.is_err() {
+                    if wanted(&e) && !deliver(&log, &tx, &e).await {
                         return;
                     }
                 }
@@ -122,7 +216,7 @@ pub async fn pump(
                     }
                 }
                 last = e.seq;
-                if wanted(&e) && tx.send(Ok(to_sse(&e))).await.is_err() {
+                if wanted(&e) && !deliver(&log, &tx, &e).await {
                     return;
                 }
             }

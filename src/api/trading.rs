@@ -129,7 +129,9 @@ async fn resume(
 }
 
 /// One JSON object or NDJSON. Valid lines are accepted even when others are refused; the
-/// response lists every refused line (400 if any, else 202).
+/// response lists every refused line (400 if any, else 202). The answer comes once every
+/// accepted event is committed (durable acknowledgement, group commit); when the ingest
+/// budget is full nothing is taken and the answer is 503 with `Retry-After`.
 async fn ingest(State(st): State<Arc<AppState>>, ext: Extensions, body: Bytes) -> Response {
     let Ok(text) = std::str::from_utf8(&body) else {
         st.monitor.stats.reject("utf8");
@@ -138,11 +140,40 @@ async fn ingest(State(st): State<Arc<AppState>>, ext: Extensions, body: Bytes) -
     let (ok, errors) = parse_body(text);
     let default_source = actor_of(&ext);
     let accepted = ok.len();
+    let permit = if accepted == 0 {
+        None
+    } else {
+        match st.monitor.try_admit(accepted) {
+            Some(p) => Some(p),
+            None => return overloaded(accepted),
+        }
+    };
+    let (ack, committed) = crate::events::Ack::new(permit);
     for (_, mut ev) in ok {
         if ev.source.is_none() {
             ev.source = Some(default_source.clone());
         }
-        st.monitor.ingest(ev);
+        st.monitor.ingest(ev, Some(&ack));
+    }
+    ack.close();
+    match committed.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_stored",
+                format!("the events were not stored: {e}; nothing of this batch is acknowledged"),
+            )
+            .into_response();
+        }
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_stored",
+                "the event writer stopped before committing; nothing of this batch is acknowledged",
+            )
+            .into_response();
+        }
     }
     for e in &errors {
         st.monitor
@@ -168,4 +199,19 @@ async fn ingest(State(st): State<Arc<AppState>>, ext: Extensions, body: Bytes) -
         )
             .into_response()
     }
+}
+
+/// 503 with `Retry-After`: the ingest budget is full; nothing of the batch was taken.
+fn overloaded(n: usize) -> Response {
+    let mut r = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        format!("vigil is storing a backlog; none of these {n} events was taken, retry after 1 s"),
+    )
+    .into_response();
+    r.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    r
 }

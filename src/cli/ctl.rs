@@ -51,19 +51,19 @@ pub enum Action {
     },
 }
 
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
 }
 
-enum Fail {
+pub(crate) enum Fail {
     Unreachable(String),
     Other(anyhow::Error),
 }
 
 impl Client {
-    fn new(args: &ClientArgs) -> Client {
+    pub(crate) fn new(args: &ClientArgs) -> Client {
         Client {
             http: reqwest::Client::new(),
             base: args.url.trim_end_matches('/').to_string(),
@@ -71,7 +71,7 @@ impl Client {
         }
     }
 
-    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let mut r = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(t) = &self.token {
             r = r.bearer_auth(t);
@@ -79,7 +79,7 @@ impl Client {
         r
     }
 
-    async fn send(&self, rb: reqwest::RequestBuilder) -> Result<(u16, Value), Fail> {
+    pub(crate) async fn send(&self, rb: reqwest::RequestBuilder) -> Result<(u16, Value), Fail> {
         let resp = rb
             .send()
             .await
@@ -93,7 +93,7 @@ impl Client {
     }
 }
 
-fn fail_code(f: Fail) -> anyhow::Result<ExitCode> {
+pub(crate) fn fail_code(f: Fail) -> anyhow::Result<ExitCode> {
     match f {
         Fail::Unreachable(msg) => {
             eprintln!("vigil: {msg}");
@@ -315,6 +315,12 @@ pub async fn events(
             return Ok(ExitCode::from(exit::FAILED));
         }
         let evs = body["events"].as_array().cloned().unwrap_or_default();
+        if let Some(g) = body.get("history_gap") {
+            eprintln!(
+                "vigil: events after seq {} up to {} are no longer stored (pruned by retention or lost)",
+                g["after"], g["missing_through"]
+            );
+        }
         for e in &evs {
             println!("{e}");
             last = last.max(e["seq"].as_u64().unwrap_or(last));
@@ -500,13 +506,20 @@ pub async fn send(args: &ClientArgs) -> anyhow::Result<ExitCode> {
             batch.push('\n');
         }
         if (done || line_no - first_line + 1 >= 500) && !batch.is_empty() {
-            let req = c
-                .req(reqwest::Method::POST, "/api/events")
-                .header("Content-Type", "application/x-ndjson")
-                .body(std::mem::take(&mut batch));
-            let (status, body) = match c.send(req).await {
-                Ok(v) => v,
-                Err(f) => return fail_code(f),
+            let body_text = std::mem::take(&mut batch);
+            // 503 "overloaded": vigil took nothing of the batch; send it again after a pause.
+            let (status, body) = loop {
+                let req = c
+                    .req(reqwest::Method::POST, "/api/events")
+                    .header("Content-Type", "application/x-ndjson")
+                    .body(body_text.clone());
+                match c.send(req).await {
+                    Ok((503, b)) if b["error"] == "overloaded" => {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    Ok(v) => break v,
+                    Err(f) => return fail_code(f),
+                }
             };
             accepted += body["accepted"].as_u64().unwrap_or(0);
             if status != 202 {

@@ -1,6 +1,9 @@
 //! The command line: clap derive; client verbs talk to the daemon's REST API.
 
+pub mod analyze;
 pub mod ctl;
+pub mod job;
+pub mod venue;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +51,10 @@ pub enum Cmd {
         /// listener headers, instead of the file's `identifier`.
         #[arg(short, long)]
         identifier: Option<String>,
+        /// When `vigil.db` fails its integrity check at start: set it aside
+        /// (`vigil.db.damaged-TIME`), start on a new one, HALTED, instead of refusing to start.
+        #[arg(long)]
+        recover: bool,
     },
     /// Run the daemon on an embedded demo config with a simulated trading bot.
     Demo {
@@ -128,6 +135,22 @@ pub enum Cmd {
     /// Simulated trading processes for the demo.
     #[command(subcommand)]
     Sim(crate::sim::SimCmd),
+    /// The exchange dead-man switch of each venue (`[venue.ID]`).
+    Venue {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        cmd: venue::VenueCmd,
+    },
+    /// The session report (post-mortem) from JSONL logs, the store or a running daemon.
+    Analyze(Box<analyze::Args>),
+    /// Background jobs: submit, ls, show, logs, cancel.
+    Job {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        action: job::JobCmd,
+    },
 }
 
 /// Exit codes scripts can rely on (documented in docs/cli.md).
@@ -146,6 +169,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             listen,
             identifier,
+            recover,
         } => {
             let overrides = crate::config::Overrides { listen, identifier };
             let cfg = match crate::config::load(&config) {
@@ -174,6 +198,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 overrides,
                 banner: None,
                 monitor,
+                recover,
             }))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -186,6 +211,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 overrides: Default::default(),
                 banner: Some(banner),
                 monitor,
+                recover: false,
             }))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -262,6 +288,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => client_runtime()?.block_on(ctl::resume(&client, &reason, force)),
         Cmd::Send { client } => client_runtime()?.block_on(ctl::send(&client)),
         Cmd::Sim(cmd) => client_runtime()?.block_on(crate::sim::run(cmd)),
+        Cmd::Venue { client, cmd } => client_runtime()?.block_on(venue::run(&client, cmd)),
+        Cmd::Analyze(args) => analyze::run(*args),
+        Cmd::Job { client, action } => client_runtime()?.block_on(job::run(&client, action)),
     }
 }
 

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
-use vigil_core::program::{AutoRestart, BackoffPolicy};
+use vigil_core::program::{AutoRestart, BackoffPolicy, CrashLoop};
 
 use super::options;
 use super::{
@@ -40,7 +40,7 @@ pub(crate) use suggest::did_you_mean;
 /// Top-level tables that belong to other modules. This loader skips them without a word (not
 /// even an unknown-key check); each is parsed and validated by the module that owns it:
 /// `checks`, `rules` and `halt` (monitoring and the halt latch), `alerts`, `auth`, `jobs`,
-/// `ingest` (tailed event files), `cluster` and `monitoring`. Any other unknown top-level table
+/// `ingest` (tailed event files), `cluster`, `monitoring` and `events` (retention). Any other unknown top-level table
 /// is an error with a did-you-mean.
 pub const RESERVED_SECTIONS: &[&str] = &[
     "checks",
@@ -52,6 +52,8 @@ pub const RESERVED_SECTIONS: &[&str] = &[
     "ingest",
     "cluster",
     "monitoring",
+    "venue",
+    "events",
 ];
 
 /// The sections this loader owns.
@@ -196,11 +198,14 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
     let mut listener_v = None;
     let mut rpc_v = None;
     let mut auth_v = None;
+    let mut venue_v = None;
     for (k, v) in entries(doc.get_ref()) {
         let name: &str = k.get_ref();
         match name {
             // Parsed by crate::auth::config, below.
             "auth" => auth_v = Some(v),
+            // Parsed by crate::config::venue, below.
+            "venue" => venue_v = Some(v),
             "vigil" => vigil_v = Some(v),
             "program" => program_v = Some(v),
             "group" => group_v = Some(v),
@@ -286,6 +291,18 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
     for e in auth_errors {
         cx.push_located(e);
     }
+    let (venues, venue_errors) = super::venue::parse(path, text, venue_v, &env.vars);
+    for e in venue_errors {
+        cx.push_located(e);
+    }
+    // [jobs] (issue 10): parsed by crate::config::jobs from the same text.
+    let jobs = match super::jobs::parse(path, text) {
+        Ok(j) => j,
+        Err(errs) => {
+            errs.0.into_iter().for_each(|e| cx.push_located(e));
+            Default::default()
+        }
+    };
 
     assemble(
         cx,
@@ -300,8 +317,10 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
             rpc,
             auth,
             extra_logs,
+            venues,
         },
     )
+    .map(|c| Config { jobs, ..c })
 }
 
 /// The entries of a table of named tables (`[program.NAME]`), in file order.
@@ -340,6 +359,8 @@ pub(super) struct Parts {
     pub auth: Option<crate::auth::AuthConfig>,
     /// Log files outside programs (supervisord's main log).
     pub extra_logs: Vec<LogUse>,
+    /// `[venue.ID]` (vigil.toml only).
+    pub venues: Vec<super::venue::VenueConfig>,
 }
 
 /// Build every program and listener and run the cross-checks: process names unique, listener
@@ -423,8 +444,10 @@ pub(super) fn assemble(mut cx: Ctx, sh: &Shared<'_>, parts: Parts) -> Result<Con
             programs,
             groups: parts.groups,
             auth: parts.auth,
+            venues: parts.venues,
             eventlisteners,
             rpc: parts.rpc,
+            jobs: Default::default(),
         })
     } else {
         Err(cx.finish())

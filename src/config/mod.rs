@@ -8,15 +8,17 @@
 //! to equal [`Config`]s. Paths are resolved against the config file's directory, checked and
 //! created at load, so nothing downstream ever meets a missing path.
 
+pub mod jobs;
 mod load;
 mod options;
 pub mod supervisord;
+pub mod venue;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use vigil_core::program::{AutoRestart, BackoffPolicy, Policy};
+use vigil_core::program::{AutoRestart, BackoffPolicy, CrashLoop, Policy};
 
 pub use load::{
     DEFAULT_BUFFER_SIZE, DEFAULT_LISTEN, DEFAULT_LOG_BACKUPS, DEFAULT_LOG_MAXBYTES,
@@ -102,6 +104,11 @@ pub struct Config {
     /// `vigil check-config --strict` makes them errors. Always empty for vigil.toml, where an
     /// unknown key is an error.
     pub warnings: Vec<ConfigError>,
+    /// `[venue.ID]`: exchange accounts whose dead-man switch vigil keeps armed
+    /// (`config::venue`), in file order. Always empty for a supervisord config.
+    pub venues: Vec<venue::VenueConfig>,
+    /// `[jobs]`: background job types and admission (`config::jobs`).
+    pub jobs: jobs::JobsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -177,6 +184,8 @@ pub struct ProgramConfig {
     pub redirect_stderr: bool,
     /// vigil extensions to supervisord's backoff: `backoff_max`, `backoff = "exponential"`.
     pub backoff: BackoffPolicy,
+    /// vigil extension `restart_limit`/`restart_window`: crash-loop throttling.
+    pub crash_loop: CrashLoop,
     /// `events = "stdout"`: the program's stdout lines are also events in (issue 4).
     pub events_from_stdout: bool,
     /// `critical = true`: this program reaching FATAL halts trading (issue 4).
@@ -211,6 +220,7 @@ impl ProgramConfig {
             stopwait_ms: self.stopwaitsecs.saturating_mul(1000),
             backoff: self.backoff,
             ready_retries: self.ready.as_ref().map(|r| r.retries),
+            crash_loop: self.crash_loop,
         }
     }
 }

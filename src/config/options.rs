@@ -14,7 +14,7 @@
 //! line in `convert`'s `write_program`, and its row in docs/config.md (the test
 //! `docs_match_the_table` says what is missing).
 
-use vigil_core::program::{AutoRestart, BackoffPolicy};
+use vigil_core::program::{AutoRestart, BackoffPolicy, CrashLoop};
 
 use super::load::{
     Ctx, DEFAULT_BUFFER_SIZE, DEFAULT_LOG_BACKUPS, DEFAULT_LOG_MAXBYTES, MAX_BUFFER_SIZE,
@@ -384,6 +384,32 @@ pub(super) const OPTIONS: &[Opt] = &[
         ty: "integer ≥ 1, seconds",
         default: "none",
         help: "*vigil extension.* Cap on that delay.",
+    },
+    Opt {
+        name: "restart_limit",
+        kind: Kind::Int {
+            lo: 1,
+            hi: U32,
+            what: "a positive integer (restarts)",
+        },
+        applies: Applies::Both,
+        origin: Origin::Vigil,
+        ty: "integer ≥ 1",
+        default: "`5`",
+        help: "*vigil extension.* Crash-loop throttling, whatever `startsecs`: after more than this many automatic restarts (EXITED → STARTING) within `restart_window`, every further restart waits in EXITED for the `backoff` delay at the loop's level (1 s, 2 s, 3 s … linear; doubling for exponential), capped at `backoff_max` or 60 s, until a child stays up for `restart_window`. The EXITED event's `reason` says `crash loop: … next start in N ms`; a stop cancels the pending restart.",
+    },
+    Opt {
+        name: "restart_window",
+        kind: Kind::Int {
+            lo: 1,
+            hi: U32,
+            what: "a positive integer (seconds)",
+        },
+        applies: Applies::Both,
+        origin: Origin::Vigil,
+        ty: "integer ≥ 1, seconds",
+        default: "`10`",
+        help: "*vigil extension.* The window of `restart_limit`.",
     },
     Opt {
         name: "events",
@@ -940,6 +966,14 @@ pub(super) fn read_common(
         max_ms: backoff_max.map(|s| s.saturating_mul(1000)),
         ..BackoffPolicy::default()
     };
+    let loop_defaults = CrashLoop::default();
+    spec.crash_loop = CrashLoop {
+        restarts: u32_of(r.int(cx, "restart_limit")).unwrap_or(loop_defaults.restarts),
+        window_ms: r
+            .int(cx, "restart_window")
+            .and_then(|n| u64::try_from(n).ok())
+            .map_or(loop_defaults.window_ms, |s| s.saturating_mul(1000)),
+    };
     for chan in &mut spec.logs {
         let k = chan.opt;
         chan.maxbytes = r
@@ -1287,7 +1321,7 @@ mod tests {
              stdout_logfile = {d}/%(process_num)d.out\nstdout_logfile_maxbytes = 1KB\n\
              stdout_logfile_backups = 2\nstderr_logfile = {d}/%(process_num)d.err\n\
              stderr_logfile_maxbytes = 2KB\nstderr_logfile_backups = 3\nbackoff = exponential\n\
-             backoff_max = 9\nevents = stdout\ncritical = true\nstdout_capture_maxbytes = 1KB\n\
+             backoff_max = 9\nrestart_limit = 7\nrestart_window = 30\nevents = stdout\ncritical = true\nstdout_capture_maxbytes = 1KB\n\
              stdout_events_enabled = true\nstderr_capture_maxbytes = 1KB\n\
              stderr_events_enabled = true\nready_tcp = 127.0.0.1:1\nready_interval = 2\n\
              ready_timeout = 3\nready_retries = 4\ndepends_on = dep\n\

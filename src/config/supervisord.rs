@@ -733,6 +733,7 @@ fn load_inner(path: &Path, text: &str, env: &Env) -> Result<(Config, Hints), Con
         rpc: Some(rpc),
         auth: None,
         extra_logs: sup.extra_logs,
+        venues: Vec::new(),
     };
     assemble(cx, &sh, parts).map(|c| (c, hints))
 }

@@ -7,33 +7,36 @@
 //! number, field and reason (written back on the socket, logged for stdout and files) and
 //! counted; the valid lines around it are accepted.
 
+mod socket;
 pub mod tail;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use futures::{SinkExt, StreamExt};
 use tokio::net::UnixListener;
-use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
 use vigil_core::event::{LineError, parse_line};
 
+use crate::events::Ack;
 use crate::monitor::MonitorHandle;
 
 /// Longest accepted line on the socket.
 pub const MAX_LINE: usize = 1024 * 1024;
 
-/// Validate and hand over one line; `default_source` fills a missing `source`.
+/// Validate and hand over one line; `default_source` fills a missing `source`; `ack`
+/// (if any) learns when it is committed.
 pub fn accept_line(
     monitor: &MonitorHandle,
     line_no: usize,
     text: &str,
     default_source: &str,
+    ack: Option<&Arc<Ack>>,
 ) -> Result<(), LineError> {
     match parse_line(line_no, text) {
         Ok(mut ev) => {
             if ev.source.is_none() {
                 ev.source = Some(default_source.to_string());
             }
-            monitor.ingest(ev);
+            monitor.ingest(ev, ack);
             Ok(())
         }
         Err(e) => {
@@ -59,32 +62,7 @@ pub fn serve_socket(path: &Path, monitor: MonitorHandle) -> std::io::Result<()> 
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    let monitor = monitor.clone();
-                    tokio::spawn(async move {
-                        let mut framed =
-                            Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
-                        let mut n = 0usize;
-                        while let Some(item) = framed.next().await {
-                            n += 1;
-                            let reply = match item {
-                                Ok(line) if line.trim().is_empty() => continue,
-                                Ok(line) => match accept_line(&monitor, n, &line, "socket") {
-                                    Ok(()) => continue,
-                                    Err(e) => {
-                                        serde_json::json!({"ok": false, "line": e.line, "field": e.field, "reason": e.reason})
-                                    }
-                                },
-                                Err(LinesCodecError::MaxLineLengthExceeded) => {
-                                    monitor.stats.reject("line_too_long");
-                                    serde_json::json!({"ok": false, "line": n, "reason": format!("line longer than {MAX_LINE} bytes")})
-                                }
-                                Err(LinesCodecError::Io(_)) => break,
-                            };
-                            if framed.send(reply.to_string()).await.is_err() {
-                                break;
-                            }
-                        }
-                    });
+                    tokio::spawn(socket::serve(stream, monitor.clone()));
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "event socket accept failed");
@@ -110,7 +88,7 @@ pub fn serve_stdout(
             if !line.trim_start().starts_with('{') {
                 continue;
             }
-            if let Err(e) = accept_line(&monitor, *n, &line, &process) {
+            if let Err(e) = accept_line(&monitor, *n, &line, &process, None) {
                 tracing::warn!(process = %process, "event refused: {e}");
             }
         }

@@ -116,7 +116,9 @@ impl Follower {
             if text.is_empty() {
                 continue;
             }
-            if let Err(e) = super::accept_line(&self.monitor, self.line_no, text, &self.source) {
+            if let Err(e) =
+                super::accept_line(&self.monitor, self.line_no, text, &self.source, None)
+            {
                 tracing::warn!(file = %self.path.display(), "event refused: {e}");
             }
         }

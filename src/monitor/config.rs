@@ -168,6 +168,8 @@ pub struct MonitorConfig {
     pub halt: HaltConfig,
     pub alerts: Vec<AlertSink>,
     pub ingest: IngestConfig,
+    /// `[events]`: retention of the event history.
+    pub retention: crate::store::retention::Retention,
 }
 
 /// Parse the monitor's tables out of a vigil.toml text (already validated otherwise).
@@ -260,6 +262,24 @@ pub fn parse(path: &Path, text: &str) -> Result<MonitorConfig, ConfigErrors> {
             .collect();
         out.ingest.socket = f.bool("socket").unwrap_or(true);
         f.finish(&["files", "socket"]);
+    }
+    if let Some(v) = doc.get("events")
+        && let Some(t) = v.get_ref().as_table()
+    {
+        let mut f = Fields::new(&mut cx, "events".into(), t, v.span().start);
+        if let Some(days) = f.pos("max_age_days") {
+            out.retention.max_age = std::time::Duration::try_from_secs_f64(days * 86_400.0)
+                .unwrap_or(std::time::Duration::MAX);
+        }
+        match f.uint("max_size_mb") {
+            Some(0) => f.bad(
+                "max_size_mb",
+                "expected a positive integer (MiB), found 0".into(),
+            ),
+            Some(mb) => out.retention.max_bytes = mb.saturating_mul(1024 * 1024),
+            None => {}
+        }
+        f.finish(&["max_age_days", "max_size_mb"]);
     }
     if cx.errors.is_empty() {
         Ok(out)

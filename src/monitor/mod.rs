@@ -4,16 +4,19 @@
 //! reaching FATAL) and the single earliest deadline of the rules and the latch — so a
 //! stale feed is detected exactly at `last_tick + threshold`, not at the next scan.
 //!
-//! A transition is persisted (SQLite `kv` and the atomically rewritten
-//! `data_dir/trading_state` file) **before** it is announced (the `trading_state` event) or
+//! A transition is persisted (the in-place state record and the rewritten
+//! `data_dir/trading_state` file, see [`persist`]) **before** it is announced (the `trading_state` event) or
 //! acknowledged; then the halt actions run in the background, none able to block or undo it.
 
 pub mod actions;
 pub mod config;
+mod external;
+pub mod persist;
 pub mod probes;
 
+pub use external::Report;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -29,9 +32,9 @@ use vigil_core::trading::{
 };
 
 use crate::events::{EventLog, rfc3339};
-use crate::store::Store;
 use crate::supervisor::SupervisorHandle;
 use config::{Kind, MonitorConfig, RuleDef};
+pub use persist::Persist;
 
 /// Wall-clock Unix milliseconds: the monitor's clock (freshness is judged on receive time).
 pub fn now_ms() -> u64 {
@@ -49,7 +52,13 @@ fn ms_to_rfc3339(ms: u64) -> String {
 pub struct Ingested {
     pub event: InboundEvent,
     pub received_ms: u64,
+    /// Resolved once the event is committed (or, for types that are not stored, once the
+    /// rules saw it).
+    pub ack: Option<Arc<crate::events::Ack>>,
 }
+
+/// Most ingested events between the senders and the disk at any time (see [`MonitorHandle::admit`]).
+pub const INGEST_BUDGET: usize = 65_536;
 
 /// Counts of what came in, by type, and of what was refused, by reason.
 #[derive(Default, Debug)]
@@ -57,6 +66,12 @@ pub struct IngestStats {
     pub by_type: std::sync::Mutex<BTreeMap<String, u64>>,
     pub rejected: std::sync::Mutex<BTreeMap<String, u64>>,
     pub unknown_types: AtomicU64,
+    /// Events refused because the ingest budget was full (HTTP 503 with Retry-After).
+    pub refused: AtomicU64,
+    /// Times a sender had to wait for room in the ingest budget (the socket).
+    pub throttled: AtomicU64,
+    /// When load was last shed (refused or throttled), Unix ms; 0 = never.
+    pub last_shed_ms: AtomicU64,
 }
 
 impl IngestStats {
@@ -70,11 +85,21 @@ impl IngestStats {
             *m.entry(reason.to_string()).or_default() += 1;
         }
     }
+    pub fn refused(&self, n: u64) {
+        self.refused.fetch_add(n, Ordering::Relaxed);
+        self.last_shed_ms.store(now_ms(), Ordering::Relaxed);
+    }
+    pub fn throttle(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+        self.last_shed_ms.store(now_ms(), Ordering::Relaxed);
+    }
     pub fn snapshot(&self) -> Value {
         let by_type = self.by_type.lock().map(|m| m.clone()).unwrap_or_default();
         let rejected = self.rejected.lock().map(|m| m.clone()).unwrap_or_default();
         json!({"accepted": by_type, "rejected": rejected,
-               "unknown_types": self.unknown_types.load(Ordering::Relaxed)})
+               "unknown_types": self.unknown_types.load(Ordering::Relaxed),
+               "refused_overload": self.refused.load(Ordering::Relaxed),
+               "throttled": self.throttled.load(Ordering::Relaxed)})
     }
 }
 
@@ -154,6 +179,8 @@ enum Cmd {
         source: Source,
         outcome: rules::ProbeOutcome,
     },
+    /// A check judged outside the rule set (a venue's dead-man switch): `external.rs`.
+    External(external::Report),
 }
 
 /// The API's handle on the monitor; cheap to clone.
@@ -163,6 +190,8 @@ pub struct MonitorHandle {
     ingest: mpsc::UnboundedSender<Ingested>,
     snapshot: watch::Receiver<Arc<Snapshot>>,
     pub stats: Arc<IngestStats>,
+    /// The ingest budget: one permit per event in flight (received, not yet committed).
+    budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl MonitorHandle {
@@ -170,17 +199,51 @@ impl MonitorHandle {
         self.snapshot.borrow().clone()
     }
 
-    /// Hand over a validated event (never blocks; the channel is unbounded so nothing is
-    /// dropped — the rules are cheap per event).
-    pub fn ingest(&self, event: InboundEvent) {
+    /// Hand over a validated event; `ack` (if any) learns when it is committed. Never
+    /// blocks: senders that can be slowed take their share of the budget first
+    /// ([`Self::admit`], [`Self::try_admit`]) and hand it to `ack`.
+    pub fn ingest(&self, event: InboundEvent, ack: Option<&Arc<crate::events::Ack>>) {
         self.stats.accepted(event.type_name());
         if event.is_other() {
             self.stats.unknown_types.fetch_add(1, Ordering::Relaxed);
         }
-        let _ = self.ingest.send(Ingested {
+        if let Some(a) = ack {
+            a.add();
+        }
+        if let Err(e) = self.ingest.send(Ingested {
             event,
             received_ms: now_ms(),
-        });
+            ack: ack.cloned(),
+        }) && let Some(a) = e.0.ack
+        {
+            a.done(Err("monitor is not running"));
+        }
+    }
+
+    /// Wait for room for `n` events in the ingest budget (the socket stops being read).
+    pub async fn admit(&self, n: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let n = u32::try_from(n.min(INGEST_BUDGET)).ok()?;
+        self.budget.clone().acquire_many_owned(n).await.ok()
+    }
+
+    /// Room for `n` events now, or `None` (counted as refused, the sender is told to retry).
+    pub fn try_admit(&self, n: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let p = self.take_now(n);
+        if p.is_none() {
+            self.stats.refused(n as u64);
+        }
+        p
+    }
+
+    /// Room for `n` events now, or `None` (not counted: the caller will wait).
+    pub fn take_now(&self, n: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let n = u32::try_from(n.min(INGEST_BUDGET)).ok()?;
+        self.budget.clone().try_acquire_many_owned(n).ok()
+    }
+
+    /// Events received and not yet committed.
+    pub fn in_flight(&self) -> usize {
+        INGEST_BUDGET - self.budget.available_permits()
     }
 
     /// Manual halt (or reduce). Returns the transition, or `None` when nothing changed.
@@ -234,95 +297,6 @@ pub struct ProbeSender(mpsc::Sender<Cmd>);
 impl ProbeSender {
     pub async fn report(&self, source: Source, outcome: rules::ProbeOutcome) -> bool {
         self.0.send(Cmd::Probe { source, outcome }).await.is_ok()
-    }
-}
-
-/// Where the trading state is persisted: a dedicated SQLite connection (kept open, with
-/// `synchronous = FULL` so the row survives a power cut) and the state file.
-pub struct Persist {
-    pub store: Store,
-    pub file: PathBuf,
-    conn: std::sync::Mutex<Option<rusqlite::Connection>>,
-}
-
-const KV_KEY: &str = "trading_state";
-
-impl Persist {
-    pub fn new(store: Store, file: PathBuf) -> Persist {
-        Persist {
-            store,
-            file,
-            conn: std::sync::Mutex::new(None),
-        }
-    }
-
-    /// What was persisted: `None` only when neither the database row nor the file exists.
-    pub fn read(&self) -> Option<String> {
-        match self.store.kv_get(KV_KEY) {
-            Ok(Some(v)) => return Some(v),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the persisted trading state; failing closed");
-                return Some(String::new());
-            }
-        }
-        match std::fs::read_to_string(&self.file) {
-            Ok(text) => Some(
-                serde_json::from_str::<Value>(&text)
-                    .ok()
-                    .and_then(|v| v.get("latch").map(|l| l.to_string()))
-                    .unwrap_or(text),
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(_) => Some(String::new()),
-        }
-    }
-
-    fn write_db(&self, text: &str) -> Result<(), String> {
-        let mut guard = self
-            .conn
-            .lock()
-            .map_err(|_| "state connection poisoned".to_string())?;
-        if guard.is_none() {
-            let c = self.store.connect(true).map_err(|e| e.to_string())?;
-            c.pragma_update(None, "synchronous", "FULL")
-                .map_err(|e| e.to_string())?;
-            *guard = Some(c);
-        }
-        let conn = guard.as_ref().ok_or("no state connection")?;
-        let r = Store::kv_put(conn, self.store.path(), KV_KEY, text).map_err(|e| e.to_string());
-        if r.is_err() {
-            *guard = None; // reopen next time
-        }
-        r
-    }
-
-    /// Write the latch to SQLite and the state file (temp file, fsync, rename, fsync dir),
-    /// both done before this returns.
-    pub fn write(self: &Arc<Self>, latch: &Latch) -> Result<(), String> {
-        let text = latch.to_persisted().map_err(|e| e.to_string())?;
-        let last = latch.last_transition();
-        let body = json!({
-            "state": latch.state().name(),
-            "since": last.map(|t| ms_to_rfc3339(t.at_ms)),
-            "reason": last.map(|t| t.reason.clone()),
-            "source": last.map(|t| t.source.to_string()),
-            "actor": last.map(|t| t.actor.clone()),
-            "latch": serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
-        });
-        // The two writes are independent: do them at the same time.
-        let me = self.clone();
-        let db_text = text.clone();
-        let db = std::thread::Builder::new()
-            .name("vigil-state-db".into())
-            .spawn(move || me.write_db(&db_text))
-            .map_err(|e| e.to_string())?;
-        let file = write_atomic(&self.file, format!("{body}\n").as_bytes())
-            .map_err(|e| format!("{}: {e}", self.file.display()));
-        let db = db
-            .join()
-            .unwrap_or_else(|_| Err("state writer panicked".into()));
-        file.and(db)
     }
 }
 
@@ -504,6 +478,7 @@ struct Actor {
     persisted: bool,
     snapshot: watch::Sender<Arc<Snapshot>>,
     actions: actions::Actions,
+    external: external::Checks,
 }
 
 /// Start the monitor: restore the trading state (before anything else runs), build the
@@ -515,7 +490,15 @@ pub fn start(
     supervisor: SupervisorHandle,
 ) -> MonitorHandle {
     let now = now_ms();
-    let restored = Latch::restore(persist.read().as_deref(), now);
+    let restored = persist.restore(now);
+    // Before anything reads it: the record and the state file say what this vigil enforces.
+    let written = persist.write(&restored.latch);
+    if let Err(e) = &written.record {
+        tracing::error!(error = %e, "could not persist the restored trading state");
+    }
+    if let Err(e) = &written.file {
+        tracing::error!(error = %e, "could not rewrite the trading state file");
+    }
     let cfg = Arc::new(cfg);
     let mut rules = RuleSet::new();
     let mut kinds = BTreeMap::new();
@@ -540,13 +523,14 @@ pub fn start(
         holding: Vec::new(),
         checks: Vec::new(),
         positions: BTreeMap::new(),
-        persisted: true,
+        persisted: written.record.is_ok(),
     }));
     let handle = MonitorHandle {
         tx,
         ingest: itx,
         snapshot: snap_rx,
         stats: Arc::new(IngestStats::default()),
+        budget: Arc::new(tokio::sync::Semaphore::new(INGEST_BUDGET)),
     };
     let persist = Arc::new(persist);
     let mut actor = Actor {
@@ -556,16 +540,17 @@ pub fn start(
         positions: BTreeMap::new(),
         events: events.clone(),
         persist,
-        persisted: true,
+        persisted: written.record.is_ok(),
         snapshot: snap_tx,
         actions: actions::Actions::new(cfg.clone(), events.clone(), supervisor),
+        external: Default::default(),
     };
     actor.publish();
     let log_rx = events.subscribe();
     let restored_transition = restored.transition;
     tokio::spawn(async move {
         if let Some(t) = restored_transition {
-            actor.commit(t).await;
+            actor.announce(t, written).await;
         } else if actor.latch.state() != TradingState::Active {
             tracing::warn!(state = %actor.latch.state(), "trading state restored from the last run");
         }
@@ -644,24 +629,32 @@ impl Actor {
             self.positions.insert(p.pair.clone(), p.qty);
         }
         // Keep what matters for the record; high-rate telemetry feeds the rules only.
-        match &ev.kind {
-            EventKind::Tick(_)
-            | EventKind::Heartbeat
-            | EventKind::Cycle(_)
-            | EventKind::Metric(_) => {}
-            _ => {
-                let mut data = match ev.to_json() {
-                    Value::Object(m) => m,
-                    _ => serde_json::Map::new(),
-                };
-                let t = ev.type_name().to_string();
-                data.remove("type");
-                data.insert("received".into(), ms_to_rfc3339(i.received_ms).into());
-                self.events.submit(&t, data);
-            }
+        let stored = !matches!(
+            ev.kind,
+            EventKind::Tick(_) | EventKind::Heartbeat | EventKind::Cycle(_) | EventKind::Metric(_)
+        );
+        if stored {
+            let mut data = match ev.to_json() {
+                Value::Object(m) => m,
+                _ => serde_json::Map::new(),
+            };
+            let t = ev.type_name().to_string();
+            data.remove("type");
+            data.insert("received".into(), ms_to_rfc3339(i.received_ms).into());
+            let waiter = match &i.ack {
+                Some(a) => crate::events::Waiter::Group(a.clone()),
+                None => crate::events::Waiter::None,
+            };
+            self.events.submit_for(&t, data, waiter);
         }
         let changes = self.rules.on_event(ev, i.received_ms);
         self.apply_changes(changes, i.received_ms).await;
+        if let Some(a) = &i.ack
+            && !stored
+        {
+            // Not stored (telemetry feeds the rules only): done once the rules saw it.
+            a.done(Ok(()));
+        }
     }
 
     /// Critical programs: FATAL halts, RUNNING again clears the condition.
@@ -806,6 +799,10 @@ impl Actor {
                 self.apply_changes(changes, now).await;
                 self.publish();
             }
+            Cmd::External(r) => {
+                self.on_external(r, now).await;
+                self.publish();
+            }
         }
     }
 
@@ -815,18 +812,40 @@ impl Actor {
         let latch = self.latch.clone();
         let written = tokio::task::spawn_blocking(move || persist.write(&latch))
             .await
-            .unwrap_or_else(|e| Err(e.to_string()));
-        self.persisted = written.is_ok();
-        if let Err(e) = &written {
-            // The state still applies in this process; say so loudly and in the event.
-            tracing::error!(error = %e, "could not persist the trading state");
+            .unwrap_or_else(|e| persist::Written {
+                record: Err(e.to_string()),
+                file: Err(e.to_string()),
+            });
+        self.announce(t, written).await;
+    }
+
+    /// Announce a transition that `written` persisted (or failed to), then act. A state
+    /// that could not be persisted still applies in this process and is announced on
+    /// every channel with `persisted: false`.
+    async fn announce(&mut self, t: Transition, written: persist::Written) {
+        self.persisted = written.record.is_ok();
+        metrics::gauge!("vigil_trading_state_persisted").set(if self.persisted {
+            1.0
+        } else {
+            0.0
+        });
+        if let Err(e) = &written.record {
+            tracing::error!(error = %e, "could not persist the trading state; it applies in this process only");
+            metrics::counter!("vigil_trading_state_persist_failures_total").increment(1);
+        }
+        if let Err(e) = &written.file {
+            tracing::error!(error = %e, "could not write the trading state file");
         }
         let view = TransitionView::from(&t);
         let mut data = match serde_json::to_value(&view) {
             Ok(Value::Object(m)) => m,
             _ => serde_json::Map::new(),
         };
-        data.insert("persisted".into(), written.is_ok().into());
+        data.insert("persisted".into(), written.record.is_ok().into());
+        data.insert("state_file".into(), written.file.is_ok().into());
+        if let Err(e) = &written.record {
+            data.insert("persist_error".into(), e.clone().into());
+        }
         let level_halt = t.to == TradingState::Halted;
         if level_halt {
             tracing::warn!(from = %t.from, to = %t.to, source = %t.source, actor = %t.actor, reason = %t.reason, "trading state changed");
@@ -850,6 +869,7 @@ impl Actor {
             .map(|(spec, s)| {
                 check_view(spec, s, self.kinds.get(&spec.source).copied().unwrap_or(""))
             })
+            .chain(self.external.views())
             .collect();
         let last = self.latch.last_transition();
         self.snapshot.send_replace(Arc::new(Snapshot {

@@ -2,10 +2,22 @@
 //!
 //! Writes go through one writer thread ([`crate::events::EventLog`]) so `seq` order is
 //! commit order. Reads open their own connections (WAL lets them run beside the writer).
+//!
+//! Schema changes: append one SQL string to [`MIGRATIONS`] (never edit a released one);
+//! `user_version` is its 1-based index, applied in order at open, each in its own
+//! transaction together with the version bump. A new table (e.g. the jobs tables) is one
+//! more entry: `CREATE TABLE IF NOT EXISTS …`.
+
+pub mod health;
+pub mod record;
+pub mod retention;
+pub mod startup;
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, params};
+
+pub mod jobs;
 
 use crate::events::Event;
 
@@ -30,9 +42,10 @@ pub enum StoreError {
     Corrupt { seq: u64, reason: String },
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-const MIGRATIONS: &[&str] = &[
+/// Schema migrations, oldest first; `user_version` = how many are applied.
+pub const MIGRATIONS: &[&str] = &[
     // v1
     "CREATE TABLE IF NOT EXISTS events (
         seq  INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -81,11 +94,60 @@ impl Store {
             });
         }
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            conn.execute_batch(m).map_err(err(path, "migrating"))?;
-            conn.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(err(path, "migrating"))?;
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {m}; PRAGMA user_version = {}; COMMIT;",
+                i + 1
+            ))
+            .map_err(err(path, "migrating"))?;
         }
         Ok(store)
+    }
+
+    /// `PRAGMA quick_check` (and that the events table can be read end to end): `Err` with
+    /// what SQLite found when the database is damaged.
+    pub fn check(path: &Path) -> Result<(), String> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| e.to_string())?;
+        let mut stmt = conn
+            .prepare("PRAGMA quick_check")
+            .map_err(|e| e.to_string())?;
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(|m| m.collect())
+            .map_err(|e| e.to_string())?;
+        if rows.len() != 1 || rows[0] != "ok" {
+            let mut found = rows.into_iter().take(5).collect::<Vec<_>>().join("; ");
+            if found.is_empty() {
+                found = "no answer".into();
+            }
+            return Err(found);
+        }
+        conn.query_row("SELECT count(*), max(seq) FROM events", [], |_| Ok(()))
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// `PRAGMA wal_checkpoint(TRUNCATE)`.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let conn = self.connect(true)?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(err(&self.path, "checkpointing the WAL"))
+    }
+
+    /// This database's id (made up when it is created): the state record remembers it, so
+    /// a deleted or replaced `vigil.db` is noticed.
+    pub fn db_id(&self) -> Result<String, StoreError> {
+        if let Some(id) = self.kv_get("db_id")? {
+            return Ok(id);
+        }
+        let id = format!("{:032x}", rand::random::<u128>());
+        let conn = self.connect(true)?;
+        conn.execute(
+            "INSERT INTO kv (key, value) VALUES ('db_id', ?1) ON CONFLICT(key) DO NOTHING",
+            [&id],
+        )
+        .map_err(err(&self.path, "writing the database id"))?;
+        Ok(self.kv_get("db_id")?.unwrap_or(id))
     }
 
     pub fn path(&self) -> &Path {
@@ -108,26 +170,30 @@ impl Store {
         Ok(conn)
     }
 
-    /// Append a batch in one transaction; returns the assigned `seq`s in order.
+    /// Append a batch `(seq, ts, type, data)` in one transaction (the writer assigns `seq`s).
     pub fn append(
         conn: &mut Connection,
         path: &Path,
-        batch: &[(String, String, String)],
-    ) -> Result<Vec<u64>, StoreError> {
+        batch: &[(u64, String, String, String)],
+    ) -> Result<(), StoreError> {
         let tx = conn.transaction().map_err(err(path, "beginning a write"))?;
-        let mut seqs = Vec::with_capacity(batch.len());
         {
             let mut stmt = tx
-                .prepare_cached("INSERT INTO events (ts, type, data) VALUES (?1, ?2, ?3)")
+                .prepare_cached("INSERT INTO events (seq, ts, type, data) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(err(path, "preparing an insert"))?;
-            for (ts, kind, data) in batch {
-                stmt.execute(params![ts, kind, data])
+            for (seq, ts, kind, data) in batch {
+                stmt.execute(params![*seq as i64, ts, kind, data])
                     .map_err(err(path, "inserting an event"))?;
-                seqs.push(tx.last_insert_rowid() as u64);
             }
         }
         tx.commit().map_err(err(path, "committing events"))?;
-        Ok(seqs)
+        Ok(())
+    }
+
+    /// Whether a failed write may succeed if retried at once (the database was busy).
+    pub fn transient(e: &StoreError) -> bool {
+        matches!(e, StoreError::Sqlite { source: rusqlite::Error::SqliteFailure(f, _), .. }
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
     }
 
     /// Events with `seq > since`, oldest first, optionally of one type, at most `limit`.
@@ -217,4 +283,49 @@ impl Store {
         .map_err(err(path, "writing a setting"))?;
         Ok(())
     }
+}
+
+/// Every stored event, oldest first, as the object `GET /api/events` gives (`seq`, `ts`,
+/// `type` and its fields), from a database opened **read-only** (`vigil analyze --db`, the
+/// report): a file that does not exist is an error, never created. Rows are streamed, and
+/// `since` (Unix ms) skips older rows in SQL (`ts` is RFC 3339 UTC, so it sorts as text).
+pub fn scan_events_read_only(
+    path: &Path,
+    since_ms: Option<u64>,
+    mut f: impl FnMut(&serde_json::Map<String, serde_json::Value>),
+) -> Result<u64, StoreError> {
+    use serde_json::Value;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(err(path, "opening read-only"))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(err(path, "setting busy timeout"))?;
+    let since = since_ms
+        .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms as i64))
+        .map(crate::events::rfc3339)
+        .unwrap_or_default();
+    let mut stmt = conn
+        .prepare("SELECT seq, ts, type, data FROM events WHERE ts >= ?1 ORDER BY seq")
+        .map_err(err(path, "querying events"))?;
+    let mut rows = stmt
+        .query(params![since])
+        .map_err(err(path, "querying events"))?;
+    let mut n = 0;
+    while let Some(r) = rows.next().map_err(err(path, "reading events"))? {
+        let read = |i| r.get::<_, String>(i).map_err(err(path, "reading events"));
+        let seq: i64 = r.get(0).map_err(err(path, "reading events"))?;
+        let (ts, kind, data) = (read(1)?, read(2)?, read(3)?);
+        let mut m = match serde_json::from_str::<Value>(&data) {
+            Ok(Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        m.insert("seq".into(), Value::from(seq));
+        m.insert("ts".into(), Value::from(ts));
+        m.insert("type".into(), Value::from(kind));
+        f(&m);
+        n += 1;
+    }
+    Ok(n)
 }

@@ -60,6 +60,7 @@ use Exp::{Forbidden as F, Pass as P, Unauthorized as U};
 const MATRIX: &[(&str, &str, [Exp; 5])] = &[
     //                                         admin op viewer ingest none
     ("GET", "/", [P, P, P, P, P]),
+    ("GET", "/assets/{file}", [P, P, P, P, P]),
     ("GET", "/health", [P, P, P, P, P]),
     ("GET", "/metrics", [P, P, P, F, U]),
     ("GET", "/api/openapi.json", [P, P, P, P, P]),
@@ -70,17 +71,23 @@ const MATRIX: &[(&str, &str, [Exp; 5])] = &[
     ("POST", "/api/trading/halt", [P, P, F, F, U]),
     ("POST", "/api/trading/resume", [P, F, F, F, U]),
     ("GET", "/api/checks", [P, P, P, F, U]),
+    ("GET", "/api/venues", [P, P, P, F, U]),
+    ("POST", "/api/venues/{id}/arm", [P, F, F, F, U]),
+    ("POST", "/api/venues/{id}/disarm", [P, F, F, F, U]),
     ("GET", "/api/programs", [P, P, P, F, U]),
     ("GET", "/api/programs/{name}/log", [P, P, P, F, U]),
     ("POST", "/api/programs/{name}/{action}", [P, P, F, F, U]),
     ("POST", "/api/events", [P, F, F, P, U]),
     ("GET", "/api/events", [P, P, P, F, U]),
     ("GET", "/api/events/stream", [P, P, P, F, U]),
+    ("GET", "/api/report", [P, P, P, F, U]),
     ("POST", "/api/jobs", [P, P, F, F, U]),
     ("GET", "/api/jobs", [P, P, P, F, U]),
+    ("GET", "/api/jobs/types", [P, P, P, F, U]),
     ("GET", "/api/jobs/{id}", [P, P, P, F, U]),
     ("POST", "/api/jobs/{id}/cancel", [P, P, F, F, U]),
     ("GET", "/api/jobs/{id}/log", [P, P, P, F, U]),
+    ("POST", "/api/jobs/{id}/progress", [P, P, P, P, P]),
     ("GET", "/api/system/resources", [P, P, P, F, U]),
     ("GET", "/api/system/queue", [P, P, P, F, U]),
     ("GET", "/api/system/task-events", [P, P, P, F, U]),
@@ -90,6 +97,7 @@ fn concrete(path: &str) -> String {
     path.replace("{name}", "nosuch")
         .replace("{action}", "start")
         .replace("{id}", "nosuch")
+        .replace("{file}", "app.js")
 }
 
 fn classify(status: u16) -> Exp {
@@ -649,7 +657,10 @@ fn schemathesis_finds_no_server_errors() {
         .args(["--checks", "not_a_server_error"])
         .args(["--max-examples", "20"])
         .args(["--phases", "examples,coverage,fuzzing"])
-        .args(["--workers", "2"])
+        // One worker: with two threads, hypothesis parses lambdas' sources concurrently and
+        // CPython 3.11.7 fails with "AST constructor recursion depth mismatch" (a bug of
+        // Python's ast module, not a finding about vigil; seen in full runs).
+        .args(["--workers", "1"])
         .args(["--request-timeout", "20"])
         .args(["--seed", "1"])
         .args(["--no-shrink"])

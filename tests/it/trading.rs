@@ -9,7 +9,7 @@ use crate::support::*;
 
 const T: Duration = Duration::from_secs(20);
 
-fn post_json(d: &TestDaemon, path: &str, body: Value) -> (u16, Value) {
+pub(crate) fn post_json(d: &TestDaemon, path: &str, body: Value) -> (u16, Value) {
     let r = reqwest::blocking::Client::new()
         .post(format!("{}{}", d.url, path))
         .json(&body)

@@ -46,6 +46,13 @@ pub fn api_sign(
     Ok(STANDARD.encode(mac.finalize().into_bytes()))
 }
 
+/// Whether an API secret is usable for [`api_sign`] (base64), without showing it.
+pub fn secret_is_valid(secret_b64: &str) -> bool {
+    STANDARD
+        .decode(secret_b64.trim())
+        .is_ok_and(|k| !k.is_empty())
+}
+
 /// The next nonce for a key: always increasing, Unix ms when the clock allows.
 pub fn next_nonce(last: u64, now_ms: u64) -> u64 {
     now_ms.max(last.saturating_add(1))
@@ -185,7 +192,7 @@ impl ExchangeStatus {
 
 /// Reads the `{"error":[…],"result":…}` envelope. A body that is not such JSON (an HTML
 /// error page, a truncated answer) is a connectivity failure.
-fn envelope(body: &str) -> Result<(Vec<String>, Value), ProbeOutcome> {
+pub(crate) fn envelope(body: &str) -> Result<(Vec<String>, Value), ProbeOutcome> {
     let bad = |why: &str| ProbeOutcome::Connectivity(format!("unexpected response: {why}"));
     let v: Value = serde_json::from_str(body).map_err(|_| bad("not JSON"))?;
     let Value::Object(mut m) = v else {
@@ -278,6 +285,11 @@ mod tests {
 
     #[test]
     fn api_sign_rejects_a_bad_secret() {
+        assert!(!secret_is_valid("not base64!"));
+        assert!(!secret_is_valid(""));
+        assert!(secret_is_valid(
+            "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
+        ));
         assert!(matches!(
             api_sign("/0/private/Balance", "1", "nonce=1", "not base64!"),
             Err(KrakenError::InvalidSecret(_))

@@ -1,6 +1,9 @@
 pub mod event;
+pub mod jobs;
 pub mod kraken;
 pub mod listener;
 pub mod program;
+pub mod report;
 pub mod rules;
 pub mod trading;
+pub mod venue;

@@ -172,6 +172,29 @@ impl BackoffPolicy {
     }
 }
 
+/// Crash-loop throttling (vigil extension), independent of `startsecs`: a process restarted
+/// (EXITED → STARTING) more than `restarts` times within `window_ms` is in a crash loop:
+/// from then on each restart waits in EXITED for the program's backoff delay at the loop's
+/// level (1, 2, 3, … steps for the linear backoff, doubling for the exponential one), capped
+/// at `backoff_max` or [`CRASH_LOOP_MAX_MS`], until a child stays up for `window_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct CrashLoop {
+    pub restarts: u32,
+    pub window_ms: u64,
+}
+
+impl Default for CrashLoop {
+    fn default() -> Self {
+        CrashLoop {
+            restarts: 5,
+            window_ms: 10_000,
+        }
+    }
+}
+
+/// The crash-loop delay cap when the program sets no `backoff_max`.
+pub const CRASH_LOOP_MAX_MS: u64 = 60_000;
+
 /// The per-program options the state machine needs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Policy {
@@ -185,6 +208,7 @@ pub struct Policy {
     /// probe ([`Input::Ready`]); this many failed probes in a row ([`Input::NotReady`]) kill
     /// the child and count as a failed start.
     pub ready_retries: Option<u32>,
+    pub crash_loop: CrashLoop,
 }
 
 impl Default for Policy {
@@ -197,6 +221,7 @@ impl Default for Policy {
             stopwait_ms: 10_000,
             backoff: BackoffPolicy::default(),
             ready_retries: None,
+            crash_loop: CrashLoop::default(),
         }
     }
 }
@@ -309,6 +334,10 @@ pub struct Process {
     not_ready: u32,
     /// The current child is being killed because it never became ready: the reason.
     abandon: Option<String>,
+    /// Times of the recent automatic restarts (at most `crash_loop.restarts + 1`).
+    recent_restarts: std::collections::VecDeque<Millis>,
+    /// How many throttled restarts in a row (0 = not in a crash loop).
+    loop_level: u32,
 }
 
 impl Default for Process {
@@ -332,6 +361,50 @@ impl Process {
             ready: false,
             not_ready: 0,
             abandon: None,
+            recent_restarts: std::collections::VecDeque::new(),
+            loop_level: 0,
+        }
+    }
+
+    /// Restart after an exit, or wait first when it is looping (see [`CrashLoop`]).
+    fn restart(&mut self, p: &Policy, now: Millis, fx: &mut Vec<Effect>) {
+        let cl = p.crash_loop;
+        let up = now.saturating_sub(self.laststart.unwrap_or(now));
+        if up >= cl.window_ms {
+            self.loop_level = 0;
+            self.recent_restarts.clear();
+        }
+        self.recent_restarts.push_back(now);
+        while self
+            .recent_restarts
+            .front()
+            .is_some_and(|&t| now.saturating_sub(t) >= cl.window_ms)
+            || self.recent_restarts.len() > cl.restarts as usize + 1
+        {
+            self.recent_restarts.pop_front();
+        }
+        // In a loop, every restart waits (longer each time) until a child stays up.
+        if self.loop_level > 0 || self.recent_restarts.len() > cl.restarts as usize {
+            self.loop_level = self.loop_level.saturating_add(1);
+            let delay = p
+                .backoff
+                .delay_ms(self.loop_level)
+                .min(p.backoff.max_ms.unwrap_or(CRASH_LOOP_MAX_MS));
+            self.deadline = Some(now.saturating_add(delay));
+            let note = format!(
+                "crash loop: more than {} restarts within {} s, next start in {} ms",
+                cl.restarts,
+                cl.window_ms / 1000,
+                delay
+            );
+            Self::set_last(fx, |t| {
+                t.reason = Some(match t.reason.take() {
+                    Some(r) => format!("{r}; {note}"),
+                    None => note,
+                })
+            });
+        } else {
+            self.begin_start(now, fx);
         }
     }
 
@@ -452,6 +525,8 @@ impl Process {
                 self.go(Stopped, now, &mut fx);
             }
             (Stopping, Input::Stop) => {}
+            // A throttled restart is pending: stopping cancels it.
+            (Exited, Input::Stop) if self.deadline.is_some() => self.deadline = None,
             (Stopped | Exited | Fatal, Input::Stop) => return Err(Refused::NotRunning),
 
             // ---- spawn results
@@ -555,7 +630,7 @@ impl Process {
                     self.become_running(now, &mut fx);
                 }
             }
-            (Backoff, Input::Timer) if self.due(now) => {
+            (Backoff | Exited, Input::Timer) if self.due(now) => {
                 self.begin_start(now, &mut fx);
             }
             (Stopping, Input::Timer) if self.due(now) => {
@@ -600,7 +675,7 @@ impl Process {
             AutoRestart::Unexpected => !expected,
         };
         if restart {
-            self.begin_start(now, fx);
+            self.restart(p, now, fx);
         }
     }
 }
@@ -674,6 +749,68 @@ mod tests {
         pr.on(&p, Input::Start, 0).unwrap();
         let fx = pr.on(&p, Input::Spawned { pid: 7 }, 0).unwrap();
         assert_eq!(transitions(&fx), vec![(Starting, Running)]);
+    }
+
+    #[test]
+    fn a_restart_loop_is_throttled_whatever_startsecs() {
+        // startsecs = 0 and autorestart: every exit is a RUNNING → EXITED → STARTING loop
+        // that supervisord's own backoff never sees.
+        let p = Policy {
+            startsecs_ms: 0,
+            autorestart: AutoRestart::Always,
+            ..policy()
+        };
+        let mut pr = Process::new();
+        let mut now = 0;
+        pr.on(&p, Input::Start, now).unwrap();
+        let mut immediate = 0;
+        let mut delays = Vec::new();
+        let mut starts = Vec::new();
+        let mut pid = 1;
+        for _ in 0..70 {
+            pr.on(&p, Input::Spawned { pid }, now).unwrap();
+            pid += 1;
+            now += 2; // exits 2 ms after it started
+            let fx = pr.on(&p, Input::Exited(Exit::Code(1)), now).unwrap();
+            if fx.iter().any(|e| matches!(e, Effect::Spawn)) {
+                immediate += 1;
+                starts.push(now);
+                continue;
+            }
+            assert_eq!(pr.state, Exited);
+            let due = pr.next_deadline().expect("a delayed restart");
+            let reason = match fx.last() {
+                Some(Effect::Transition(t)) => t.reason.clone().unwrap_or_default(),
+                _ => String::new(),
+            };
+            assert!(reason.contains("crash loop"), "{reason}");
+            delays.push(due - now);
+            // Nothing happens before the deadline; at it, a start.
+            assert!(pr.on(&p, Input::Timer, due - 1).unwrap().is_empty());
+            now = due;
+            let fx = pr.on(&p, Input::Timer, now).unwrap();
+            assert!(fx.iter().any(|e| matches!(e, Effect::Spawn)));
+            starts.push(now);
+        }
+        // The first `restarts` are immediate; then every one waits.
+        assert_eq!(immediate, p.crash_loop.restarts, "{starts:?}");
+        // Linear backoff steps growing while the loop lasts, up to the cap.
+        assert_eq!(delays[..3], [1000, 2000, 3000]);
+        assert!(delays.windows(2).all(|d| d[1] >= d[0]), "{delays:?}");
+        assert_eq!(delays.last(), Some(&CRASH_LOOP_MAX_MS), "{delays:?}");
+        // Stop while a throttled restart is pending: it is cancelled.
+        pr.on(&p, Input::Spawned { pid }, now).unwrap();
+        now += 2;
+        pr.on(&p, Input::Exited(Exit::Code(1)), now).unwrap();
+        assert!(pr.next_deadline().is_some());
+        assert!(pr.on(&p, Input::Stop, now).unwrap().is_empty());
+        assert_eq!(pr.next_deadline(), None);
+        // A child that stays up for the window resets the loop.
+        pr.on(&p, Input::Start, now).unwrap();
+        pr.on(&p, Input::Spawned { pid: 99 }, now).unwrap();
+        now += p.crash_loop.window_ms;
+        let fx = pr.on(&p, Input::Exited(Exit::Code(1)), now).unwrap();
+        assert!(fx.iter().any(|e| matches!(e, Effect::Spawn)));
     }
 
     #[test]

@@ -683,6 +683,59 @@ impl Latch {
         }
     }
 
+    /// Restores from the state record (`record`; `None` when there is none) and checks the
+    /// state file that trading processes read (`file`; `None` when it is missing, `Some("")`
+    /// when it could not be read). Without a record the file is what was persisted (a
+    /// `data_dir` from before the record). With one, the file must agree with it: missing,
+    /// unreadable or naming another state, vigil starts HALTED with a `system:restore`
+    /// trigger whose reason names the disagreement (the shell then rewrites the file).
+    pub fn restore_checked(record: Option<&str>, file: Option<&str>, now_ms: Millis) -> Restored {
+        let Some(record) = record else {
+            return Self::restore(file, now_ms);
+        };
+        let mut restored = Self::restore(Some(record), now_ms);
+        let stated = restored
+            .transition
+            .as_ref()
+            .map_or(restored.latch.state, |t| t.from);
+        let said = match file {
+            None => Err("is missing".to_string()),
+            Some(text) => {
+                let text = text.trim();
+                TradingState::parse(text)
+                    .or_else(|| {
+                        serde_json::from_str::<Value>(text).ok().and_then(|v| {
+                            v.get("state")
+                                .and_then(Value::as_str)
+                                .and_then(TradingState::parse)
+                        })
+                    })
+                    .ok_or_else(|| "is unreadable".to_string())
+            }
+        };
+        let disagreement = match said {
+            Ok(s) if s == stated => return restored,
+            Ok(s) => format!("says {s}"),
+            Err(e) => e,
+        };
+        let mut values = Values::new();
+        values.insert("state_file".into(), Value::from(disagreement.clone()));
+        values.insert("state_record".into(), Value::from(stated.name()));
+        let trigger = Trigger {
+            values,
+            ..Trigger::new(
+                Source::System("restore".into()),
+                format!(
+                    "the trading state file {disagreement} but the state record says {stated}; failing closed"
+                ),
+            )
+        };
+        if let Some(t) = restored.latch.trip(Severity::Halt, trigger, now_ms) {
+            restored.transition = Some(t);
+        }
+        restored
+    }
+
     /// A latch in `state`, with a `system:restart` trigger added if nothing else keeps it.
     fn kept(
         state: TradingState,
@@ -828,6 +881,47 @@ mod tests {
 
     fn resume(force: bool) -> Resume {
         Resume::operator("alice", "checked", force)
+    }
+
+    #[test]
+    fn restore_checked_fails_closed_on_any_disagreement_with_the_state_file() {
+        let active = Latch::new().to_persisted().unwrap();
+        let mut h = Latch::new();
+        h.trip(Halt, trig("dd"), 1).unwrap();
+        let halted = h.to_persisted().unwrap();
+        let file = |s: &str| format!("{{\"state\":\"{s}\"}}");
+        // Agreement: as recorded.
+        let r = Latch::restore_checked(Some(&active), Some(&file("ACTIVE")), 5);
+        assert_eq!((r.latch.state(), r.transition.is_none()), (Active, true));
+        let r = Latch::restore_checked(Some(&halted), Some(&file("HALTED")), 5);
+        assert_eq!((r.latch.state(), r.transition.is_none()), (Halted, true));
+        // Forged, garbage, missing: HALTED, the reason names the disagreement.
+        for (f, says) in [
+            (Some(file("HALTED")), "says HALTED"),
+            (Some("\u{0}garbage".to_string()), "is unreadable"),
+            (Some(String::new()), "is unreadable"),
+            (None, "is missing"),
+        ] {
+            let r = Latch::restore_checked(Some(&active), f.as_deref(), 5);
+            assert_eq!(r.latch.state(), Halted, "{f:?}");
+            let t = r.transition.expect("a transition to record");
+            assert_eq!(t.source, Source::System("restore".into()));
+            assert!(t.reason.contains(says), "{}", t.reason);
+            assert!(
+                t.reason.contains("state record says ACTIVE"),
+                "{}",
+                t.reason
+            );
+            assert!(!r.latch.holding().is_empty() || !r.latch.triggers().is_empty());
+        }
+        // A record saying HALTED is never weakened by a file saying ACTIVE.
+        let r = Latch::restore_checked(Some(&halted), Some(&file("ACTIVE")), 5);
+        assert_eq!(r.latch.state(), Halted);
+        // Without a record the file is what was persisted (older data_dirs).
+        let r = Latch::restore_checked(None, Some(&file("HALTED")), 5);
+        assert_eq!(r.latch.state(), Halted);
+        let r = Latch::restore_checked(None, None, 5);
+        assert_eq!(r.latch.state(), Active);
     }
 
     #[test]

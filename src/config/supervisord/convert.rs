@@ -2,6 +2,7 @@
 //! in the option table's order.
 
 use super::*;
+use vigil_core::program::CrashLoop;
 
 /// A TOML basic string.
 pub(crate) fn q(s: &str) -> String {
@@ -221,6 +222,10 @@ pub(crate) fn toml_value(
         "stderr_events_enabled" => flag(p.stderr_events_enabled),
         "backoff" => p.backoff.exponential.then(|| "\"exponential\"".to_string()),
         "backoff_max" => p.backoff.max_ms.map(|m| (m / 1000).to_string()),
+        "restart_limit" => (p.crash_loop.restarts != CrashLoop::default().restarts)
+            .then(|| p.crash_loop.restarts.to_string()),
+        "restart_window" => (p.crash_loop.window_ms != CrashLoop::default().window_ms)
+            .then(|| (p.crash_loop.window_ms / 1000).to_string()),
         "events" => match listener {
             Some(l) => {
                 let events: Vec<String> = l.events.iter().map(|e| q(e)).collect();

@@ -105,6 +105,10 @@ impl Rule for ApiErrors {
             return false;
         }
         self.prune(now_ms);
+        // Bounded by count too: beyond this many in the window the count saturates.
+        if self.times.len() >= 100_000 {
+            self.times.pop_front();
+        }
         self.times.push_back(now_ms);
         self.last_code = Some(e.code.clone());
         if let Some(why) = self.why_critical(&e.code, e.critical) {

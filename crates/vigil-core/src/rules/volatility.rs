@@ -55,6 +55,12 @@ struct Sample {
     breach: bool,
 }
 
+/// Most ticks kept per pair (the window is bounded by count as well as time: a flood of
+/// ticks keeps the most recent ones).
+pub const MAX_SAMPLES: usize = 100_000;
+/// Most pairs followed when `pairs` is not configured (further pairs are ignored).
+pub const MAX_PAIRS: usize = 1_000;
+
 #[derive(Clone, Debug, PartialEq, Default)]
 struct PairState {
     samples: VecDeque<Sample>,
@@ -71,9 +77,10 @@ struct PairState {
 }
 
 impl PairState {
+    /// Drop samples older than the window, and the oldest beyond [`MAX_SAMPLES`].
     fn prune(&mut self, now: Millis, window: Millis) {
         while let Some(&s) = self.samples.front() {
-            if s.t.saturating_add(window) <= now {
+            if s.t.saturating_add(window) <= now || self.samples.len() >= MAX_SAMPLES {
                 self.samples.pop_front();
                 self.all_sum -= s.price;
                 if !s.breach {
@@ -232,6 +239,9 @@ impl Rule for Volatility {
         let window = self.config.window_ms;
         let (critical, reference) = (self.config.critical_pct, self.config.reference);
         if !self.pairs.contains_key(&t.pair) {
+            if self.pairs.len() >= MAX_PAIRS {
+                return false;
+            }
             self.pairs.insert(t.pair.clone(), PairState::default());
         }
         let Some(st) = self.pairs.get_mut(&t.pair) else {
@@ -361,6 +371,21 @@ mod tests {
                 s.value
             );
         }
+    }
+
+    #[test]
+    fn the_window_is_bounded_by_count() {
+        let mut r = Volatility::new(cfg());
+        for i in 0..(MAX_SAMPLES as u64 + 50) {
+            r.on_event(&tick("BTC/USD", 100.0), i / 1000);
+        }
+        let st = &r.pairs["BTC/USD"];
+        assert_eq!(st.samples.len(), MAX_SAMPLES);
+        assert!((st.all_sum - 100.0 * MAX_SAMPLES as f64).abs() < 1e-3);
+        for i in 0..(MAX_PAIRS + 5) {
+            r.on_event(&tick(&format!("P{i}/USD"), 1.0), 1);
+        }
+        assert_eq!(r.pairs.len(), MAX_PAIRS);
     }
 
     #[test]

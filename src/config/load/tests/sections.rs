@@ -81,7 +81,7 @@ fn unknown_sections() {
             "2:1: junk: unknown top-level key (keys belong in a section such as [vigil] or [program.NAME])",
             "3:2: programs: unknown section, did you mean \"program\"?",
             "5:2: alert: unknown section, did you mean \"alerts\"?",
-            "7:2: zzz: unknown section; known sections: vigil, program, group, eventlistener, rpc, checks, rules, halt, alerts, auth, jobs, ingest, cluster, monitoring",
+            "7:2: zzz: unknown section; known sections: vigil, program, group, eventlistener, rpc, checks, rules, halt, alerts, auth, jobs, ingest, cluster, monitoring, venue, events",
         ]
     );
 }
@@ -92,11 +92,11 @@ fn reserved_sections_are_skipped() {
         "[checks.feed]\nanything = \"goes\"\n",
         "[[rules]]\nwhen = 1\n",
         "[halt]\nposition = \"close\"\n",
-        "[alerts]\nx = 1\n[auth]\nusers = []\n[jobs]\ny = 2\n[ingest]\nfiles = []\n",
-        "[cluster]\n[monitoring]\nz = true\n",
+        "[alerts]\nx = 1\n[auth]\nusers = []\n[jobs]\ndev_mode = true\n[ingest]\nfiles = []\n",
+        "[cluster]\n[monitoring]\nz = true\n[events]\nmax_age_days = 1\n",
     ));
     assert!(c.programs.is_empty());
-    assert_eq!(RESERVED_SECTIONS.len(), 9);
+    assert_eq!(RESERVED_SECTIONS.len(), 11);
 }
 
 // ---------------------------------------------------------------- program semantics

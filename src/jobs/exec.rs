@@ -1,0 +1,263 @@
+//! Running one job: spawn in its own process group (and cgroups), `oom_score_adj = 1000`,
+//! nice 10, parent-death SIGKILL; pump stdout/stderr into `data_dir/jobs/<id>/` with a size
+//! limit, consuming `VIGIL_PROGRESS {…}` lines; report the exit to the actor.
+
+#![allow(unsafe_code)] // pre_exec: async-signal-safe calls only, justified below.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, watch};
+
+use super::cgroup::JobCgroup;
+
+/// What the pumps and the waiter tell the actor.
+#[derive(Debug)]
+pub enum Note {
+    Progress {
+        id: u64,
+        description: Option<String>,
+        percent: Option<f64>,
+    },
+    Exited {
+        id: u64,
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+}
+
+pub struct Spec<'a> {
+    pub id: u64,
+    pub argv: &'a [String],
+    pub env: Vec<(String, String)>,
+    pub dir: &'a Path,
+    pub cgroup: &'a JobCgroup,
+    pub max_output: u64,
+}
+
+pub struct Running {
+    pub pid: u32,
+    /// Bytes written to stdout.log and stderr.log so far (followers wait on it).
+    pub written: watch::Receiver<u64>,
+}
+
+/// The process start time (`/proc/PID/stat` field 22, clock ticks since boot): with the pid
+/// it identifies a process across a restart of vigil.
+pub fn start_time(pid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Spawn; returns the pid or the OS error (the job then ends `failed` with it).
+pub fn spawn(spec: Spec<'_>, notes: mpsc::UnboundedSender<Note>) -> Result<Running, String> {
+    let Some(argv0) = spec.argv.first() else {
+        return Err("empty command".into());
+    };
+    let env: std::collections::BTreeMap<String, String> = spec.env.iter().cloned().collect();
+    let exe = crate::supervisor::spawn::resolve_command(argv0, &env)?;
+    std::fs::create_dir_all(spec.dir)
+        .map_err(|e| format!("creating {}: {e}", spec.dir.display()))?;
+    let mut cmd = tokio::process::Command::new(&exe);
+    cmd.arg0(argv0).args(&spec.argv[1..]);
+    for k in [
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "VIGIL_TOKEN",
+    ] {
+        cmd.env_remove(k);
+    }
+    cmd.envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    cmd.current_dir(spec.dir);
+    cmd.process_group(0);
+    cmd.kill_on_drop(false);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let joins = spec.cgroup.join_paths();
+    let parent = nix::unistd::getpid();
+    // SAFETY: runs in the forked child before exec; only async-signal-safe system calls
+    // (prctl, getppid, open/write/close on paths built before the fork, setpriority); no
+    // allocation, no locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)?;
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::other("vigil exited"));
+            }
+            for p in &joins {
+                let fd = nix::fcntl::open(
+                    p.as_c_str(),
+                    nix::fcntl::OFlag::O_WRONLY,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .map_err(std::io::Error::from)?;
+                let r = nix::unistd::write(&fd, b"0");
+                drop(fd);
+                r.map_err(std::io::Error::from)?;
+            }
+            // The kernel picks a job before any bot; and jobs yield the CPU to the bots.
+            if let Ok(fd) = nix::fcntl::open(
+                c"/proc/self/oom_score_adj",
+                nix::fcntl::OFlag::O_WRONLY,
+                nix::sys::stat::Mode::empty(),
+            ) {
+                let _ = nix::unistd::write(&fd, b"1000");
+            }
+            nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, 10);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            format!("no permission to run command '{}': {e}", exe.display())
+        }
+        _ => format!("couldn't exec {}: {e}", exe.display()),
+    })?;
+    drop(cmd);
+    let pid = child
+        .id()
+        .ok_or_else(|| "the job exited before its pid was read".to_string())?;
+    let (wtx, wrx) = watch::channel(0u64);
+    let out = child.stdout.take();
+    let err = child.stderr.take();
+    let id = spec.id;
+    let max = spec.max_output;
+    let dir = spec.dir.to_path_buf();
+    tokio::spawn(async move {
+        let wtx = std::sync::Arc::new(wtx);
+        let a = out.map(|o| {
+            tokio::spawn(pump(
+                o,
+                dir.join("stdout.log"),
+                max,
+                Some((id, notes.clone())),
+                wtx.clone(),
+            ))
+        });
+        let b = err.map(|e| tokio::spawn(pump(e, dir.join("stderr.log"), max, None, wtx.clone())));
+        let status = child.wait().await;
+        // What the job wrote before it exited is stored before its exit is reported; a
+        // grandchild holding the pipes open is not waited for long.
+        for h in [a, b].into_iter().flatten() {
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(200), h).await;
+        }
+        use std::os::unix::process::ExitStatusExt;
+        let (code, signal) = match status {
+            Ok(s) => (s.code(), s.signal()),
+            Err(_) => (None, None),
+        };
+        let _ = notes.send(Note::Exited { id, code, signal });
+    });
+    Ok(Running { pid, written: wrx })
+}
+
+const PROGRESS: &str = "VIGIL_PROGRESS ";
+
+/// Parse a progress line's JSON: `{"description": "…", "percent": 42}`, both optional.
+pub fn parse_progress(line: &str) -> Option<(Option<String>, Option<f64>)> {
+    let rest = line.strip_prefix(PROGRESS)?;
+    let v: serde_json::Value = serde_json::from_str(rest.trim()).ok()?;
+    let o = v.as_object()?;
+    let d = o
+        .get("description")
+        .and_then(|d| d.as_str())
+        .map(str::to_string);
+    let p = o
+        .get("percent")
+        .and_then(serde_json::Value::as_f64)
+        .filter(|p| p.is_finite())
+        .map(|p| p.clamp(0.0, 100.0));
+    Some((d, p))
+}
+
+async fn pump<R: AsyncRead + Unpin>(
+    r: R,
+    path: PathBuf,
+    max: u64,
+    progress: Option<(u64, mpsc::UnboundedSender<Note>)>,
+    written: std::sync::Arc<watch::Sender<u64>>,
+) {
+    let mut file = match tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .await
+    {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot open job output");
+            None
+        }
+    };
+    let mut size = 0u64;
+    let mut full = false;
+    let mut reader = BufReader::new(r);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if let Some((id, tx)) = &progress
+            && line.starts_with(PROGRESS.as_bytes())
+        {
+            let text = String::from_utf8_lossy(&line);
+            if let Some((description, percent)) = parse_progress(text.trim_end()) {
+                let _ = tx.send(Note::Progress {
+                    id: *id,
+                    description,
+                    percent,
+                });
+                continue;
+            }
+        }
+        let Some(f) = file.as_mut() else { continue };
+        if full {
+            continue;
+        }
+        if size + line.len() as u64 > max {
+            full = true;
+            let _ = f
+                .write_all(b"\n[vigil: output limit reached; further output dropped]\n")
+                .await;
+        } else {
+            size += line.len() as u64;
+            let _ = f.write_all(&line).await;
+        }
+        let _ = f.flush().await;
+        written.send_modify(|w| *w += line.len() as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines() {
+        assert_eq!(
+            parse_progress(r#"VIGIL_PROGRESS {"description": "day 15 of 30", "percent": 50}"#),
+            Some((Some("day 15 of 30".into()), Some(50.0)))
+        );
+        assert_eq!(
+            parse_progress(r#"VIGIL_PROGRESS {"percent": 420}"#),
+            Some((None, Some(100.0)))
+        );
+        assert_eq!(parse_progress("VIGIL_PROGRESS nope"), None);
+        assert_eq!(parse_progress("hello"), None);
+    }
+
+    #[test]
+    fn start_time_of_self() {
+        let me = std::process::id() as i32;
+        assert!(start_time(me).is_some());
+        assert_eq!(start_time(me), start_time(me));
+    }
+}

@@ -1,0 +1,194 @@
+//! Event retention: the history is kept bounded by age and by size. Every
+//! [`SWEEP_EVERY`] the oldest events older than `max_age` are deleted, then the oldest ones
+//! while the live data exceeds `max_bytes`, in chunks (short write transactions beside the
+//! event writer). Freed pages are reused by SQLite, so the file stays near the bound.
+//! The highest deleted `seq` is kept (`kv` `history_gap_through`): history and stream
+//! clients resuming below it are told that events are missing (see `api::sse`).
+
+use std::time::Duration;
+
+use rusqlite::params;
+
+use super::{Store, StoreError, err};
+
+/// How often retention runs.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+const CHUNK: i64 = 5_000;
+
+/// `[events]`: how much history to keep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retention {
+    /// Delete events older than this (`max_age_days`, default 30).
+    pub max_age: Duration,
+    /// Keep the live data under this many bytes (`max_size_mb`, default 1024).
+    pub max_bytes: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: Duration::from_secs(30 * 86_400),
+            max_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+pub const GAP_KEY: &str = "history_gap_through";
+
+impl Store {
+    /// Bytes of live data (pages in use).
+    pub fn live_bytes(&self) -> Result<u64, StoreError> {
+        let conn = self.connect(false)?;
+        let q = |sql: &str| -> Result<i64, StoreError> {
+            conn.query_row(sql, [], |r| r.get(0))
+                .map_err(err(&self.path, "reading the database size"))
+        };
+        let pages = q("PRAGMA page_count")? - q("PRAGMA freelist_count")?;
+        Ok((pages.max(0) as u64) * (q("PRAGMA page_size")?.max(0) as u64))
+    }
+
+    /// Events with `seq <= this` are gone (pruned, or lost with a replaced database).
+    pub fn gap_through(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .kv_get(GAP_KEY)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Record that events up to `seq` are gone (never lowers it).
+    pub fn mark_gap(&self, seq: u64) -> Result<(), StoreError> {
+        let conn = self.connect(true)?;
+        conn.execute(
+            "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = \
+             CAST(max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+            params![GAP_KEY, seq.to_string()],
+        )
+        .map_err(err(&self.path, "recording the history gap"))?;
+        Ok(())
+    }
+
+    /// One retention pass; returns how many events were deleted.
+    pub fn prune(
+        &self,
+        r: &Retention,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        let conn = self.connect(true)?;
+        // An age beyond the calendar keeps everything.
+        let cutoff = chrono::Duration::from_std(r.max_age)
+            .ok()
+            .and_then(|age| now.checked_sub_signed(age))
+            .map(crate::events::rfc3339);
+        let mut deleted = 0u64;
+        let mut through = 0i64;
+        let mut chunk = |conn: &rusqlite::Connection, upto: i64| -> Result<usize, StoreError> {
+            let n = conn
+                .execute("DELETE FROM events WHERE seq <= ?1", params![upto])
+                .map_err(err(&self.path, "pruning events"))?;
+            through = through.max(upto);
+            deleted += n as u64;
+            Ok(n)
+        };
+        // By age: the oldest chunk at a time while its last event is older than the cutoff.
+        while let Some(cutoff) = &cutoff {
+            let upto: Option<i64> = conn
+                .query_row(
+                    "SELECT max(seq) FROM (SELECT seq FROM events WHERE ts < ?1 ORDER BY seq LIMIT ?2)",
+                    params![cutoff, CHUNK],
+                    |row| row.get(0),
+                )
+                .map_err(err(&self.path, "finding old events"))?;
+            match upto {
+                Some(u) if chunk(&conn, u)? > 0 => {}
+                _ => break,
+            }
+        }
+        // By size.
+        while self.live_bytes()? > r.max_bytes {
+            let upto: Option<i64> = conn
+                .query_row(
+                    "SELECT max(seq) FROM (SELECT seq FROM events ORDER BY seq LIMIT ?1)",
+                    params![CHUNK],
+                    |row| row.get(0),
+                )
+                .map_err(err(&self.path, "finding the oldest events"))?;
+            match upto {
+                Some(u) if chunk(&conn, u)? > 0 => {}
+                _ => break,
+            }
+        }
+        if through > 0 {
+            self.mark_gap(through as u64)?;
+        }
+        Ok(deleted)
+    }
+}
+
+fn report(r: Result<u64, StoreError>) {
+    match r {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(deleted = n, "event retention pruned old events");
+            metrics::counter!("vigil_events_pruned_total").increment(n);
+        }
+        Err(e) => tracing::warn!(error = %e, "event retention failed"),
+    }
+}
+
+/// Run retention now (before vigil serves anything, so the first answers already reflect
+/// it), then every [`SWEEP_EVERY`] off the runtime.
+pub fn start(store: Store, r: Retention) {
+    report(store.prune(&r, chrono::Utc::now()));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SWEEP_EVERY).await;
+            let s = store.clone();
+            if let Ok(res) =
+                tokio::task::spawn_blocking(move || s.prune(&r, chrono::Utc::now())).await
+            {
+                report(res);
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prunes_by_age_and_records_the_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("vigil.db")).unwrap();
+        let mut conn = store.connect(true).unwrap();
+        let rows: Vec<(u64, String, String, String)> = (1..=10)
+            .map(|i| {
+                (
+                    i,
+                    format!("2026-01-{i:02}T00:00:00.000Z"),
+                    "x".into(),
+                    "{}".into(),
+                )
+            })
+            .collect();
+        Store::append(&mut conn, store.path(), &rows).unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-10T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let r = Retention {
+            max_age: Duration::from_secs(3 * 86_400),
+            ..Retention::default()
+        };
+        // Older than Jan 7 12:00: Jan 1..7 go.
+        assert_eq!(store.prune(&r, now).unwrap(), 7);
+        assert_eq!(store.gap_through().unwrap(), 7);
+        assert_eq!(store.events_since(0, None, 100).unwrap()[0].seq, 8);
+        // An age past the calendar keeps everything.
+        let forever = Retention {
+            max_age: Duration::MAX,
+            ..Retention::default()
+        };
+        assert_eq!(store.prune(&forever, now).unwrap(), 0);
+        assert_eq!(store.gap_through().unwrap(), 7);
+    }
+}
