@@ -10,6 +10,7 @@
 
 pub mod jobs;
 mod load;
+mod options;
 pub mod supervisord;
 pub mod venue;
 
