@@ -676,7 +676,11 @@ impl Actor {
         }
         let now_wall = now_ms();
         let at = |ms: i64| Instant::now() + Duration::from_millis((ms - now_wall).max(0) as u64);
-        if let Some(t) = self.queue.next_aging_deadline(now_wall, &self.order) {
+        // Aging reorders the queue; that decides an admission only while a job blocks
+        // (otherwise each change of resources runs a pass over the current order anyway).
+        if self.queue.blocked_by().is_some()
+            && let Some(t) = self.queue.next_aging_deadline(now_wall, &self.order)
+        {
             put(at(t));
         }
         if !self.queue.is_empty()
@@ -870,13 +874,8 @@ impl Actor {
         if self.queue.is_empty() {
             return;
         }
-        if let Some(why) = self.paused_reason.clone() {
-            // While the bots need the host, nothing new starts.
-            for e in self.jobs.values_mut() {
-                if e.job.state == JobState::Queued {
-                    e.job.reason = Some(format!("Held: {why}"));
-                }
-            }
+        if self.paused_reason.is_some() {
+            // While the bots need the host, nothing new starts (`reason_of` says so).
             return;
         }
         let reading = self.reading();
@@ -889,18 +888,6 @@ impl Actor {
             metrics::counter!(names::DECISIONS, "decision" => "deferred")
                 .increment(deferred as u64);
         }
-        // Waiting jobs: their latest reason.
-        for id in self
-            .queue
-            .ordered(now, &self.order)
-            .iter()
-            .map(|q| (q.id, q.reason.clone()))
-            .collect::<Vec<_>>()
-        {
-            if let Some(e) = self.jobs.get_mut(&id.0) {
-                e.job.reason = id.1;
-            }
-        }
         if !admitted.is_empty() {
             metrics::counter!(names::DECISIONS, "decision" => "admitted")
                 .increment(admitted.len() as u64);
@@ -908,6 +895,29 @@ impl Actor {
         for (q, d) in admitted {
             self.dispatch(q, d.reason);
         }
+    }
+
+    /// A job as shown: a waiting one carries why it waits, worked out now (held for the
+    /// bots, behind a blocking job, or the admission check's text against the ledger and the
+    /// latest reading), not stored per pass.
+    fn shown(&self, mut job: Job) -> Job {
+        if job.state == JobState::Queued {
+            job.reason = match &self.paused_reason {
+                Some(why) => Some(format!("Held: {why}")),
+                None => self
+                    .queue
+                    .explain(
+                        job.id,
+                        now_ms(),
+                        &self.policy,
+                        &self.last_reading.unwrap_or_else(|| self.host.read()),
+                        &self.ledger,
+                        &self.order,
+                    )
+                    .or(job.reason),
+            };
+        }
+        job
     }
 
     fn dispatch(&mut self, q: Queued, reason: String) {
@@ -1021,12 +1031,16 @@ impl Actor {
                 let j = self
                     .jobs
                     .get(&id)
-                    .map(|e| e.job.clone())
+                    .map(|e| self.shown(e.job.clone()))
                     .or_else(|| self.recent.iter().rev().find(|j| j.id == id).cloned());
                 let _ = reply.send(j);
             }
             Cmd::Active(reply) => {
-                let mut v: Vec<Job> = self.jobs.values().map(|e| e.job.clone()).collect();
+                let mut v: Vec<Job> = self
+                    .jobs
+                    .values()
+                    .map(|e| self.shown(e.job.clone()))
+                    .collect();
                 v.extend(self.recent.iter().rev().take(200).cloned());
                 let _ = reply.send(v);
             }
@@ -1062,7 +1076,7 @@ impl Actor {
             .queue
             .ordered(now, &self.order)
             .iter()
-            .filter_map(|q| self.jobs.get(&q.id).map(|e| e.job.clone()))
+            .filter_map(|q| self.jobs.get(&q.id).map(|e| self.shown(e.job.clone())))
             .collect();
         let mut running: Vec<Job> = self
             .jobs
@@ -1138,7 +1152,6 @@ impl Actor {
             priority: job.priority,
             queued_at_ms: now,
             req,
-            reason: None,
         });
         self.jobs.insert(
             id,
@@ -1159,7 +1172,7 @@ impl Actor {
         let now = self
             .jobs
             .get(&id)
-            .map(|e| e.job.clone())
+            .map(|e| self.shown(e.job.clone()))
             .or_else(|| self.recent.iter().rev().find(|j| j.id == id).cloned())
             .unwrap_or(job);
         Ok((now, committed))
@@ -1415,7 +1428,6 @@ impl Actor {
                             cpu_cores: job.cpu_cores,
                             ram_gb: job.ram_gb,
                         },
-                        reason: None,
                     });
                     let id = job.id;
                     self.jobs.insert(

@@ -191,6 +191,26 @@ pub fn check(policy: &Policy, reading: &HostReading, ledger: &Ledger, req: Resou
     }
 }
 
+/// `check(…).admit` without building its text: the admission pass calls this for every job
+/// it passes over, so it must not allocate. Monotone in `req`: if a request does not fit, no
+/// request at least as large in both resources does (a test checks it against `check`).
+pub fn fits(policy: &Policy, reading: &HostReading, ledger: &Ledger, req: Resources) -> bool {
+    let min_c = policy.min_cores(reading);
+    let min_r = policy.min_ram_gb(reading);
+    let book = policy.booking(req);
+    let free_c = reading.total_cores - ledger.reserved.cpu_cores;
+    let free_r = reading.total_ram_gb - ledger.reserved.ram_gb;
+    if free_r - book.ram_gb < min_r || free_c - book.cpu_cores < min_c {
+        return false;
+    }
+    if policy.check_measured {
+        let after_c = reading.available_cores() - req.cpu_cores * policy.consumption_factor;
+        let after_r = reading.available_ram_gb - req.ram_gb * policy.consumption_factor;
+        return after_r >= min_r && after_c >= min_c;
+    }
+    true
+}
+
 fn refuse(reason: String) -> Decision {
     Decision {
         admit: false,
@@ -432,5 +452,62 @@ mod tests {
             });
         }
         assert_eq!(l, Ledger::default());
+    }
+
+    /// `fits` is `check(…).admit`, on a grid of requests, ledgers, readings and both modes,
+    /// and it is monotone in the request (what the queue's early stop relies on).
+    #[test]
+    fn fits_agrees_with_check_and_is_monotone() {
+        let steps = [0.0, 0.1, 0.5, 1.0, 2.0, 3.5, 7.0, 9.0];
+        for policy in [
+            Policy::PRODUCTION,
+            Policy::DEV,
+            Policy {
+                check_measured: false,
+                ..Policy::PRODUCTION
+            },
+        ] {
+            for cpu_percent in [0.0, 20.0, 75.0, 100.0] {
+                for avail in [0.5, 4.0, 12.5] {
+                    let reading = HostReading {
+                        cpu_percent,
+                        available_ram_gb: avail,
+                        ..host8()
+                    };
+                    for reserved in [0.0, 2.0, 6.0] {
+                        let mut ledger = Ledger::default();
+                        if reserved > 0.0 {
+                            ledger.book(Resources {
+                                cpu_cores: reserved,
+                                ram_gb: reserved,
+                            });
+                        }
+                        for c in steps {
+                            for r in steps {
+                                let req = Resources {
+                                    cpu_cores: c,
+                                    ram_gb: r,
+                                };
+                                let f = fits(&policy, &reading, &ledger, req);
+                                assert_eq!(
+                                    f,
+                                    check(&policy, &reading, &ledger, req).admit,
+                                    "{req:?} {reading:?} {ledger:?} {policy:?}"
+                                );
+                                if !f {
+                                    for (c2, r2) in [(c + 0.5, r), (c, r + 0.5)] {
+                                        let bigger = Resources {
+                                            cpu_cores: c2,
+                                            ram_gb: r2,
+                                        };
+                                        assert!(!fits(&policy, &reading, &ledger, bigger));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
