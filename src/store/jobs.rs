@@ -2,8 +2,7 @@
 //! rewrite). Ids come from SQLite's AUTOINCREMENT counter (`sqlite_sequence`), so an id is
 //! never reused, also after history is pruned or vigil restarts.
 //!
-//! The table is created here (`CREATE TABLE IF NOT EXISTS`), not through the store's
-//! `user_version` migrations, so the jobs schema evolves without renumbering theirs.
+//! The table is the store's migration v2 (`super::MIGRATIONS`), applied when the store opens.
 //! Writes go through one writer thread ([`JobWriter`]) in submission order; the row is the
 //! job's JSON record plus the columns the listings filter on.
 
@@ -12,19 +11,6 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, params};
 
 use super::{Store, StoreError};
-
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS jobs (
-    id        INTEGER PRIMARY KEY AUTOINCREMENT,
-    type      TEXT NOT NULL,
-    state     TEXT NOT NULL,
-    user_id   TEXT NOT NULL,
-    priority  INTEGER NOT NULL,
-    queued_at TEXT NOT NULL,
-    ended_at  TEXT,
-    data      TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
-CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user_id, id);";
 
 /// The columns of one row; `data` is the full JSON record.
 #[derive(Debug, Clone)]
@@ -58,11 +44,9 @@ fn err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(rusqlite::Error) -> 
     }
 }
 
-/// Create the table if needed; returns the highest id ever assigned.
+/// The highest id ever assigned (the table exists: migration v2).
 pub fn open(store: &Store) -> Result<u64, StoreError> {
     let conn = store.connect(true)?;
-    conn.execute_batch(SCHEMA)
-        .map_err(err(store.path(), "creating the jobs table"))?;
     let seq: Option<i64> = conn
         .query_row(
             "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'",

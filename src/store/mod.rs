@@ -58,6 +58,20 @@ pub const MIGRATIONS: &[&str] = &[
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );",
+    // v2: background jobs (src/store/jobs.rs). `IF NOT EXISTS`: a data_dir from before this
+    // migration may already hold the table, created then by the jobs module itself.
+    "CREATE TABLE IF NOT EXISTS jobs (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    type      TEXT NOT NULL,
+    state     TEXT NOT NULL,
+    user_id   TEXT NOT NULL,
+    priority  INTEGER NOT NULL,
+    queued_at TEXT NOT NULL,
+    ended_at  TEXT,
+    data      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
+CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user_id, id);",
 ];
 
 /// A handle to the database file; cheap to clone.
