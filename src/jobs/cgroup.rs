@@ -424,3 +424,38 @@ pub fn rss_by_pgid(pgids: &[i32]) -> std::collections::HashMap<i32, u64> {
     }
     out
 }
+
+/// CPU time (clock ticks: utime + stime, plus cutime + cstime of reaped children) of the
+/// processes of each given process group, from `/proc/*/stat`.
+pub fn cpu_ticks_by_pgid(pgids: &[i32]) -> std::collections::HashMap<i32, u64> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for d in dir.flatten() {
+        let name = d.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // After the comm: field N is f[N - 3]; pgrp is 5, utime..cstime are 14..17.
+        let Some(pgrp) = f.get(2).and_then(|v| v.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pgids.contains(&pgrp) {
+            *out.entry(pgrp).or_insert(0) += (11..=14)
+                .filter_map(|i| f.get(i).and_then(|v| v.parse::<u64>().ok()))
+                .sum::<u64>();
+        }
+    }
+    out
+}

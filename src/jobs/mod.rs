@@ -555,6 +555,7 @@ pub fn start(cfg: JobsConfig, events: EventLog, opts: Options) -> Result<JobsHan
         url: opts.url,
         finished_since_prune: 0,
         last_reading: None,
+        jobs_cpu: None,
     };
     actor.recover(unfinished);
     let ev_rx = events.subscribe();
@@ -603,6 +604,8 @@ struct Actor {
     url: String,
     finished_since_prune: u64,
     last_reading: Option<HostReading>,
+    /// When the running jobs' CPU ticks were last read, and the ticks by process group.
+    jobs_cpu: Option<(Instant, HashMap<i32, u64>)>,
 }
 
 const SAMPLE_EVERY: Duration = Duration::from_millis(500);
@@ -697,8 +700,45 @@ impl Actor {
     fn sample(&mut self) {
         let r = self.host.read();
         self.last_reading = Some(r);
-        self.pauser.on_cpu(now_ms(), r.cpu_percent);
+        if self.pauser.watching_cpu() {
+            // The bots' CPU: the host's busy share minus what vigil's own running jobs used
+            // in the same interval — a busy backtest must not pause itself.
+            let jobs_pct = self.jobs_cpu_percent(r.total_cores);
+            self.pauser
+                .on_cpu(now_ms(), (r.cpu_percent - jobs_pct).max(0.0));
+        }
         self.apply_pause();
+    }
+
+    /// The share of the host's CPU (percent of all cores) that running jobs used since the
+    /// previous call.
+    fn jobs_cpu_percent(&mut self, cores: f64) -> f64 {
+        let pgids: Vec<i32> = self
+            .jobs
+            .values()
+            .filter(|e| e.job.state == JobState::Running)
+            .filter_map(|e| e.job.pid.map(|p| p as i32))
+            .collect();
+        let now = Instant::now();
+        let ticks = cgroup::cpu_ticks_by_pgid(&pgids);
+        let Some((at, before)) = self.jobs_cpu.replace((now, ticks.clone())) else {
+            return 0.0;
+        };
+        let dt = now.duration_since(at).as_secs_f64();
+        if dt <= 0.0 || cores <= 0.0 {
+            return 0.0;
+        }
+        // A group that started since counts whole; one that ended took its ticks along.
+        let used: u64 = ticks
+            .iter()
+            .map(|(g, t)| t.saturating_sub(before.get(g).copied().unwrap_or(0)))
+            .sum();
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100) as f64;
+        let used_s = used as f64 / hz;
+        (used_s / (dt * cores) * 100.0).clamp(0.0, 100.0)
     }
 
     /// `memory_enforcement: sampled`: the resident memory of each running job's process

@@ -57,7 +57,7 @@ impl Pauser {
             && now_ms - since >= self.cpu_sustain_ms
         {
             why.push(format!(
-                "host CPU {:.0}% above {t:.0}% for {:.0} s",
+                "host CPU outside jobs {:.0}% above {t:.0}% for {:.0} s",
                 self.last_cpu,
                 (now_ms - since) as f64 / 1000.0
             ));
@@ -110,7 +110,7 @@ mod tests {
         p.on_cpu(5_000, 97.0);
         assert!(
             p.reason(10_000)
-                .is_some_and(|r| r.contains("host CPU 97% above 90% for 10 s"))
+                .is_some_and(|r| r.contains("host CPU outside jobs 97% above 90% for 10 s"))
         );
         p.on_cpu(11_000, 50.0);
         assert_eq!(p.reason(11_000), None);
