@@ -4,9 +4,12 @@
 //! reaching FATAL) and the single earliest deadline of the rules and the latch — so a
 //! stale feed is detected exactly at `last_tick + threshold`, not at the next scan.
 //!
-//! A transition is persisted (the in-place state record and the rewritten
-//! `data_dir/trading_state` file, see [`persist`]) **before** it is announced (the `trading_state` event) or
-//! acknowledged; then the halt actions run in the background, none able to block or undo it.
+//! A transition is persisted in the in-place state record (see [`persist`]) **before** it is
+//! announced (the `trading_state` event, which the record holds too: it is broadcast as
+//! soon as the record is durable and committed to SQLite after); the rewritten
+//! `data_dir/trading_state` file is written at the same time and done before the
+//! transition is acknowledged and the halt actions run in the background, none able to
+//! block or undo it.
 
 pub mod actions;
 pub mod config;
@@ -499,6 +502,7 @@ pub fn start(
     if let Err(e) = &written.file {
         tracing::error!(error = %e, "could not rewrite the trading state file");
     }
+    events.health().state_file(written.file.clone());
     let cfg = Arc::new(cfg);
     let mut rules = RuleSet::new();
     let mut kinds = BTreeMap::new();
@@ -550,7 +554,7 @@ pub fn start(
     let restored_transition = restored.transition;
     tokio::spawn(async move {
         if let Some(t) = restored_transition {
-            actor.announce(t, written).await;
+            actor.commit(t, None).await;
         } else if actor.latch.state() != TradingState::Active {
             tracing::warn!(state = %actor.latch.state(), "trading state restored from the last run");
         }
@@ -615,7 +619,7 @@ impl Actor {
                     let changes = self.rules.on_timer(now);
                     self.apply_changes(changes, now).await;
                     if let Some(t) = self.latch.on_timer(now) {
-                        self.commit(t).await;
+                        self.commit(t, None).await;
                     }
                     self.publish();
                 }
@@ -677,13 +681,13 @@ impl Actor {
                     trig.values.insert("last_error".into(), r.into());
                 }
                 if let Some(t) = self.latch.trip(Severity::Halt, trig, now) {
-                    self.commit(t).await;
+                    self.commit(t, None).await;
                 }
                 self.publish();
             }
             Some("RUNNING") => {
                 if let Some(t) = self.latch.clear(&src, now) {
-                    self.commit(t).await;
+                    self.commit(t, None).await;
                 }
                 self.publish();
             }
@@ -702,7 +706,7 @@ impl Actor {
                     format!("critical program {} entered FATAL", p.program),
                 );
                 if let Some(t) = self.latch.trip(Severity::Halt, trig, now) {
-                    self.commit(t).await;
+                    self.commit(t, None).await;
                 }
             }
         }
@@ -711,15 +715,17 @@ impl Actor {
 
     async fn apply_changes(&mut self, changes: Vec<StatusChange>, now: u64) {
         for c in changes {
-            self.record_check(&c);
+            let check = self.check_event(&c);
             self.actions.alert_check(&c);
-            if let Some(t) = c.apply(&mut self.latch, now) {
-                self.commit(t).await;
+            match c.apply(&mut self.latch, now) {
+                // The check's event goes into the record with the transition it caused.
+                Some(t) => self.commit(t, Some(check)).await,
+                None => self.events.submit("check", check),
             }
         }
     }
 
-    fn record_check(&self, c: &StatusChange) {
+    fn check_event(&self, c: &StatusChange) -> serde_json::Map<String, Value> {
         let s = &c.current;
         let mut data = crate::fields! {
             "name" => c.source.id(),
@@ -739,7 +745,7 @@ impl Actor {
         if let Some(v) = &s.subject {
             data.insert("subject".into(), json!(v));
         }
-        self.events.submit("check", data);
+        data
     }
 
     async fn command(&mut self, c: Cmd) {
@@ -760,7 +766,7 @@ impl Actor {
                 let view = match t {
                     Some(t) => {
                         let v = TransitionView::from(&t);
-                        self.commit(t).await;
+                        self.commit(t, None).await;
                         Some(v)
                     }
                     None => None,
@@ -780,7 +786,7 @@ impl Actor {
                 let out = match r {
                     Ok(t) => {
                         let v = TransitionView::from(&t);
-                        self.commit(t).await;
+                        self.commit(t, None).await;
                         Ok(v)
                     }
                     Err(e) => {
@@ -807,22 +813,45 @@ impl Actor {
     }
 
     /// Persist, then announce, then act. The only place a transition leaves the actor.
-    async fn commit(&mut self, t: Transition) {
+    /// The transition's events (`check`, the check that caused it, if any; then
+    /// `trading_state`) get their seqs first and go into the state record with the latch;
+    /// they are broadcast the moment the record is durable (not waiting for the state
+    /// file or SQLite). A state that could not be persisted still applies in this process
+    /// and is announced on every channel with `persisted: false`.
+    async fn commit(&mut self, t: Transition, check: Option<serde_json::Map<String, Value>>) {
+        let view = TransitionView::from(&t);
+        let data = match serde_json::to_value(&view) {
+            Ok(Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        if t.to == TradingState::Halted {
+            tracing::warn!(from = %t.from, to = %t.to, source = %t.source, actor = %t.actor, reason = %t.reason, "trading state changed");
+        } else {
+            tracing::info!(from = %t.from, to = %t.to, source = %t.source, actor = %t.actor, reason = %t.reason, "trading state changed");
+        }
+        let mut events = Vec::new();
+        if let Some(c) = check {
+            events.push(("check".to_string(), c));
+        }
+        events.push(("trading_state".to_string(), data));
+        let (announce, announced) = match self.events.reserve(events.len()) {
+            Ok((reserved, announcer, announced)) => {
+                (Some((reserved, events, announcer)), Some(announced))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not record the trading state transition");
+                (None, None)
+            }
+        };
         let persist = self.persist.clone();
         let latch = self.latch.clone();
-        let written = tokio::task::spawn_blocking(move || persist.write(&latch))
-            .await
-            .unwrap_or_else(|e| persist::Written {
-                record: Err(e.to_string()),
-                file: Err(e.to_string()),
-            });
-        self.announce(t, written).await;
-    }
-
-    /// Announce a transition that `written` persisted (or failed to), then act. A state
-    /// that could not be persisted still applies in this process and is announced on
-    /// every channel with `persisted: false`.
-    async fn announce(&mut self, t: Transition, written: persist::Written) {
+        let written =
+            tokio::task::spawn_blocking(move || persist.write_announcing(&latch, announce))
+                .await
+                .unwrap_or_else(|e| persist::Written {
+                    record: Err(e.to_string()),
+                    file: Err(e.to_string()),
+                });
         self.persisted = written.record.is_ok();
         metrics::gauge!("vigil_trading_state_persisted").set(if self.persisted {
             1.0
@@ -833,32 +862,28 @@ impl Actor {
             tracing::error!(error = %e, "could not persist the trading state; it applies in this process only");
             metrics::counter!("vigil_trading_state_persist_failures_total").increment(1);
         }
+        self.events
+            .health()
+            .state_file(written.file.clone().map_err(|e| {
+                tracing::error!(error = %e, "could not write the trading state file");
+                e
+            }));
+        let seq = match announced {
+            Some(a) => match a.wait().await {
+                Ok(evs) => evs.last().map_or(0, |e| e.seq),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not record the trading state transition");
+                    0
+                }
+            },
+            None => 0,
+        };
         if let Err(e) = &written.file {
-            tracing::error!(error = %e, "could not write the trading state file");
+            self.events.submit(
+                "state_file_failed",
+                crate::fields! {"state" => t.to.name(), "transition_seq" => seq, "error" => e},
+            );
         }
-        let view = TransitionView::from(&t);
-        let mut data = match serde_json::to_value(&view) {
-            Ok(Value::Object(m)) => m,
-            _ => serde_json::Map::new(),
-        };
-        data.insert("persisted".into(), written.record.is_ok().into());
-        data.insert("state_file".into(), written.file.is_ok().into());
-        if let Err(e) = &written.record {
-            data.insert("persist_error".into(), e.clone().into());
-        }
-        let level_halt = t.to == TradingState::Halted;
-        if level_halt {
-            tracing::warn!(from = %t.from, to = %t.to, source = %t.source, actor = %t.actor, reason = %t.reason, "trading state changed");
-        } else {
-            tracing::info!(from = %t.from, to = %t.to, source = %t.source, actor = %t.actor, reason = %t.reason, "trading state changed");
-        }
-        let seq = match self.events.record("trading_state", data).await {
-            Ok(e) => e.seq,
-            Err(e) => {
-                tracing::error!(error = %e, "could not record the trading state transition");
-                0
-            }
-        };
         self.actions.on_transition(&t, seq, self.positions.clone());
     }
 
