@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
+use vigil_core::clock::Mono;
 use vigil_core::event::{EventKind, InboundEvent};
 use vigil_core::rules::{
     self, Action, CheckStatus, Levels, Rule, RuleSet, RuleSpec, Status, StatusChange,
@@ -36,9 +37,67 @@ use crate::supervisor::SupervisorHandle;
 use config::{Kind, MonitorConfig, RuleDef};
 pub use persist::Persist;
 
-/// Wall-clock Unix milliseconds: the monitor's clock (freshness is judged on receive time).
+/// Wall-clock Unix milliseconds: for timestamps only (events, transitions, the persisted
+/// latch). Deadlines and durations run on [`now_mono`].
 pub fn now_ms() -> u64 {
     chrono::Utc::now().timestamp_millis().max(0) as u64
+}
+
+/// The anchor of [`now_mono`]: its first reading, on both clocks.
+static MONO_ANCHOR: std::sync::OnceLock<(tokio::time::Instant, u64)> = std::sync::OnceLock::new();
+
+fn mono_anchor() -> (tokio::time::Instant, u64) {
+    *MONO_ANCHOR.get_or_init(|| (tokio::time::Instant::now(), now_ms()))
+}
+
+/// vigil's monotonic clock in milliseconds (see [`Mono`]): the Unix time of its first
+/// reading, advanced by tokio's monotonic `Instant` (so it follows a paused test clock too)
+/// and never by a step of the wall clock. Freshness, heartbeats and sustained thresholds
+/// are measured on it.
+pub fn now_mono() -> Mono {
+    let (at, ms) = mono_anchor();
+    let since = tokio::time::Instant::now().saturating_duration_since(at);
+    Mono(ms.saturating_add(u64::try_from(since.as_millis()).unwrap_or(u64::MAX)))
+}
+
+/// The `Instant` at which [`now_mono`] reads `m` (for `sleep_until` a deadline).
+pub fn mono_instant(m: Mono) -> tokio::time::Instant {
+    let (at, ms) = mono_anchor();
+    let ahead = std::time::Duration::from_millis(m.0.saturating_sub(ms));
+    at.checked_add(ahead).unwrap_or_else(|| {
+        tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365)
+    })
+}
+
+/// The monitor's two clocks: [`now_mono`] for deadlines, a wall clock for timestamps. The
+/// wall clock is injectable so tests can step it; the monotonic one follows tokio's clock.
+#[derive(Clone)]
+pub struct Clock {
+    wall: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl Clock {
+    /// The system's clocks ([`now_ms`], [`now_mono`]).
+    pub fn system() -> Clock {
+        Clock {
+            wall: Arc::new(now_ms),
+        }
+    }
+
+    /// A clock whose wall time is `wall()` (tests: a wall clock that steps).
+    pub fn with_wall(wall: impl Fn() -> u64 + Send + Sync + 'static) -> Clock {
+        Clock {
+            wall: Arc::new(wall),
+        }
+    }
+
+    pub fn wall_ms(&self) -> u64 {
+        (self.wall)()
+    }
+
+    pub fn mono(&self) -> Mono {
+        now_mono()
+    }
 }
 
 fn ms_to_rfc3339(ms: u64) -> String {
@@ -51,7 +110,10 @@ fn ms_to_rfc3339(ms: u64) -> String {
 #[derive(Debug, Clone)]
 pub struct Ingested {
     pub event: InboundEvent,
+    /// Wall-clock receive time: the stored event's `received` timestamp.
     pub received_ms: u64,
+    /// Monotonic receive time: what the rules measure staleness from.
+    pub received_mono: Mono,
     /// Resolved once the event is committed (or, for types that are not stored, once the
     /// rules saw it).
     pub ack: Option<Arc<crate::events::Ack>>,
@@ -192,6 +254,8 @@ pub struct MonitorHandle {
     pub stats: Arc<IngestStats>,
     /// The ingest budget: one permit per event in flight (received, not yet committed).
     budget: Arc<tokio::sync::Semaphore>,
+    /// Stamps each ingested event with its receive times.
+    clock: Clock,
 }
 
 impl MonitorHandle {
@@ -212,7 +276,8 @@ impl MonitorHandle {
         }
         if let Err(e) = self.ingest.send(Ingested {
             event,
-            received_ms: now_ms(),
+            received_ms: self.clock.wall_ms(),
+            received_mono: self.clock.mono(),
             ack: ack.cloned(),
         }) && let Some(a) = e.0.ack
         {
@@ -329,7 +394,9 @@ fn levels(warn: Option<f64>, critical: f64) -> Levels {
 }
 
 /// Build the core rule for a definition.
-fn build(def: &RuleDef, now: u64) -> Box<dyn Rule> {
+/// A rule as configured, created at `now` (its start-up grace runs from there).
+fn build(def: &RuleDef, now: Mono) -> Box<dyn Rule> {
+    let now = now.ms();
     use vigil_core::rules::*;
     match &def.kind {
         Kind::Drawdown {
@@ -479,6 +546,7 @@ struct Actor {
     snapshot: watch::Sender<Arc<Snapshot>>,
     actions: actions::Actions,
     external: external::Checks,
+    clock: Clock,
 }
 
 /// Start the monitor: restore the trading state (before anything else runs), build the
@@ -489,7 +557,19 @@ pub fn start(
     persist: Persist,
     supervisor: SupervisorHandle,
 ) -> MonitorHandle {
-    let now = now_ms();
+    start_with_clock(cfg, events, persist, supervisor, Clock::system())
+}
+
+/// [`start`] with the given clocks (tests step the wall clock).
+pub fn start_with_clock(
+    cfg: MonitorConfig,
+    events: EventLog,
+    persist: Persist,
+    supervisor: SupervisorHandle,
+    clock: Clock,
+) -> MonitorHandle {
+    let now = clock.wall_ms();
+    let mono = clock.mono();
     let restored = persist.restore(now);
     // Before anything reads it: the record and the state file say what this vigil enforces.
     let written = persist.write(&restored.latch);
@@ -511,7 +591,7 @@ pub fn start(
             auto_resume_after_ms: def.auto_resume_after_s.map(secs_ms),
             event_source: def.source.clone(),
         };
-        rules.add(spec, build(def, now), now);
+        rules.add(spec, build(def, mono), mono);
     }
     let (tx, rx) = mpsc::channel(256);
     let (itx, irx) = mpsc::unbounded_channel();
@@ -531,6 +611,7 @@ pub fn start(
         snapshot: snap_rx,
         stats: Arc::new(IngestStats::default()),
         budget: Arc::new(tokio::sync::Semaphore::new(INGEST_BUDGET)),
+        clock: clock.clone(),
     };
     let persist = Arc::new(persist);
     let mut actor = Actor {
@@ -544,6 +625,7 @@ pub fn start(
         snapshot: snap_tx,
         actions: actions::Actions::new(cfg.clone(), events.clone(), supervisor),
         external: Default::default(),
+        clock,
     };
     actor.publish();
     let log_rx = events.subscribe();
@@ -568,16 +650,16 @@ impl Actor {
         mut log_rx: tokio::sync::broadcast::Receiver<Arc<crate::events::Event>>,
     ) {
         loop {
-            let deadline = [self.rules.next_deadline(), self.latch.next_deadline()]
-                .into_iter()
-                .flatten()
-                .min();
+            // The rules' deadlines are monotonic; the latch's auto-resume is a wall-clock time.
+            let rules_at = self.rules.next_deadline().map(mono_instant);
+            let latch_at = self.latch.next_deadline().map(|d| {
+                let wait = d.saturating_sub(self.clock.wall_ms());
+                tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
+            });
+            let deadline = [rules_at, latch_at].into_iter().flatten().min();
             let sleep = async {
                 match deadline {
-                    Some(d) => {
-                        let wait = d.saturating_sub(now_ms());
-                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await
-                    }
+                    Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
@@ -611,8 +693,8 @@ impl Actor {
                     Err(_) => {}
                 },
                 _ = sleep => {
-                    let now = now_ms();
-                    let changes = self.rules.on_timer(now);
+                    let now = self.clock.wall_ms();
+                    let changes = self.rules.on_timer(self.clock.mono());
                     self.apply_changes(changes, now).await;
                     if let Some(t) = self.latch.on_timer(now) {
                         self.commit(t).await;
@@ -647,7 +729,7 @@ impl Actor {
             };
             self.events.submit_for(&t, data, waiter);
         }
-        let changes = self.rules.on_event(ev, i.received_ms);
+        let changes = self.rules.on_event(ev, i.received_mono);
         self.apply_changes(changes, i.received_ms).await;
         if let Some(a) = &i.ack
             && !stored
@@ -663,7 +745,7 @@ impl Actor {
             return;
         }
         let program = e.str_field("program").unwrap_or_default().to_string();
-        let now = now_ms();
+        let now = self.clock.wall_ms();
         let src = Source::Program(program.clone());
         match e.str_field("to") {
             Some("FATAL") => {
@@ -694,7 +776,7 @@ impl Actor {
     /// Trip for every `critical` program that is FATAL now (after missing events).
     async fn resync_critical(&mut self) {
         let snap = self.actions.supervisor().snapshot();
-        let now = now_ms();
+        let now = self.clock.wall_ms();
         for p in snap.processes.iter().filter(|p| p.critical) {
             if p.state == vigil_core::program::ProcessState::Fatal {
                 let trig = Trigger::new(
@@ -709,6 +791,7 @@ impl Actor {
         self.publish();
     }
 
+    /// Apply rule status changes to the latch at wall time `now` (its timestamps).
     async fn apply_changes(&mut self, changes: Vec<StatusChange>, now: u64) {
         for c in changes {
             self.record_check(&c);
@@ -743,7 +826,7 @@ impl Actor {
     }
 
     async fn command(&mut self, c: Cmd) {
-        let now = now_ms();
+        let now = self.clock.wall_ms();
         match c {
             Cmd::Halt {
                 actor,
@@ -795,7 +878,7 @@ impl Actor {
                 let _ = reply.send(out);
             }
             Cmd::Probe { source, outcome } => {
-                let changes = self.rules.on_probe(&source, &outcome, now);
+                let changes = self.rules.on_probe(&source, &outcome, self.clock.mono());
                 self.apply_changes(changes, now).await;
                 self.publish();
             }
