@@ -9,6 +9,8 @@
 //! acknowledged; then the halt actions run in the background, none able to block or undo it.
 
 pub mod actions;
+#[cfg(test)]
+mod clock_tests;
 pub mod config;
 mod external;
 pub mod persist;
