@@ -2,10 +2,18 @@
 //! never reused, also across restarts. An event is committed to SQLite **before** it is
 //! broadcast in-process, so nothing is announced that is not stored.
 //!
-//! One writer thread owns the write connection. Producers submit without waiting (order is
-//! kept by the channel); the writer batches what is queued into one transaction, commits,
-//! then broadcasts in `seq` order. [`EventLog::record`] also returns the stored event, for
-//! callers that must not go on before the event is durable (the trading state).
+//! One writer thread owns the write connection. Producers submit without waiting; the `seq`
+//! is assigned when an event is submitted (under one lock with the send, so channel order
+//! is `seq` order); the writer batches what is queued into one transaction, commits, then
+//! broadcasts in `seq` order. [`EventLog::record`] also returns the stored event.
+//!
+//! The one exception to "stored before broadcast" is made durable elsewhere first: a
+//! trading-state transition reserves its `seq`s ([`EventLog::reserve`]), is written to the
+//! state record (one in-place write + fdatasync, which holds the events), and is handed to
+//! the writer, which broadcasts it as soon as everything before it is committed and commits
+//! it to SQLite right after (with whatever is queued by then). Until that commit it is
+//! served from memory; if vigil dies first, [`EventLog::start`] inserts it again from the
+//! record with its `seq`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,7 +24,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc, oneshot};
 
 use crate::store::health::StoreHealth;
-use crate::store::record::StateRecord;
+use crate::store::record::{RecordedEvent, StateRecord};
 use crate::store::{Store, StoreError};
 
 /// `seq`s are reserved in the state record this many at a time, so a deleted database
@@ -188,18 +196,59 @@ impl Waiter {
 
 enum Msg {
     Append {
+        seq: u64,
+        ts: String,
         kind: String,
         data: Map<String, Value>,
-        at: DateTime<Utc>,
         ack: Waiter,
     },
+    /// `seq`s from [`EventLog::reserve`]: nothing after them is broadcast before their
+    /// events are handed over (or the reservation is dropped, leaving a gap).
+    Reserved {
+        first: u64,
+        ts: String,
+        events: oneshot::Receiver<Vec<(String, Map<String, Value>)>>,
+        done: oneshot::Sender<Vec<Arc<Event>>>,
+    },
     Flush(oneshot::Sender<()>),
+}
+
+/// `seq`s handed out by [`EventLog::reserve`], and the time stamp their events carry.
+#[derive(Debug, Clone)]
+pub struct Reserved {
+    pub first: u64,
+    pub count: usize,
+    pub ts: String,
+}
+
+/// Hands a reservation's events to the writer (from any thread, without waiting): call it
+/// once they are durable elsewhere. Dropping it abandons the reservation.
+pub struct Announcer(oneshot::Sender<Vec<(String, Map<String, Value>)>>);
+
+impl Announcer {
+    /// The events, in order (the first gets `Reserved::first`); extra ones are ignored.
+    pub fn announce(self, events: Vec<(String, Map<String, Value>)>) {
+        let _ = self.0.send(events);
+    }
+}
+
+/// Resolves once the reserved events were broadcast.
+pub struct Announced(oneshot::Receiver<Vec<Arc<Event>>>);
+
+impl Announced {
+    pub async fn wait(self) -> Result<Vec<Arc<Event>>, String> {
+        self.0
+            .await
+            .map_err(|_| "the reserved events were not announced".to_string())
+    }
 }
 
 /// Producer/subscriber handle of the event log; cheap to clone.
 #[derive(Clone)]
 pub struct EventLog {
     tx: mpsc::UnboundedSender<Msg>,
+    /// Assigning a `seq` and queueing the event happen under this lock.
+    seqs: Arc<Mutex<Seqs>>,
     live: broadcast::Sender<Arc<Event>>,
     store: Store,
     health: Arc<StoreHealth>,
@@ -290,18 +339,52 @@ impl EventLog {
         }
         let reserved = if r.is_ok() { reserved } else { next - 1 };
         health.record(r.map_err(|e| e.to_string()));
-        let mut seqs = Seqs {
+        // The last transition's events, durable in the record: insert what SQLite lacks
+        // (vigil died after announcing them, before their commit).
+        if history_lost.is_none() {
+            let missing: Vec<_> = before
+                .events
+                .iter()
+                .filter(|e| e.seq > last)
+                .map(recovered_row)
+                .collect();
+            if !missing.is_empty() {
+                match Store::append(&mut conn, store.path(), &missing) {
+                    Ok(()) => tracing::warn!(
+                        events = missing.len(),
+                        first = missing[0].0,
+                        "re-inserted the last trading-state transition's events from the state record"
+                    ),
+                    // Still in the record: the next start tries again.
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not re-insert the last transition's events from the state record");
+                        health.startup_problem(format!(
+                            "the last trading-state transition (seq {}) is only in the state record: {e}",
+                            missing[0].0
+                        ));
+                    }
+                }
+            }
+        }
+        let seqs = Arc::new(Mutex::new(Seqs {
             next,
             reserved,
             record,
-        };
+        }));
         let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
         let live2 = live.clone();
         let path = store.path().to_path_buf();
         let h = health.clone();
         let unstored: Unstored = Default::default();
-        let unstored2 = unstored.clone();
+        let mut writer = Writer {
+            conn,
+            path,
+            live: live2,
+            health: h,
+            unstored: unstored.clone(),
+            carry: Vec::new(),
+        };
         std::thread::Builder::new()
             .name("vigil-event-writer".into())
             .spawn(move || {
@@ -314,20 +397,13 @@ impl EventLog {
                             Err(_) => break,
                         }
                     }
-                    write_batch(
-                        &mut conn,
-                        &path,
-                        &live2,
-                        &mut seqs,
-                        &h,
-                        &unstored2,
-                        std::mem::take(&mut batch),
-                    );
+                    writer.write_batch(std::mem::take(&mut batch));
                 }
             })
             .map_err(|_| StoreError::Closed)?;
         let log = EventLog {
             tx,
+            seqs,
             live,
             store,
             health,
@@ -358,15 +434,26 @@ impl EventLog {
         self.submit_for(kind, data, Waiter::None);
     }
 
+    /// Assign `n` seqs and a time stamp and queue what `msg` builds from them, atomically.
+    fn send(&self, n: u64, msg: impl FnOnce(u64, String) -> Msg) -> Result<(), Msg> {
+        let Ok(mut seqs) = self.seqs.lock() else {
+            return Err(msg(0, rfc3339(Utc::now())));
+        };
+        let first = seqs.take(n, &self.health);
+        let m = msg(first, rfc3339(Utc::now()));
+        self.tx.send(m).map_err(|mpsc::error::SendError(m)| m)
+    }
+
     /// Queue an event whose commit `ack` waits for.
     pub fn submit_for(&self, kind: &str, data: Map<String, Value>, ack: Waiter) {
-        let msg = Msg::Append {
+        let r = self.send(1, |seq, ts| Msg::Append {
+            seq,
+            ts,
             kind: kind.to_string(),
             data,
-            at: Utc::now(),
             ack,
-        };
-        if let Err(mpsc::error::SendError(Msg::Append { ack, .. })) = self.tx.send(msg) {
+        });
+        if let Err(Msg::Append { ack, .. }) = r {
             tracing::error!(kind, "event log is closed; event not recorded");
             ack.resolve(Err("event log is closed"));
         }
@@ -375,16 +462,40 @@ impl EventLog {
     /// Store an event and wait until it is committed (and broadcast).
     pub async fn record(&self, kind: &str, data: Map<String, Value>) -> Result<Arc<Event>, String> {
         let (ack, rx) = oneshot::channel();
-        let msg = Msg::Append {
+        self.send(1, |seq, ts| Msg::Append {
+            seq,
+            ts,
             kind: kind.to_string(),
             data,
-            at: Utc::now(),
             ack: Waiter::Record(ack),
-        };
-        self.tx
-            .send(msg)
-            .map_err(|_| "event log is closed".to_string())?;
+        })
+        .map_err(|_| "event log is closed".to_string())?;
         rx.await.map_err(|_| "event writer stopped".to_string())?
+    }
+
+    /// Reserve the next `count` seqs for events the caller makes durable itself (in the
+    /// state record) before handing them over with the [`Announcer`]; they are broadcast
+    /// in `seq` order, then committed (see the module doc). `Err` when the log is closed.
+    pub fn reserve(&self, count: usize) -> Result<(Reserved, Announcer, Announced), String> {
+        let (etx, erx) = oneshot::channel();
+        let (dtx, drx) = oneshot::channel();
+        let mut reserved = None;
+        self.send(count as u64, |first, ts| {
+            reserved = Some(Reserved {
+                first,
+                count,
+                ts: ts.clone(),
+            });
+            Msg::Reserved {
+                first,
+                ts,
+                events: erx,
+                done: dtx,
+            }
+        })
+        .map_err(|_| "event log is closed".to_string())?;
+        let reserved = reserved.ok_or_else(|| "event log is closed".to_string())?;
+        Ok((reserved, Announcer(etx), Announced(drx)))
     }
 
     /// Wait until everything submitted before this call is committed.
@@ -455,55 +566,139 @@ impl EventLog {
         };
         page.extend(extra.into_iter().filter(|e| e.seq <= cutoff));
         page.sort_by_key(|e| e.seq);
+        // An announced event just committed is in both.
+        page.dedup_by_key(|e| e.seq);
         page.truncate(limit);
         Ok(page)
     }
 }
 
-fn write_batch(
-    conn: &mut rusqlite::Connection,
-    path: &std::path::Path,
-    live: &broadcast::Sender<Arc<Event>>,
-    seqs: &mut Seqs,
-    health: &StoreHealth,
-    unstored: &Unstored,
-    batch: Vec<Msg>,
-) {
-    let mut rows = Vec::new();
-    let mut pending = Vec::new();
-    let mut flushes = Vec::new();
-    let appends = batch
-        .iter()
-        .filter(|m| matches!(m, Msg::Append { .. }))
-        .count() as u64;
-    let mut seq = if appends > 0 {
-        seqs.take(appends, health)
-    } else {
-        0
-    };
-    for m in batch {
-        match m {
-            Msg::Append {
-                kind,
-                data,
-                at,
-                ack,
-            } => {
-                let ts = rfc3339(at);
-                let json = Value::Object(data.clone()).to_string();
-                rows.push((seq, ts.clone(), kind.clone(), json));
-                pending.push((seq, ts, kind, data, ack));
-                seq += 1;
+/// A row to insert again from the record's copy of an event.
+fn recovered_row(e: &RecordedEvent) -> (u64, String, String, String) {
+    let mut data = e.data.clone();
+    data.insert("recovered".into(), Value::from("state_record"));
+    (
+        e.seq,
+        e.ts.clone(),
+        e.kind.clone(),
+        Value::Object(data).to_string(),
+    )
+}
+
+type Pending = Vec<(u64, String, String, Map<String, Value>, Waiter)>;
+
+/// The writer thread's state.
+struct Writer {
+    conn: rusqlite::Connection,
+    path: std::path::PathBuf,
+    live: broadcast::Sender<Arc<Event>>,
+    health: Arc<StoreHealth>,
+    unstored: Unstored,
+    /// Announced (durable in the state record), not yet committed.
+    carry: Vec<Arc<Event>>,
+}
+
+impl Writer {
+    fn write_batch(&mut self, batch: Vec<Msg>) {
+        let mut rows = Vec::new();
+        let mut pending: Pending = Vec::new();
+        let mut flushes = Vec::new();
+        for m in batch {
+            match m {
+                Msg::Append {
+                    seq,
+                    ts,
+                    kind,
+                    data,
+                    ack,
+                } => {
+                    let json = Value::Object(data.clone()).to_string();
+                    rows.push((seq, ts.clone(), kind.clone(), json));
+                    pending.push((seq, ts, kind, data, ack));
+                }
+                Msg::Flush(tx) => flushes.push(tx),
+                Msg::Reserved {
+                    first,
+                    ts,
+                    events,
+                    done,
+                } => {
+                    // Everything before the reservation is broadcast before it.
+                    self.commit(std::mem::take(&mut rows), std::mem::take(&mut pending));
+                    self.announce(first, ts, events, done);
+                }
             }
-            Msg::Flush(tx) => flushes.push(tx),
+        }
+        self.commit(rows, pending);
+        for f in flushes {
+            let _ = f.send(());
         }
     }
-    if !rows.is_empty() {
+
+    /// Wait for a reservation's events (their caller is writing the state record), then
+    /// broadcast them; their commit goes with the next one.
+    fn announce(
+        &mut self,
+        first: u64,
+        ts: String,
+        events: oneshot::Receiver<Vec<(String, Map<String, Value>)>>,
+        done: oneshot::Sender<Vec<Arc<Event>>>,
+    ) {
+        let Ok(list) = events.blocking_recv() else {
+            tracing::warn!(
+                first,
+                "reserved event seqs abandoned (never announced; a gap)"
+            );
+            return;
+        };
+        let out: Vec<Arc<Event>> = list
+            .into_iter()
+            .enumerate()
+            .map(|(i, (kind, data))| {
+                Arc::new(Event {
+                    seq: first + i as u64,
+                    ts: ts.clone(),
+                    kind,
+                    data,
+                })
+            })
+            .collect();
+        for e in &out {
+            // Served from memory until committed.
+            keep_unstored(&self.unstored, e.clone());
+            let _ = self.live.send(e.clone());
+        }
+        crate::failpoint::hit(
+            "trading-state-announced",
+            std::time::Duration::from_millis(500),
+        );
+        self.carry.extend(out.iter().cloned());
+        let _ = done.send(out);
+    }
+
+    /// Commit the announced events still carried and `rows`, then broadcast `pending`.
+    fn commit(&mut self, rows: Vec<(u64, String, String, String)>, pending: Pending) {
+        if rows.is_empty() && self.carry.is_empty() {
+            return;
+        }
+        let carry = std::mem::take(&mut self.carry);
+        let mut all: Vec<(u64, String, String, String)> = carry
+            .iter()
+            .map(|e| {
+                (
+                    e.seq,
+                    e.ts.clone(),
+                    e.kind.clone(),
+                    Value::Object(e.data.clone()).to_string(),
+                )
+            })
+            .collect();
+        all.extend(rows);
         // Retry only what may pass at once (the database was busy); a full disk or an
         // I/O error is reported without delaying the halt that may be in this batch.
         let mut attempt = 0;
         let result = loop {
-            match Store::append(conn, path, &rows) {
+            match Store::append(&mut self.conn, &self.path, &all) {
                 Ok(()) => break Ok(()),
                 Err(e) if attempt < 5 && Store::transient(&e) => {
                     attempt += 1;
@@ -513,9 +708,15 @@ fn write_batch(
                 Err(e) => break Err(e),
             }
         };
+        let (live, health, unstored) = (&self.live, &self.health, &self.unstored);
         match result {
             Ok(()) => {
                 health.write_ok();
+                if !carry.is_empty()
+                    && let Ok(mut u) = unstored.lock()
+                {
+                    u.retain(|e| !carry.iter().any(|c| c.seq == e.seq));
+                }
                 for (seq, ts, kind, data, ack) in pending {
                     let ev = Arc::new(Event {
                         seq,
@@ -529,8 +730,21 @@ fn write_batch(
             }
             Err(e) => {
                 let msg = e.to_string();
-                tracing::error!(error = %msg, lost = rows.len(), "events could not be stored");
-                health.write_failed(&msg, rows.len() as u64);
+                tracing::error!(error = %msg, lost = all.len(), "events could not be stored");
+                health.write_failed(&msg, all.len() as u64);
+                // Already announced: kept in memory, now marked.
+                if let Ok(mut u) = unstored.lock() {
+                    for e in u.iter_mut() {
+                        if carry.iter().any(|c| c.seq == e.seq) {
+                            let mut m = (**e).clone();
+                            m.data.insert("stored".into(), Value::Bool(false));
+                            *e = Arc::new(m);
+                        }
+                    }
+                }
+                health
+                    .announced_unstored
+                    .fetch_add(carry.len() as u64, Ordering::Relaxed);
                 for (seq, ts, kind, mut data, ack) in pending {
                     if ANNOUNCE_UNSTORED.contains(&kind.as_str()) {
                         // Announced anyway, marked, with a seq that is never reused.
@@ -542,12 +756,7 @@ fn write_batch(
                             data,
                         });
                         health.announced_unstored.fetch_add(1, Ordering::Relaxed);
-                        if let Ok(mut u) = unstored.lock() {
-                            if u.len() >= UNSTORED_KEPT {
-                                u.pop_front();
-                            }
-                            u.push_back(ev.clone());
-                        }
+                        keep_unstored(unstored, ev.clone());
                         let _ = live.send(ev.clone());
                         ack.resolve(Ok(&ev));
                     } else {
@@ -557,8 +766,14 @@ fn write_batch(
             }
         }
     }
-    for f in flushes {
-        let _ = f.send(());
+}
+
+fn keep_unstored(unstored: &Unstored, ev: Arc<Event>) {
+    if let Ok(mut u) = unstored.lock() {
+        if u.len() >= UNSTORED_KEPT {
+            u.pop_front();
+        }
+        u.push_back(ev);
     }
 }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod events;
+pub mod failpoint;
 pub mod ingest;
 pub mod jobs;
 pub mod listeners;

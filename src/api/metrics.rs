@@ -36,6 +36,7 @@ pub mod names {
     pub const PROGRAM_STATE: &str = "vigil_program_state";
     pub const PROGRAM_UP: &str = "vigil_program_up";
     pub const PROGRAM_RESTARTS: &str = "vigil_program_restarts_total";
+    pub const ILLEGAL_TRANSITIONS: &str = "vigil_illegal_transitions_total";
     pub const PROGRAM_START_TIME: &str = "vigil_program_start_time_seconds";
     pub const PROGRAM_UPTIME: &str = "vigil_program_uptime_seconds";
     pub const PROGRAM_FAILURES: &str = "vigil_program_consecutive_failures";
@@ -333,6 +334,15 @@ fn programs(st: &AppState, x: &mut Exposition) {
     ) {
         for p in ps {
             emit(x, p, None, p.restarts as f64);
+        }
+    }
+    if x.family(
+        names::ILLEGAL_TRANSITIONS,
+        "counter",
+        "Process state transitions refused as illegal (a bug; the state was kept).",
+    ) {
+        for p in ps {
+            emit(x, p, None, p.illegal_transitions as f64);
         }
     }
     if x.family(

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -48,7 +48,7 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(secret: &[u8]) -> Keys {
-        let csrf = <Hmac<Sha256> as Mac>::new_from_slice(secret).ok();
+        let csrf = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).ok();
         Keys {
             enc: EncodingKey::from_secret(secret),
             dec: DecodingKey::from_secret(secret),

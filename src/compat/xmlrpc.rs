@@ -13,6 +13,10 @@
 
 use std::fmt::Write as _;
 
+use base64::DecodeError;
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use chrono::NaiveDateTime;
 
 /// Elements may nest this deep (a nested array costs three levels: value, array, data).
@@ -889,65 +893,45 @@ pub fn parse_response(body: &[u8]) -> Result<Result<Value, Fault>, ParseError> {
 }
 
 // ---------------------------------------------------------------------------------------
-// base64 (RFC 4648, standard alphabet, padded)
+// base64 (RFC 4648, standard alphabet): the `base64` crate, with Python's leniency on input
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// Padding optional and trailing bits ignored on input, as Python's `decodebytes` accepts;
+/// canonical padded output.
+const B64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
 
 pub fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk.first().copied().unwrap_or(0),
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    B64.encode(data)
 }
 
-/// Decode, ignoring ASCII whitespace (as Python's `decodebytes` does); padding optional.
+/// Decode, ignoring ASCII whitespace (as Python's `decodebytes` does); padding optional. An
+/// error names the character and its offset in `s`.
 pub fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    let mut acc: u32 = 0;
-    let mut bits = 0u32;
-    let mut pad = 0usize;
-    for (i, c) in s.bytes().enumerate() {
-        if c.is_ascii_whitespace() {
-            continue;
+    // Offsets in `s` of the characters kept, to locate an error in the caller's text.
+    let (at, compact): (Vec<usize>, Vec<u8>) = s
+        .bytes()
+        .enumerate()
+        .filter(|(_, c)| !c.is_ascii_whitespace())
+        .unzip();
+    B64.decode(&compact).map_err(|e| match e {
+        DecodeError::InvalidByte(i, b'=') => format!(
+            "data after '=' padding at character {}",
+            at.get(i).copied().unwrap_or(i)
+        ),
+        DecodeError::InvalidByte(i, c) => format!(
+            "{:?} at character {} is not a base64 character",
+            char::from(c),
+            at.get(i).copied().unwrap_or(i)
+        ),
+        DecodeError::InvalidLength(_) | DecodeError::InvalidPadding => {
+            "truncated base64 data".to_string()
         }
-        if c == b'=' {
-            pad += 1;
-            continue;
-        }
-        if pad > 0 {
-            return Err(format!("data after '=' padding at character {i}"));
-        }
-        let Some(v) = B64.iter().position(|x| *x == c) else {
-            return Err(format!(
-                "{:?} at character {i} is not a base64 character",
-                char::from(c)
-            ));
-        };
-        acc = (acc << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    if bits >= 6 {
-        return Err("truncated base64 data".into());
-    }
-    Ok(out)
+        other => other.to_string(),
+    })
 }
 
 #[cfg(test)]

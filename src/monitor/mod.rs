@@ -4,11 +4,16 @@
 //! reaching FATAL) and the single earliest deadline of the rules and the latch — so a
 //! stale feed is detected exactly at `last_tick + threshold`, not at the next scan.
 //!
-//! A transition is persisted (the in-place state record and the rewritten
-//! `data_dir/trading_state` file, see [`persist`]) **before** it is announced (the `trading_state` event) or
-//! acknowledged; then the halt actions run in the background, none able to block or undo it.
+//! A transition is persisted in the in-place state record (see [`persist`]) **before** it is
+//! announced (the `trading_state` event, which the record holds too: it is broadcast as
+//! soon as the record is durable and committed to SQLite after); the rewritten
+//! `data_dir/trading_state` file is written at the same time and done before the
+//! transition is acknowledged and the halt actions run in the background, none able to
+//! block or undo it.
 
 pub mod actions;
+#[cfg(test)]
+mod clock_tests;
 pub mod config;
 mod external;
 pub mod persist;
@@ -23,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
+use vigil_core::clock::Mono;
 use vigil_core::event::{EventKind, InboundEvent};
 use vigil_core::rules::{
     self, Action, CheckStatus, Levels, Rule, RuleSet, RuleSpec, Status, StatusChange,
@@ -36,9 +42,67 @@ use crate::supervisor::SupervisorHandle;
 use config::{Kind, MonitorConfig, RuleDef};
 pub use persist::Persist;
 
-/// Wall-clock Unix milliseconds: the monitor's clock (freshness is judged on receive time).
+/// Wall-clock Unix milliseconds: for timestamps only (events, transitions, the persisted
+/// latch). Deadlines and durations run on [`now_mono`].
 pub fn now_ms() -> u64 {
     chrono::Utc::now().timestamp_millis().max(0) as u64
+}
+
+/// The anchor of [`now_mono`]: its first reading, on both clocks.
+static MONO_ANCHOR: std::sync::OnceLock<(tokio::time::Instant, u64)> = std::sync::OnceLock::new();
+
+fn mono_anchor() -> (tokio::time::Instant, u64) {
+    *MONO_ANCHOR.get_or_init(|| (tokio::time::Instant::now(), now_ms()))
+}
+
+/// vigil's monotonic clock in milliseconds (see [`Mono`]): the Unix time of its first
+/// reading, advanced by tokio's monotonic `Instant` (so it follows a paused test clock too)
+/// and never by a step of the wall clock. Freshness, heartbeats and sustained thresholds
+/// are measured on it.
+pub fn now_mono() -> Mono {
+    let (at, ms) = mono_anchor();
+    let since = tokio::time::Instant::now().saturating_duration_since(at);
+    Mono(ms.saturating_add(u64::try_from(since.as_millis()).unwrap_or(u64::MAX)))
+}
+
+/// The `Instant` at which [`now_mono`] reads `m` (for `sleep_until` a deadline).
+pub fn mono_instant(m: Mono) -> tokio::time::Instant {
+    let (at, ms) = mono_anchor();
+    let ahead = std::time::Duration::from_millis(m.0.saturating_sub(ms));
+    at.checked_add(ahead).unwrap_or_else(|| {
+        tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365)
+    })
+}
+
+/// The monitor's two clocks: [`now_mono`] for deadlines, a wall clock for timestamps. The
+/// wall clock is injectable so tests can step it; the monotonic one follows tokio's clock.
+#[derive(Clone)]
+pub struct Clock {
+    wall: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl Clock {
+    /// The system's clocks ([`now_ms`], [`now_mono`]).
+    pub fn system() -> Clock {
+        Clock {
+            wall: Arc::new(now_ms),
+        }
+    }
+
+    /// A clock whose wall time is `wall()` (tests: a wall clock that steps).
+    pub fn with_wall(wall: impl Fn() -> u64 + Send + Sync + 'static) -> Clock {
+        Clock {
+            wall: Arc::new(wall),
+        }
+    }
+
+    pub fn wall_ms(&self) -> u64 {
+        (self.wall)()
+    }
+
+    pub fn mono(&self) -> Mono {
+        now_mono()
+    }
 }
 
 fn ms_to_rfc3339(ms: u64) -> String {
@@ -51,7 +115,10 @@ fn ms_to_rfc3339(ms: u64) -> String {
 #[derive(Debug, Clone)]
 pub struct Ingested {
     pub event: InboundEvent,
+    /// Wall-clock receive time: the stored event's `received` timestamp.
     pub received_ms: u64,
+    /// Monotonic receive time: what the rules measure staleness from.
+    pub received_mono: Mono,
     /// Resolved once the event is committed (or, for types that are not stored, once the
     /// rules saw it).
     pub ack: Option<Arc<crate::events::Ack>>,
@@ -192,6 +259,8 @@ pub struct MonitorHandle {
     pub stats: Arc<IngestStats>,
     /// The ingest budget: one permit per event in flight (received, not yet committed).
     budget: Arc<tokio::sync::Semaphore>,
+    /// Stamps each ingested event with its receive times.
+    clock: Clock,
 }
 
 impl MonitorHandle {
@@ -212,7 +281,8 @@ impl MonitorHandle {
         }
         if let Err(e) = self.ingest.send(Ingested {
             event,
-            received_ms: now_ms(),
+            received_ms: self.clock.wall_ms(),
+            received_mono: self.clock.mono(),
             ack: ack.cloned(),
         }) && let Some(a) = e.0.ack
         {
@@ -329,7 +399,9 @@ fn levels(warn: Option<f64>, critical: f64) -> Levels {
 }
 
 /// Build the core rule for a definition.
-fn build(def: &RuleDef, now: u64) -> Box<dyn Rule> {
+/// A rule as configured, created at `now` (its start-up grace runs from there).
+fn build(def: &RuleDef, now: Mono) -> Box<dyn Rule> {
+    let now = now.ms();
     use vigil_core::rules::*;
     match &def.kind {
         Kind::Drawdown {
@@ -479,6 +551,7 @@ struct Actor {
     snapshot: watch::Sender<Arc<Snapshot>>,
     actions: actions::Actions,
     external: external::Checks,
+    clock: Clock,
 }
 
 /// Start the monitor: restore the trading state (before anything else runs), build the
@@ -489,7 +562,19 @@ pub fn start(
     persist: Persist,
     supervisor: SupervisorHandle,
 ) -> MonitorHandle {
-    let now = now_ms();
+    start_with_clock(cfg, events, persist, supervisor, Clock::system())
+}
+
+/// [`start`] with the given clocks (tests step the wall clock).
+pub fn start_with_clock(
+    cfg: MonitorConfig,
+    events: EventLog,
+    persist: Persist,
+    supervisor: SupervisorHandle,
+    clock: Clock,
+) -> MonitorHandle {
+    let now = clock.wall_ms();
+    let mono = clock.mono();
     let restored = persist.restore(now);
     // Before anything reads it: the record and the state file say what this vigil enforces.
     let written = persist.write(&restored.latch);
@@ -499,6 +584,7 @@ pub fn start(
     if let Err(e) = &written.file {
         tracing::error!(error = %e, "could not rewrite the trading state file");
     }
+    events.health().state_file(written.file.clone());
     let cfg = Arc::new(cfg);
     let mut rules = RuleSet::new();
     let mut kinds = BTreeMap::new();
@@ -511,7 +597,7 @@ pub fn start(
             auto_resume_after_ms: def.auto_resume_after_s.map(secs_ms),
             event_source: def.source.clone(),
         };
-        rules.add(spec, build(def, now), now);
+        rules.add(spec, build(def, mono), mono);
     }
     let (tx, rx) = mpsc::channel(256);
     let (itx, irx) = mpsc::unbounded_channel();
@@ -531,6 +617,7 @@ pub fn start(
         snapshot: snap_rx,
         stats: Arc::new(IngestStats::default()),
         budget: Arc::new(tokio::sync::Semaphore::new(INGEST_BUDGET)),
+        clock: clock.clone(),
     };
     let persist = Arc::new(persist);
     let mut actor = Actor {
@@ -544,13 +631,14 @@ pub fn start(
         snapshot: snap_tx,
         actions: actions::Actions::new(cfg.clone(), events.clone(), supervisor),
         external: Default::default(),
+        clock,
     };
     actor.publish();
     let log_rx = events.subscribe();
     let restored_transition = restored.transition;
     tokio::spawn(async move {
         if let Some(t) = restored_transition {
-            actor.announce(t, written).await;
+            actor.commit(t, None).await;
         } else if actor.latch.state() != TradingState::Active {
             tracing::warn!(state = %actor.latch.state(), "trading state restored from the last run");
         }
@@ -568,16 +656,16 @@ impl Actor {
         mut log_rx: tokio::sync::broadcast::Receiver<Arc<crate::events::Event>>,
     ) {
         loop {
-            let deadline = [self.rules.next_deadline(), self.latch.next_deadline()]
-                .into_iter()
-                .flatten()
-                .min();
+            // The rules' deadlines are monotonic; the latch's auto-resume is a wall-clock time.
+            let rules_at = self.rules.next_deadline().map(mono_instant);
+            let latch_at = self.latch.next_deadline().map(|d| {
+                let wait = d.saturating_sub(self.clock.wall_ms());
+                tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
+            });
+            let deadline = [rules_at, latch_at].into_iter().flatten().min();
             let sleep = async {
                 match deadline {
-                    Some(d) => {
-                        let wait = d.saturating_sub(now_ms());
-                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await
-                    }
+                    Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
@@ -611,11 +699,11 @@ impl Actor {
                     Err(_) => {}
                 },
                 _ = sleep => {
-                    let now = now_ms();
-                    let changes = self.rules.on_timer(now);
+                    let now = self.clock.wall_ms();
+                    let changes = self.rules.on_timer(self.clock.mono());
                     self.apply_changes(changes, now).await;
                     if let Some(t) = self.latch.on_timer(now) {
-                        self.commit(t).await;
+                        self.commit(t, None).await;
                     }
                     self.publish();
                 }
@@ -647,7 +735,7 @@ impl Actor {
             };
             self.events.submit_for(&t, data, waiter);
         }
-        let changes = self.rules.on_event(ev, i.received_ms);
+        let changes = self.rules.on_event(ev, i.received_mono);
         self.apply_changes(changes, i.received_ms).await;
         if let Some(a) = &i.ack
             && !stored
@@ -663,7 +751,7 @@ impl Actor {
             return;
         }
         let program = e.str_field("program").unwrap_or_default().to_string();
-        let now = now_ms();
+        let now = self.clock.wall_ms();
         let src = Source::Program(program.clone());
         match e.str_field("to") {
             Some("FATAL") => {
@@ -677,13 +765,13 @@ impl Actor {
                     trig.values.insert("last_error".into(), r.into());
                 }
                 if let Some(t) = self.latch.trip(Severity::Halt, trig, now) {
-                    self.commit(t).await;
+                    self.commit(t, None).await;
                 }
                 self.publish();
             }
             Some("RUNNING") => {
                 if let Some(t) = self.latch.clear(&src, now) {
-                    self.commit(t).await;
+                    self.commit(t, None).await;
                 }
                 self.publish();
             }
@@ -694,7 +782,7 @@ impl Actor {
     /// Trip for every `critical` program that is FATAL now (after missing events).
     async fn resync_critical(&mut self) {
         let snap = self.actions.supervisor().snapshot();
-        let now = now_ms();
+        let now = self.clock.wall_ms();
         for p in snap.processes.iter().filter(|p| p.critical) {
             if p.state == vigil_core::program::ProcessState::Fatal {
                 let trig = Trigger::new(
@@ -702,24 +790,27 @@ impl Actor {
                     format!("critical program {} entered FATAL", p.program),
                 );
                 if let Some(t) = self.latch.trip(Severity::Halt, trig, now) {
-                    self.commit(t).await;
+                    self.commit(t, None).await;
                 }
             }
         }
         self.publish();
     }
 
+    /// Apply rule status changes to the latch at wall time `now` (its timestamps).
     async fn apply_changes(&mut self, changes: Vec<StatusChange>, now: u64) {
         for c in changes {
-            self.record_check(&c);
+            let check = self.check_event(&c);
             self.actions.alert_check(&c);
-            if let Some(t) = c.apply(&mut self.latch, now) {
-                self.commit(t).await;
+            match c.apply(&mut self.latch, now) {
+                // The check's event goes into the record with the transition it caused.
+                Some(t) => self.commit(t, Some(check)).await,
+                None => self.events.submit("check", check),
             }
         }
     }
 
-    fn record_check(&self, c: &StatusChange) {
+    fn check_event(&self, c: &StatusChange) -> serde_json::Map<String, Value> {
         let s = &c.current;
         let mut data = crate::fields! {
             "name" => c.source.id(),
@@ -739,11 +830,11 @@ impl Actor {
         if let Some(v) = &s.subject {
             data.insert("subject".into(), json!(v));
         }
-        self.events.submit("check", data);
+        data
     }
 
     async fn command(&mut self, c: Cmd) {
-        let now = now_ms();
+        let now = self.clock.wall_ms();
         match c {
             Cmd::Halt {
                 actor,
@@ -760,7 +851,7 @@ impl Actor {
                 let view = match t {
                     Some(t) => {
                         let v = TransitionView::from(&t);
-                        self.commit(t).await;
+                        self.commit(t, None).await;
                         Some(v)
                     }
                     None => None,
@@ -780,7 +871,7 @@ impl Actor {
                 let out = match r {
                     Ok(t) => {
                         let v = TransitionView::from(&t);
-                        self.commit(t).await;
+                        self.commit(t, None).await;
                         Ok(v)
                     }
                     Err(e) => {
@@ -795,7 +886,7 @@ impl Actor {
                 let _ = reply.send(out);
             }
             Cmd::Probe { source, outcome } => {
-                let changes = self.rules.on_probe(&source, &outcome, now);
+                let changes = self.rules.on_probe(&source, &outcome, self.clock.mono());
                 self.apply_changes(changes, now).await;
                 self.publish();
             }
@@ -807,22 +898,45 @@ impl Actor {
     }
 
     /// Persist, then announce, then act. The only place a transition leaves the actor.
-    async fn commit(&mut self, t: Transition) {
+    /// The transition's events (`check`, the check that caused it, if any; then
+    /// `trading_state`) get their seqs first and go into the state record with the latch;
+    /// they are broadcast the moment the record is durable (not waiting for the state
+    /// file or SQLite). A state that could not be persisted still applies in this process
+    /// and is announced on every channel with `persisted: false`.
+    async fn commit(&mut self, t: Transition, check: Option<serde_json::Map<String, Value>>) {
+        let view = TransitionView::from(&t);
+        let data = match serde_json::to_value(&view) {
+            Ok(Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        if t.to == TradingState::Halted {
+            tracing::warn!(from = %t.from, to = %t.to, source = %t.source, actor = %t.actor, reason = %t.reason, "trading state changed");
+        } else {
+            tracing::info!(from = %t.from, to = %t.to, source = %t.source, actor = %t.actor, reason = %t.reason, "trading state changed");
+        }
+        let mut events = Vec::new();
+        if let Some(c) = check {
+            events.push(("check".to_string(), c));
+        }
+        events.push(("trading_state".to_string(), data));
+        let (announce, announced) = match self.events.reserve(events.len()) {
+            Ok((reserved, announcer, announced)) => {
+                (Some((reserved, events, announcer)), Some(announced))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not record the trading state transition");
+                (None, None)
+            }
+        };
         let persist = self.persist.clone();
         let latch = self.latch.clone();
-        let written = tokio::task::spawn_blocking(move || persist.write(&latch))
-            .await
-            .unwrap_or_else(|e| persist::Written {
-                record: Err(e.to_string()),
-                file: Err(e.to_string()),
-            });
-        self.announce(t, written).await;
-    }
-
-    /// Announce a transition that `written` persisted (or failed to), then act. A state
-    /// that could not be persisted still applies in this process and is announced on
-    /// every channel with `persisted: false`.
-    async fn announce(&mut self, t: Transition, written: persist::Written) {
+        let written =
+            tokio::task::spawn_blocking(move || persist.write_announcing(&latch, announce))
+                .await
+                .unwrap_or_else(|e| persist::Written {
+                    record: Err(e.to_string()),
+                    file: Err(e.to_string()),
+                });
         self.persisted = written.record.is_ok();
         metrics::gauge!("vigil_trading_state_persisted").set(if self.persisted {
             1.0
@@ -833,32 +947,28 @@ impl Actor {
             tracing::error!(error = %e, "could not persist the trading state; it applies in this process only");
             metrics::counter!("vigil_trading_state_persist_failures_total").increment(1);
         }
+        self.events
+            .health()
+            .state_file(written.file.clone().map_err(|e| {
+                tracing::error!(error = %e, "could not write the trading state file");
+                e
+            }));
+        let seq = match announced {
+            Some(a) => match a.wait().await {
+                Ok(evs) => evs.last().map_or(0, |e| e.seq),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not record the trading state transition");
+                    0
+                }
+            },
+            None => 0,
+        };
         if let Err(e) = &written.file {
-            tracing::error!(error = %e, "could not write the trading state file");
+            self.events.submit(
+                "state_file_failed",
+                crate::fields! {"state" => t.to.name(), "transition_seq" => seq, "error" => e},
+            );
         }
-        let view = TransitionView::from(&t);
-        let mut data = match serde_json::to_value(&view) {
-            Ok(Value::Object(m)) => m,
-            _ => serde_json::Map::new(),
-        };
-        data.insert("persisted".into(), written.record.is_ok().into());
-        data.insert("state_file".into(), written.file.is_ok().into());
-        if let Err(e) = &written.record {
-            data.insert("persist_error".into(), e.clone().into());
-        }
-        let level_halt = t.to == TradingState::Halted;
-        if level_halt {
-            tracing::warn!(from = %t.from, to = %t.to, source = %t.source, actor = %t.actor, reason = %t.reason, "trading state changed");
-        } else {
-            tracing::info!(from = %t.from, to = %t.to, source = %t.source, actor = %t.actor, reason = %t.reason, "trading state changed");
-        }
-        let seq = match self.events.record("trading_state", data).await {
-            Ok(e) => e.seq,
-            Err(e) => {
-                tracing::error!(error = %e, "could not record the trading state transition");
-                0
-            }
-        };
         self.actions.on_transition(&t, seq, self.positions.clone());
     }
 

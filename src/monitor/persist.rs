@@ -19,13 +19,21 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use vigil_core::trading::{Latch, Restored, Severity, Source, Trigger};
 
+use crate::events::{Announcer, Reserved};
 use crate::store::Store;
-use crate::store::record::{Found, StateRecord};
+use crate::store::record::{Found, RecordError, RecordedEvent, StateRecord};
 
 /// The state file is padded to this size so an in-place rewrite never needs a new block.
 pub const STATE_FILE_SIZE: usize = 4096;
 
 const KV_KEY: &str = "trading_state";
+
+/// A transition's reserved seqs, its events (`trading_state` last) and who announces them.
+pub type Announcing = (
+    Reserved,
+    Vec<(String, serde_json::Map<String, Value>)>,
+    Announcer,
+);
 
 /// What a write reached.
 #[derive(Debug, Clone)]
@@ -98,9 +106,22 @@ impl Persist {
     /// Write the latch to the record, then the state file; both are attempted, and both
     /// are done when this returns.
     pub fn write(&self, latch: &Latch) -> Written {
+        self.write_announcing(latch, None)
+    }
+
+    /// [`Persist::write`] for a transition whose events (`trading_state` last, with the
+    /// seqs of `reserved`) go into the record with the latch — long strings truncated
+    /// ([`RecordedEvent::fitted`]) — and are handed to `announcer` the moment the record is
+    /// durable (or failed: then `trading_state` says `persisted: false` and why), while
+    /// the state file is still being written; this returns when both writes are done.
+    pub fn write_announcing(&self, latch: &Latch, announce: Option<Announcing>) -> Written {
         let text = match latch.to_persisted() {
             Ok(t) => t,
             Err(e) => {
+                if let Some((_, mut events, announcer)) = announce {
+                    mark(&mut events, &Err(e.to_string()));
+                    announcer.announce(events);
+                }
                 return Written {
                     record: Err(e.to_string()),
                     file: Err(e.to_string()),
@@ -116,18 +137,65 @@ impl Persist {
             "actor": last.map(|t| t.actor.clone()),
             "latch": serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
         });
-        // The two writes are independent: at the same time (the halt waits for the slower).
+        // The two writes are independent: at the same time; the announcement waits for the
+        // record only.
         std::thread::scope(|s| {
             let file = s.spawn(|| write_state_file(&self.file, &body));
-            let record = self
-                .record
-                .update(|c| c.latch = Some(text.clone()))
-                .map_err(|e| e.to_string());
+            let record = match announce {
+                None => self
+                    .record
+                    .update(|c| c.latch = Some(text.clone()))
+                    .map_err(|e| e.to_string()),
+                Some((reserved, mut events, announcer)) => {
+                    let recorded: Vec<RecordedEvent> = events
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (kind, data))| {
+                            let mut data = data.clone();
+                            if kind == "trading_state" {
+                                data.insert("persisted".into(), true.into());
+                            }
+                            RecordedEvent::fitted(
+                                reserved.first + i as u64,
+                                &reserved.ts,
+                                kind,
+                                &data,
+                            )
+                        })
+                        .collect();
+                    let mut r = self.record.update(|c| {
+                        c.latch = Some(text.clone());
+                        c.events = recorded;
+                    });
+                    if let Err(RecordError::TooBig { .. }) = r {
+                        // A latch too big to keep the events beside it: the latch first.
+                        r = self.record.update(|c| {
+                            c.latch = Some(text.clone());
+                            c.events.clear();
+                        });
+                    }
+                    let r = r.map_err(|e| e.to_string());
+                    crate::failpoint::hit("trading-state-recorded", std::time::Duration::ZERO);
+                    mark(&mut events, &r);
+                    announcer.announce(events);
+                    r
+                }
+            };
             let file = file
                 .join()
                 .unwrap_or_else(|_| Err("state file writer panicked".into()));
             Written { record, file }
         })
+    }
+}
+
+/// Say in the `trading_state` event whether the record holds it.
+fn mark(events: &mut [(String, serde_json::Map<String, Value>)], r: &Result<(), String>) {
+    if let Some((_, data)) = events.iter_mut().rev().find(|(k, _)| k == "trading_state") {
+        data.insert("persisted".into(), r.is_ok().into());
+        if let Err(e) = r {
+            data.insert("persist_error".into(), e.clone().into());
+        }
     }
 }
 

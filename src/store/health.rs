@@ -11,6 +11,8 @@ pub struct StoreHealth {
     write_error: Mutex<Option<String>>,
     /// The last reservation of `seq`s in the state record failed.
     record_error: Mutex<Option<String>>,
+    /// The last write of the trading state file failed.
+    state_file_error: Mutex<Option<String>>,
     /// Found at start: the database failed its check (and was set aside with `--recover`),
     /// or the history before some `seq` is gone.
     startup: Mutex<Vec<String>>,
@@ -50,6 +52,10 @@ impl StoreHealth {
         set(&self.record_error, r.err());
     }
 
+    pub fn state_file(&self, r: Result<(), String>) {
+        set(&self.state_file_error, r.err());
+    }
+
     pub fn startup_problem(&self, what: String) {
         if let Ok(mut g) = self.startup.lock() {
             g.push(what);
@@ -69,6 +75,12 @@ impl StoreHealth {
             out.push((
                 "state_record_failed",
                 format!("the state record cannot be written: {e}"),
+            ));
+        }
+        if let Some(e) = self.state_file_error.lock().ok().and_then(|g| g.clone()) {
+            out.push((
+                "state_file_failed",
+                format!("the trading state file could not be written: {e}"),
             ));
         }
         if let Ok(g) = self.startup.lock() {

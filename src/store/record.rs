@@ -41,6 +41,60 @@ pub struct Contents {
     /// The id of the database (`kv` key `db_id`) this record belongs to.
     #[serde(default)]
     pub db_id: Option<String>,
+    /// The events of the last trading-state transition, made durable here before they are
+    /// announced and committed to SQLite afterwards; at start any of them missing from
+    /// the database is inserted again with its `seq` (see `events::EventLog::start`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<RecordedEvent>,
+}
+
+/// An event as the record keeps it: what is needed to insert it into SQLite again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    pub seq: u64,
+    pub ts: String,
+    pub kind: String,
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Longest string the record keeps in an event's fields; a longer one (an operator's long
+/// reason) is cut at a character boundary and ends with [`TRUNCATED`], so a transition's
+/// events fit one 4 KiB page and the record write stays one small in-place write.
+pub const FIELD_MAX: usize = 512;
+pub const TRUNCATED: &str = "…[truncated]";
+
+impl RecordedEvent {
+    /// The event with every string longer than [`FIELD_MAX`] bytes truncated (marked).
+    pub fn fitted(
+        seq: u64,
+        ts: &str,
+        kind: &str,
+        data: &serde_json::Map<String, serde_json::Value>,
+    ) -> RecordedEvent {
+        fn fit(v: &serde_json::Value) -> serde_json::Value {
+            use serde_json::Value;
+            match v {
+                Value::String(s) if s.len() > FIELD_MAX => {
+                    let mut end = FIELD_MAX;
+                    while !s.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    Value::String(format!("{}{TRUNCATED}", &s[..end]))
+                }
+                Value::Array(a) => Value::Array(a.iter().map(fit).collect()),
+                Value::Object(m) => {
+                    Value::Object(m.iter().map(|(k, v)| (k.clone(), fit(v))).collect())
+                }
+                other => other.clone(),
+            }
+        }
+        RecordedEvent {
+            seq,
+            ts: ts.to_string(),
+            kind: kind.to_string(),
+            data: data.iter().map(|(k, v)| (k.clone(), fit(v))).collect(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -314,6 +368,32 @@ mod tests {
         );
         assert!(dir.path().join("vigil.state.damaged").exists());
         r.update(|c| c.seq_reserved = 5).unwrap();
+        // A transition's events ride along, long strings cut to fit.
+        let long = "x".repeat(10_000);
+        let ev = RecordedEvent::fitted(7, "t", "trading_state", &{
+            let mut m = serde_json::Map::new();
+            m.insert("reason".into(), long.clone().into());
+            m.insert("values".into(), serde_json::json!({"v": [long]}));
+            m
+        });
+        assert!(ev.data["reason"].as_str().unwrap().ends_with(TRUNCATED));
+        assert_eq!(
+            ev.data["reason"].as_str().unwrap().len(),
+            FIELD_MAX + TRUNCATED.len()
+        );
+        assert!(
+            ev.data["values"]["v"][0]
+                .as_str()
+                .unwrap()
+                .ends_with(TRUNCATED)
+        );
+        r.update(|c| c.events = vec![ev.clone()]).unwrap();
+        drop(r);
+        let (_, found) = StateRecord::open(&p).unwrap();
+        let Found::Valid(c) = found else {
+            panic!("{found:?}")
+        };
+        assert_eq!(c.events, vec![ev]);
         // Truncated: damaged.
         std::fs::write(&p, b"VIGILST1").unwrap();
         let (_, found) = StateRecord::open(&p).unwrap();

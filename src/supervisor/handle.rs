@@ -152,6 +152,9 @@ pub struct ProcessInfo {
     pub tries: u32,
     pub consecutive_failures: u32,
     pub restarts: u64,
+    /// Illegal transitions refused (`vigil_illegal_transitions_total`; not in the JSON).
+    #[serde(skip)]
+    pub illegal_transitions: u64,
     pub autostart: bool,
     pub critical: bool,
     pub stdout_logfile: Option<String>,

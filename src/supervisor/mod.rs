@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
-use vigil_core::program::{Effect, Exit, Input, Policy, Process, ProcessState, Transition};
+use vigil_core::program::{
+    Effect, Exit, Input, Policy, Process, ProcessState, Refused, Transition,
+};
 
 use crate::config::{Config, ProcessConfig, ProgramConfig};
 use crate::events::{EventLog, rfc3339};
@@ -80,6 +82,8 @@ struct Entry {
     stop_wall: Option<DateTime<Utc>>,
     start_mono: Option<Instant>,
     restarts: u64,
+    /// Transitions the state machine refused as illegal (see `vigil_illegal_transitions_total`).
+    illegal_transitions: u64,
     spawned_once: bool,
     after_stop: Option<AfterStop>,
     start_waiters: Vec<Reply<Result<(), (String, String)>>>,
@@ -104,6 +108,7 @@ impl Entry {
             stop_wall: None,
             start_mono: None,
             restarts: 0,
+            illegal_transitions: 0,
             spawned_once: false,
             after_stop: None,
             start_waiters: Vec::new(),
@@ -711,6 +716,12 @@ impl Actor {
             };
             let effects = match e.fsm.on(&e.policy, input, now) {
                 Ok(fx) => fx,
+                Err(Refused::Illegal(t)) => {
+                    // A bug, never applied (in any build): the process keeps its state.
+                    e.illegal_transitions += 1;
+                    tracing::warn!(process = name, program = %e.spec.program.name, from = %t.from, to = %t.to, cause = t.cause, "illegal process state transition refused");
+                    return;
+                }
                 Err(err) => {
                     tracing::debug!(process = name, error = %err, "request refused");
                     return;
@@ -1100,6 +1111,7 @@ impl Actor {
                         let mut new = Entry::new(*spec);
                         new.output = outputs;
                         new.restarts = e.restarts;
+                        new.illegal_transitions = e.illegal_transitions;
                         self.entries.insert(name.to_string(), new);
                         if start {
                             self.apply(name, Input::Start);
@@ -1223,6 +1235,7 @@ fn info(e: &Entry, now: Instant) -> ProcessInfo {
         tries: e.fsm.tries,
         consecutive_failures: e.fsm.consecutive_failures,
         restarts: e.restarts,
+        illegal_transitions: e.illegal_transitions,
         autostart: e.spec.program.autostart,
         critical: e.spec.program.critical,
         stdout_logfile: e

@@ -53,6 +53,7 @@ impl Actor {
                     entry.generation = prev.generation;
                     entry.output = prev.output.clone();
                     entry.restarts = prev.restarts;
+                    entry.illegal_transitions = prev.illegal_transitions;
                 }
             }
             if let Ok(mut o) = self.outputs.write() {

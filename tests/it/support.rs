@@ -63,7 +63,18 @@ impl TestDaemon {
 
     /// `vigil run -c CONFIG ARGS…`.
     pub fn start_config_args(dir: &Path, config: &Path, args: &[&str]) -> TestDaemon {
+        Self::start_config_env(dir, config, args, &[])
+    }
+
+    /// [`TestDaemon::start_config_args`] with extra environment variables for vigil.
+    pub fn start_config_env(
+        dir: &Path,
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestDaemon {
         let mut child = Command::new(vigil_bin())
+            .envs(env.iter().copied())
             .arg("run")
             .arg("-c")
             .arg(config)

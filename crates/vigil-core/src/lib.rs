@@ -1,3 +1,4 @@
+pub mod clock;
 pub mod event;
 pub mod jobs;
 pub mod kraken;

@@ -107,7 +107,8 @@ impl std::fmt::Display for ProcessState {
     }
 }
 
-/// The legal transitions, one screen: anything else is refused by [`Process::on`].
+/// The legal transitions, one screen: anything else is refused by [`Process::on`] (in every
+/// build, see [`IllegalTransition`]).
 pub const ALLOWED: &[(ProcessState, &[ProcessState])] = {
     use ProcessState::*;
     &[
@@ -267,6 +268,23 @@ pub enum Input {
     NotReady { detail: String },
 }
 
+impl Input {
+    /// A short name of the input, for logs ("the cause" of an [`IllegalTransition`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Input::Start => "start",
+            Input::Stop => "stop",
+            Input::Spawned { .. } => "spawned",
+            Input::SpawnFailed { .. } => "spawn failed",
+            Input::Exited(_) => "exited",
+            Input::SignalFailed { .. } => "signal failed",
+            Input::Timer => "timer",
+            Input::Ready => "ready",
+            Input::NotReady { .. } => "not ready",
+        }
+    }
+}
+
 /// What the shell must do, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
@@ -310,7 +328,25 @@ pub enum Refused {
     UnknownState,
     #[error("busy: process is stopping")]
     Stopping,
+    /// The input would have made a transition that is not in [`ALLOWED`]: refused, nothing
+    /// applied (not a supervisord fault: a bug to log and count).
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
 }
+
+/// A transition outside the table [`ALLOWED`], refused in every build: the process keeps the
+/// state (and every other field) it had before the input that caused it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("illegal transition {from} -> {to} (on {cause})")]
+pub struct IllegalTransition {
+    pub from: ProcessState,
+    pub to: ProcessState,
+    /// The input that led to it ([`Input::name`]).
+    pub cause: &'static str,
+}
+
+/// What one step of [`Process::on`] ends with (an `Err` is undone by `on`).
+type Step = Result<(), Refused>;
 
 /// One supervised process.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -367,7 +403,7 @@ impl Process {
     }
 
     /// Restart after an exit, or wait first when it is looping (see [`CrashLoop`]).
-    fn restart(&mut self, p: &Policy, now: Millis, fx: &mut Vec<Effect>) {
+    fn restart(&mut self, p: &Policy, now: Millis, fx: &mut Vec<Effect>) -> Step {
         let cl = p.crash_loop;
         let up = now.saturating_sub(self.laststart.unwrap_or(now));
         if up >= cl.window_ms {
@@ -404,8 +440,9 @@ impl Process {
                 })
             });
         } else {
-            self.begin_start(now, fx);
+            self.begin_start(now, fx)?;
         }
+        Ok(())
     }
 
     /// When the shell must feed [`Input::Timer`], if ever.
@@ -425,9 +462,22 @@ impl Process {
         }
     }
 
-    fn go(&mut self, to: ProcessState, now: Millis, effects: &mut Vec<Effect>) -> Transition {
+    /// Apply one transition, if the table allows it; otherwise leave `self` and `effects`
+    /// as they are and say why ([`Process::on`] then undoes the rest of the input).
+    fn go(
+        &mut self,
+        to: ProcessState,
+        now: Millis,
+        effects: &mut Vec<Effect>,
+    ) -> Result<Transition, IllegalTransition> {
         let from = self.state;
-        debug_assert!(is_allowed(from, to), "illegal transition {from} -> {to}");
+        if !is_allowed(from, to) {
+            return Err(IllegalTransition {
+                from,
+                to,
+                cause: "",
+            });
+        }
         self.state = to;
         if to.is_stopped() {
             self.laststop = Some(now);
@@ -442,7 +492,7 @@ impl Process {
             reason: None,
         };
         effects.push(Effect::Transition(t.clone()));
-        t
+        Ok(t)
     }
 
     fn set_last(effects: &mut [Effect], f: impl FnOnce(&mut Transition)) {
@@ -451,21 +501,28 @@ impl Process {
         }
     }
 
-    fn begin_start(&mut self, now: Millis, effects: &mut Vec<Effect>) {
+    fn begin_start(&mut self, now: Millis, effects: &mut Vec<Effect>) -> Step {
         self.laststart = Some(now);
         self.spawnerr = None;
         self.pid = None;
         self.deadline = None;
-        self.go(ProcessState::Starting, now, effects);
+        self.go(ProcessState::Starting, now, effects)?;
         effects.push(Effect::Spawn);
+        Ok(())
     }
 
     /// Enter BACKOFF (and FATAL right away when the retries are used up).
-    fn fail_start(&mut self, p: &Policy, reason: String, now: Millis, effects: &mut Vec<Effect>) {
+    fn fail_start(
+        &mut self,
+        p: &Policy,
+        reason: String,
+        now: Millis,
+        effects: &mut Vec<Effect>,
+    ) -> Step {
         self.tries = self.tries.saturating_add(1);
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         self.spawnerr = Some(reason.clone());
-        self.go(ProcessState::Backoff, now, effects);
+        self.go(ProcessState::Backoff, now, effects)?;
         self.pid = None;
         let exit = self.last_exit;
         Self::set_last(effects, |t| {
@@ -474,7 +531,7 @@ impl Process {
         });
         if self.tries > p.startretries {
             self.deadline = None;
-            self.go(ProcessState::Fatal, now, effects);
+            self.go(ProcessState::Fatal, now, effects)?;
             Self::set_last(effects, |t| {
                 t.reason = Some("too many start retries too quickly".into())
             });
@@ -482,29 +539,50 @@ impl Process {
         } else {
             self.deadline = Some(now.saturating_add(p.backoff.delay_ms(self.tries)));
         }
+        Ok(())
     }
 
-    fn become_running(&mut self, now: Millis, effects: &mut Vec<Effect>) {
+    fn become_running(&mut self, now: Millis, effects: &mut Vec<Effect>) -> Step {
         self.deadline = None;
         self.tries = 0;
-        self.go(ProcessState::Running, now, effects);
+        self.go(ProcessState::Running, now, effects)?;
         if self.consecutive_failures > 0 {
             effects.push(Effect::Recovered {
                 after_failures: self.consecutive_failures,
             });
             self.consecutive_failures = 0;
         }
+        Ok(())
     }
 
     /// Feed one input at monotonic time `now`; returns the effects to carry out, in order.
+    ///
+    /// An `Err` leaves the process exactly as it was: a request the state does not allow, or
+    /// ([`Refused::Illegal`]) an input that would have made a transition outside [`ALLOWED`]
+    /// — refused in release builds too, with none of its effects.
     pub fn on(&mut self, p: &Policy, input: Input, now: Millis) -> Result<Vec<Effect>, Refused> {
-        use ProcessState::*;
+        let before = self.clone();
+        let cause = input.name();
         let mut fx = Vec::new();
+        match self.step(p, input, now, &mut fx) {
+            Ok(()) => Ok(fx),
+            Err(e) => {
+                *self = before;
+                Err(match e {
+                    Refused::Illegal(t) => Refused::Illegal(IllegalTransition { cause, ..t }),
+                    other => other,
+                })
+            }
+        }
+    }
+
+    fn step(&mut self, p: &Policy, input: Input, now: Millis, fx: &mut Vec<Effect>) -> Step {
+        use ProcessState::*;
         match (self.state, input) {
             // ---- requests
             (Stopped | Exited | Fatal, Input::Start) => {
                 self.tries = 0;
-                self.begin_start(now, &mut fx);
+                self.begin_start(now, fx)?;
             }
             (Starting | Running | Backoff, Input::Start) => return Err(Refused::AlreadyStarted),
             (Stopping, Input::Start) => return Err(Refused::Stopping),
@@ -512,7 +590,7 @@ impl Process {
             (Starting | Running, Input::Stop) => {
                 let pid = self.pid.unwrap_or(0);
                 self.deadline = Some(now.saturating_add(p.stopwait_ms));
-                self.go(Stopping, now, &mut fx);
+                self.go(Stopping, now, fx)?;
                 if pid != 0 {
                     fx.push(Effect::SendStopSignal { pid });
                 } else {
@@ -522,7 +600,7 @@ impl Process {
             (Backoff, Input::Stop) => {
                 self.deadline = None;
                 self.pid = None;
-                self.go(Stopped, now, &mut fx);
+                self.go(Stopped, now, fx)?;
             }
             (Stopping, Input::Stop) => {}
             // A throttled restart is pending: stopping cancels it.
@@ -537,7 +615,7 @@ impl Process {
                 self.abandon = None;
                 if p.startsecs_ms == 0 {
                     if p.ready_retries.is_none() {
-                        self.become_running(now, &mut fx);
+                        self.become_running(now, fx)?;
                     }
                 } else {
                     self.deadline = Some(now.saturating_add(p.startsecs_ms));
@@ -547,7 +625,7 @@ impl Process {
                 self.ready = true;
                 let up = now.saturating_sub(self.laststart.unwrap_or(now));
                 if up >= p.startsecs_ms {
-                    self.become_running(now, &mut fx);
+                    self.become_running(now, fx)?;
                 }
             }
             (Starting, Input::NotReady { detail }) if self.abandon.is_none() => {
@@ -570,13 +648,13 @@ impl Process {
             }
             (Starting, Input::SpawnFailed { error }) => {
                 self.last_exit = None;
-                self.fail_start(p, error, now, &mut fx);
+                self.fail_start(p, error, now, fx)?;
             }
             (Stopping, Input::SpawnFailed { error }) => {
                 self.spawnerr = Some(error);
                 self.deadline = None;
                 self.pid = None;
-                self.go(Stopped, now, &mut fx);
+                self.go(Stopped, now, fx)?;
             }
 
             // ---- child exits
@@ -584,29 +662,29 @@ impl Process {
                 self.last_exit = Some(exit);
                 let up = now.saturating_sub(self.laststart.unwrap_or(now));
                 if let Some(reason) = self.abandon.take() {
-                    self.fail_start(p, reason, now, &mut fx);
+                    self.fail_start(p, reason, now, fx)?;
                 } else if up < p.startsecs_ms || (p.ready_retries.is_some() && !self.ready) {
                     self.fail_start(
                         p,
                         "Exited too quickly (process log may have details)".into(),
                         now,
-                        &mut fx,
-                    );
+                        fx,
+                    )?;
                 } else {
                     // It stayed up long enough before the timer fired: RUNNING, then EXITED.
-                    self.become_running(now, &mut fx);
-                    self.exited(p, exit, now, &mut fx);
+                    self.become_running(now, fx)?;
+                    self.exited(p, exit, now, fx)?;
                 }
             }
             (Running, Input::Exited(exit)) => {
                 self.last_exit = Some(exit);
-                self.exited(p, exit, now, &mut fx);
+                self.exited(p, exit, now, fx)?;
             }
             (Stopping, Input::Exited(exit)) => {
                 self.last_exit = Some(exit);
                 self.deadline = None;
-                self.go(Stopped, now, &mut fx);
-                Self::set_last(&mut fx, |t| t.exit = Some(exit));
+                self.go(Stopped, now, fx)?;
+                Self::set_last(fx, |t| t.exit = Some(exit));
                 self.pid = None;
             }
             (Unknown, Input::Exited(exit)) => {
@@ -619,19 +697,19 @@ impl Process {
             (Starting | Running | Stopping, Input::SignalFailed { error }) => {
                 self.deadline = None;
                 self.spawnerr = Some(error.clone());
-                self.go(Unknown, now, &mut fx);
-                Self::set_last(&mut fx, |t| t.reason = Some(error));
+                self.go(Unknown, now, fx)?;
+                Self::set_last(fx, |t| t.reason = Some(error));
             }
 
             // ---- deadlines
             (Starting, Input::Timer) if self.due(now) && self.pid.is_some() => {
                 self.deadline = None;
                 if p.ready_retries.is_none() || self.ready {
-                    self.become_running(now, &mut fx);
+                    self.become_running(now, fx)?;
                 }
             }
             (Backoff | Exited, Input::Timer) if self.due(now) => {
-                self.begin_start(now, &mut fx);
+                self.begin_start(now, fx)?;
             }
             (Stopping, Input::Timer) if self.due(now) => {
                 self.deadline = None;
@@ -642,19 +720,19 @@ impl Process {
             // Anything else is stale or impossible in this state: ignored, never applied.
             _ => {}
         }
-        Ok(fx)
+        Ok(())
     }
 
     fn due(&self, now: Millis) -> bool {
         matches!(self.deadline, Some(d) if now >= d)
     }
 
-    fn exited(&mut self, p: &Policy, exit: Exit, now: Millis, fx: &mut Vec<Effect>) {
+    fn exited(&mut self, p: &Policy, exit: Exit, now: Millis, fx: &mut Vec<Effect>) -> Step {
         let expected = matches!(exit, Exit::Code(c) if p.exitcodes.contains(&c));
         let pid = self.pid.take();
         self.deadline = None;
         self.pid = pid;
-        self.go(ProcessState::Exited, now, fx);
+        self.go(ProcessState::Exited, now, fx)?;
         self.pid = None;
         Self::set_last(fx, |t| {
             t.expected = Some(expected);
@@ -675,8 +753,9 @@ impl Process {
             AutoRestart::Unexpected => !expected,
         };
         if restart {
-            self.restart(p, now, fx);
+            self.restart(p, now, fx)?;
         }
+        Ok(())
     }
 }
 
@@ -1154,5 +1233,62 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Every (from, to) pair: in the table it applies; outside it is refused and leaves the
+    /// process (state and every other field) and the effects untouched. Runs in release
+    /// builds too: `cargo test --release -p vigil-core transition_table`.
+    #[test]
+    fn transition_table_every_pair_applies_or_is_refused() {
+        let mut applied = 0;
+        let mut refused = 0;
+        for from in ProcessState::ALL {
+            for to in ProcessState::ALL {
+                let mut pr = Process::new();
+                pr.state = from;
+                pr.pid = Some(7);
+                pr.tries = 2;
+                let before = pr.clone();
+                let mut fx = Vec::new();
+                match pr.go(to, 500, &mut fx) {
+                    Ok(t) => {
+                        assert!(is_allowed(from, to), "{from} -> {to} applied");
+                        assert_eq!((t.from, t.to, pr.state), (from, to, to));
+                        assert_eq!(fx, vec![Effect::Transition(t)]);
+                        applied += 1;
+                    }
+                    Err(e) => {
+                        assert!(!is_allowed(from, to), "{from} -> {to} refused");
+                        assert_eq!((e.from, e.to), (from, to));
+                        assert_eq!(pr, before, "{from} -> {to} changed the process");
+                        assert!(fx.is_empty());
+                        refused += 1;
+                    }
+                }
+            }
+        }
+        let legal: usize = ALLOWED.iter().map(|(_, tos)| tos.len()).sum();
+        assert_eq!((applied, refused), (legal, 64 - legal));
+    }
+
+    /// An `Err` from `on` leaves the whole process as it was; an illegal transition names
+    /// from, to and the input that caused it.
+    #[test]
+    fn transition_table_refusal_leaves_the_process_untouched() {
+        let p = policy();
+        let mut pr = started(&p, 0);
+        pr.on(&p, Input::Timer, 1000).unwrap();
+        let before = pr.clone();
+        assert_eq!(pr.on(&p, Input::Start, 1500), Err(Refused::AlreadyStarted));
+        assert_eq!(pr, before);
+        let e = IllegalTransition {
+            from: Running,
+            to: Fatal,
+            cause: Input::Exited(Exit::Code(1)).name(),
+        };
+        assert_eq!(
+            Refused::from(e).to_string(),
+            "illegal transition RUNNING -> FATAL (on exited)"
+        );
     }
 }

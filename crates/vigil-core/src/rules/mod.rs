@@ -1,9 +1,15 @@
 //! Checks and risk rules: small state machines fed events with the receive time.
 //!
-//! Each rule implements [`Rule`]: [`Rule::on_event`] takes an [`InboundEvent`] and the
-//! wall-clock receive time `now_ms` (Unix ms); [`Rule::status`] gives its [`CheckStatus`]
-//! at a time; [`Rule::next_deadline`] tells the shell the one instant at which the status
-//! may change with no new input, so it can arm one timer exactly there (no scanning).
+//! Each rule implements [`Rule`]: [`Rule::on_event`] takes an [`InboundEvent`] and its
+//! receive time `now_ms`; [`Rule::status`] gives its [`CheckStatus`] at a time;
+//! [`Rule::next_deadline`] tells the shell the one instant at which the status may change
+//! with no new input, so it can arm one timer exactly there (no scanning).
+//!
+//! **Every time here is on vigil's monotonic clock** ([`Mono`]): [`RuleSet`] takes and
+//! returns [`Mono`], and the plain [`Millis`] a rule sees are its readings, so a step of the
+//! wall clock can neither delay nor hasten a deadline (freshness, heartbeats, sustained
+//! thresholds, windows). An event's own `ts` (the bot's clock) is never used for timing:
+//! staleness is measured from vigil's receipt of the event.
 //!
 //! Conventions, the same for every rule:
 //! - A value **at** a threshold breaches it (`>=`): a deadline fires exactly at
@@ -18,6 +24,8 @@
 //! into a latch trip or clear.
 
 mod api_errors;
+#[cfg(test)]
+mod clock_steps;
 mod cycles;
 mod daily_loss;
 mod drawdown;
@@ -42,10 +50,11 @@ pub use volatility::{Reference, Volatility, VolatilityConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::clock::Mono;
 use crate::event::InboundEvent;
 use crate::trading::{Latch, Severity, Source, Transition, Trigger, Values};
 
-/// Unix milliseconds.
+/// Milliseconds on vigil's monotonic clock (a [`Mono`] reading, unwrapped for the rules).
 pub type Millis = u64;
 
 /// A check's status. The order is the severity used to combine parts of one rule
@@ -271,8 +280,9 @@ pub struct StatusChange {
 
 impl StatusChange {
     /// Applies the change to the latch: critical trips it per the action; a measured
-    /// ok or warn clears the condition; unknown changes nothing.
-    pub fn apply(&self, latch: &mut Latch, now_ms: Millis) -> Option<Transition> {
+    /// ok or warn clears the condition; unknown changes nothing. `wall_ms` is the wall-clock
+    /// Unix time the latch records (the latch's times are timestamps, see [`Latch`]).
+    pub fn apply(&self, latch: &mut Latch, wall_ms: u64) -> Option<Transition> {
         match self.current.status {
             Status::Critical => {
                 let severity = self.action.severity()?;
@@ -281,9 +291,9 @@ impl StatusChange {
                     auto_resume_after_ms: self.auto_resume_after_ms,
                     ..Trigger::new(self.source.clone(), self.current.message.clone())
                 };
-                latch.trip(severity, trigger, now_ms)
+                latch.trip(severity, trigger, wall_ms)
             }
-            Status::Ok | Status::Warn => latch.clear(&self.source, now_ms),
+            Status::Ok | Status::Warn => latch.clear(&self.source, wall_ms),
             Status::Unknown => None,
         }
     }
@@ -307,9 +317,9 @@ impl RuleSet {
         Self::default()
     }
 
-    /// Adds a rule, evaluated once at `now_ms`; returns its initial status.
-    pub fn add(&mut self, spec: RuleSpec, mut rule: Box<dyn Rule>, now_ms: Millis) -> CheckStatus {
-        let last = rule.status(now_ms);
+    /// Adds a rule, evaluated once at `now`; returns its initial status.
+    pub fn add(&mut self, spec: RuleSpec, mut rule: Box<dyn Rule>, now: Mono) -> CheckStatus {
+        let last = rule.status(now.0);
         self.entries.push(Entry {
             spec,
             rule,
@@ -342,7 +352,8 @@ impl RuleSet {
     }
 
     /// Feeds an event to every rule it concerns; returns the status changes.
-    pub fn on_event(&mut self, ev: &InboundEvent, now_ms: Millis) -> Vec<StatusChange> {
+    pub fn on_event(&mut self, ev: &InboundEvent, now: Mono) -> Vec<StatusChange> {
+        let now_ms = now.0;
         let mut out = Vec::new();
         for e in &mut self.entries {
             if let Some(want) = &e.spec.event_source
@@ -362,8 +373,9 @@ impl RuleSet {
         &mut self,
         source: &Source,
         outcome: &ProbeOutcome,
-        now_ms: Millis,
+        now: Mono,
     ) -> Vec<StatusChange> {
+        let now_ms = now.0;
         let mut out = Vec::new();
         for e in self.entries.iter_mut().filter(|e| &e.spec.source == source) {
             if e.rule.on_probe(outcome, now_ms) {
@@ -374,7 +386,8 @@ impl RuleSet {
     }
 
     /// Re-evaluates the rules whose deadline has come; returns the status changes.
-    pub fn on_timer(&mut self, now_ms: Millis) -> Vec<StatusChange> {
+    pub fn on_timer(&mut self, now: Mono) -> Vec<StatusChange> {
+        let now_ms = now.0;
         let mut out = Vec::new();
         for e in &mut self.entries {
             if e.rule.next_deadline().is_some_and(|d| d <= now_ms) {
@@ -385,11 +398,12 @@ impl RuleSet {
     }
 
     /// The earliest deadline of all rules: the one timer the shell arms.
-    pub fn next_deadline(&self) -> Option<Millis> {
+    pub fn next_deadline(&self) -> Option<Mono> {
         self.entries
             .iter()
             .filter_map(|e| e.rule.next_deadline())
             .min()
+            .map(Mono)
     }
 
     /// Every rule with its latest status (for `GET /api/checks`).
@@ -469,17 +483,17 @@ mod tests {
         let first = set.add(
             RuleSpec::new(feed.clone(), Action::Halt),
             Box::new(Freshness::new(cfg)),
-            0,
+            Mono(0),
         );
         assert_eq!(first.status, Status::Unknown);
         let mut latch = Latch::new();
-        let changes = set.on_event(&tick("BTC/USD", 100.0), 1000);
+        let changes = set.on_event(&tick("BTC/USD", 100.0), Mono(1000));
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].current.status, Status::Ok);
         assert_eq!(changes[0].apply(&mut latch, 1000), None);
-        assert_eq!(set.next_deadline(), Some(3000));
-        assert!(set.on_timer(2999).is_empty());
-        let changes = set.on_timer(3000);
+        assert_eq!(set.next_deadline(), Some(Mono(3000)));
+        assert!(set.on_timer(Mono(2999)).is_empty());
+        let changes = set.on_timer(Mono(3000));
         assert_eq!(changes.len(), 1);
         let t = changes[0].apply(&mut latch, 3000).unwrap();
         assert_eq!(t.to, TradingState::Halted);
@@ -504,11 +518,11 @@ mod tests {
                 started_at_ms: 0,
                 ..FreshnessConfig::new(1000, vec!["BTC/USD".into()], 0)
             })),
-            0,
+            Mono(0),
         );
-        assert!(set2.on_event(&other, 10).is_empty());
+        assert!(set2.on_event(&other, Mono(10)).is_empty());
         // recovery
-        let changes = set.on_event(&tick("BTC/USD", 100.0), 3500);
+        let changes = set.on_event(&tick("BTC/USD", 100.0), Mono(3500));
         assert_eq!(changes[0].current.status, Status::Ok);
         changes[0].apply(&mut latch, 3500);
         assert!(
