@@ -15,6 +15,7 @@ pub mod config;
 mod external;
 pub mod persist;
 pub mod probes;
+mod retry;
 
 pub use external::Report;
 
@@ -177,7 +178,10 @@ pub struct Snapshot {
     pub holding: Vec<Value>,
     pub checks: Vec<CheckView>,
     pub positions: BTreeMap<String, f64>,
+    /// The state in effect is in the state record (what a restart restores).
     pub persisted: bool,
+    /// The state file the trading processes read says the state in effect.
+    pub state_file: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -545,6 +549,9 @@ struct Actor {
     events: EventLog,
     persist: Arc<Persist>,
     persisted: bool,
+    state_file: bool,
+    /// A rewrite of the state in effect, while the last write failed (`retry.rs`).
+    retry: Option<retry::Pending>,
     snapshot: watch::Sender<Arc<Snapshot>>,
     actions: actions::Actions,
     external: external::Checks,
@@ -606,6 +613,7 @@ pub fn start_with_clock(
         checks: Vec::new(),
         positions: BTreeMap::new(),
         persisted: written.record.is_ok(),
+        state_file: written.file.is_ok(),
     }));
     let handle = MonitorHandle {
         tx,
@@ -624,11 +632,14 @@ pub fn start_with_clock(
         events: events.clone(),
         persist,
         persisted: written.record.is_ok(),
+        state_file: written.file.is_ok(),
+        retry: None,
         snapshot: snap_tx,
         actions: actions::Actions::new(cfg.clone(), events.clone(), supervisor),
         external: Default::default(),
         clock,
     };
+    actor.note_written(&written);
     actor.publish();
     let log_rx = events.subscribe();
     let restored_transition = restored.transition;
@@ -659,6 +670,13 @@ impl Actor {
                 tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
             });
             let deadline = [rules_at, latch_at].into_iter().flatten().min();
+            let retry_at = self.retry.as_ref().map(|p| p.at);
+            let retry = async move {
+                match retry_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -703,6 +721,7 @@ impl Actor {
                     }
                     self.publish();
                 }
+                _ = retry => self.retry_persist().await,
             }
         }
     }
@@ -893,30 +912,31 @@ impl Actor {
 
     /// Persist, then announce, then act. The only place a transition leaves the actor.
     async fn commit(&mut self, t: Transition) {
+        let written = self.write_latch().await;
+        self.announce(t, written).await;
+    }
+
+    /// Write the latch in effect to the state record and the state file.
+    fn write_latch(&self) -> impl Future<Output = persist::Written> + Send + 'static {
         let persist = self.persist.clone();
         let latch = self.latch.clone();
-        let written = tokio::task::spawn_blocking(move || persist.write(&latch))
-            .await
-            .unwrap_or_else(|e| persist::Written {
-                record: Err(e.to_string()),
-                file: Err(e.to_string()),
-            });
-        self.announce(t, written).await;
+        async move {
+            tokio::task::spawn_blocking(move || persist.write(&latch))
+                .await
+                .unwrap_or_else(|e| persist::Written {
+                    record: Err(e.to_string()),
+                    file: Err(e.to_string()),
+                })
+        }
     }
 
     /// Announce a transition that `written` persisted (or failed to), then act. A state
     /// that could not be persisted still applies in this process and is announced on
     /// every channel with `persisted: false`.
     async fn announce(&mut self, t: Transition, written: persist::Written) {
-        self.persisted = written.record.is_ok();
-        metrics::gauge!("vigil_trading_state_persisted").set(if self.persisted {
-            1.0
-        } else {
-            0.0
-        });
+        self.note_written(&written);
         if let Err(e) = &written.record {
             tracing::error!(error = %e, "could not persist the trading state; it applies in this process only");
-            metrics::counter!("vigil_trading_state_persist_failures_total").increment(1);
         }
         if let Err(e) = &written.file {
             tracing::error!(error = %e, "could not write the trading state file");
@@ -977,6 +997,7 @@ impl Actor {
             checks,
             positions: self.positions.clone(),
             persisted: self.persisted,
+            state_file: self.state_file,
         }));
     }
 }
