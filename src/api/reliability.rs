@@ -28,7 +28,7 @@ pub fn problems(st: &AppState) -> Vec<Value> {
             "message": "the trading state file does not say the state in effect: it could not be written (retried until it can)"}));
     }
     let shed = st.monitor.stats.last_shed_ms.load(Ordering::Relaxed);
-    if shed > 0 && crate::monitor::now_ms().saturating_sub(shed) < SHED_RECENT_MS {
+    if shed > 0 && crate::monitor::now_mono().ms().saturating_sub(shed) < SHED_RECENT_MS {
         out.push(json!({"code": "shedding_load",
             "message": format!("the ingest budget ({} events in flight) was full within the last {} s: senders are being slowed or refused",
                 crate::monitor::INGEST_BUDGET, SHED_RECENT_MS / 1000)}));

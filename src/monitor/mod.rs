@@ -135,7 +135,7 @@ pub struct IngestStats {
     pub refused: AtomicU64,
     /// Times a sender had to wait for room in the ingest budget (the socket).
     pub throttled: AtomicU64,
-    /// When load was last shed (refused or throttled), Unix ms; 0 = never.
+    /// When load was last shed (refused or throttled), on [`now_mono`]; 0 = never.
     pub last_shed_ms: AtomicU64,
 }
 
@@ -152,11 +152,11 @@ impl IngestStats {
     }
     pub fn refused(&self, n: u64) {
         self.refused.fetch_add(n, Ordering::Relaxed);
-        self.last_shed_ms.store(now_ms(), Ordering::Relaxed);
+        self.last_shed_ms.store(now_mono().ms(), Ordering::Relaxed);
     }
     pub fn throttle(&self) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
-        self.last_shed_ms.store(now_ms(), Ordering::Relaxed);
+        self.last_shed_ms.store(now_mono().ms(), Ordering::Relaxed);
     }
     pub fn snapshot(&self) -> Value {
         let by_type = self.by_type.lock().map(|m| m.clone()).unwrap_or_default();
