@@ -18,12 +18,17 @@ pub fn problems(st: &AppState) -> Vec<Value> {
         .into_iter()
         .map(|(code, message)| json!({"code": code, "message": message}))
         .collect();
-    if !st.monitor.snapshot().persisted {
+    let snap = st.monitor.snapshot();
+    if !snap.persisted {
         out.push(json!({"code": "state_not_persisted",
             "message": "the trading state in effect could not be persisted (see the last trading_state event's persist_error)"}));
     }
+    if !snap.state_file {
+        out.push(json!({"code": "state_file_not_written",
+            "message": "the trading state file does not say the state in effect: it could not be written (retried until it can)"}));
+    }
     let shed = st.monitor.stats.last_shed_ms.load(Ordering::Relaxed);
-    if shed > 0 && crate::monitor::now_ms().saturating_sub(shed) < SHED_RECENT_MS {
+    if shed > 0 && crate::monitor::now_mono().ms().saturating_sub(shed) < SHED_RECENT_MS {
         out.push(json!({"code": "shedding_load",
             "message": format!("the ingest budget ({} events in flight) was full within the last {} s: senders are being slowed or refused",
                 crate::monitor::INGEST_BUDGET, SHED_RECENT_MS / 1000)}));

@@ -18,6 +18,7 @@ pub mod config;
 mod external;
 pub mod persist;
 pub mod probes;
+mod retry;
 
 pub use external::Report;
 
@@ -137,7 +138,7 @@ pub struct IngestStats {
     pub refused: AtomicU64,
     /// Times a sender had to wait for room in the ingest budget (the socket).
     pub throttled: AtomicU64,
-    /// When load was last shed (refused or throttled), Unix ms; 0 = never.
+    /// When load was last shed (refused or throttled), on [`now_mono`]; 0 = never.
     pub last_shed_ms: AtomicU64,
 }
 
@@ -154,11 +155,11 @@ impl IngestStats {
     }
     pub fn refused(&self, n: u64) {
         self.refused.fetch_add(n, Ordering::Relaxed);
-        self.last_shed_ms.store(now_ms(), Ordering::Relaxed);
+        self.last_shed_ms.store(now_mono().ms(), Ordering::Relaxed);
     }
     pub fn throttle(&self) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
-        self.last_shed_ms.store(now_ms(), Ordering::Relaxed);
+        self.last_shed_ms.store(now_mono().ms(), Ordering::Relaxed);
     }
     pub fn snapshot(&self) -> Value {
         let by_type = self.by_type.lock().map(|m| m.clone()).unwrap_or_default();
@@ -180,7 +181,10 @@ pub struct Snapshot {
     pub holding: Vec<Value>,
     pub checks: Vec<CheckView>,
     pub positions: BTreeMap<String, f64>,
+    /// The state in effect is in the state record (what a restart restores).
     pub persisted: bool,
+    /// The state file the trading processes read says the state in effect.
+    pub state_file: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -548,6 +552,9 @@ struct Actor {
     events: EventLog,
     persist: Arc<Persist>,
     persisted: bool,
+    state_file: bool,
+    /// A rewrite of the state in effect, while the last write failed (`retry.rs`).
+    retry: Option<retry::Pending>,
     snapshot: watch::Sender<Arc<Snapshot>>,
     actions: actions::Actions,
     external: external::Checks,
@@ -610,6 +617,7 @@ pub fn start_with_clock(
         checks: Vec::new(),
         positions: BTreeMap::new(),
         persisted: written.record.is_ok(),
+        state_file: written.file.is_ok(),
     }));
     let handle = MonitorHandle {
         tx,
@@ -628,11 +636,14 @@ pub fn start_with_clock(
         events: events.clone(),
         persist,
         persisted: written.record.is_ok(),
+        state_file: written.file.is_ok(),
+        retry: None,
         snapshot: snap_tx,
         actions: actions::Actions::new(cfg.clone(), events.clone(), supervisor),
         external: Default::default(),
         clock,
     };
+    actor.note_written(&written);
     actor.publish();
     let log_rx = events.subscribe();
     let restored_transition = restored.transition;
@@ -663,6 +674,13 @@ impl Actor {
                 tokio::time::Instant::now() + std::time::Duration::from_millis(wait)
             });
             let deadline = [rules_at, latch_at].into_iter().flatten().min();
+            let retry_at = self.retry.as_ref().map(|p| p.at);
+            let retry = async move {
+                match retry_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -707,6 +725,7 @@ impl Actor {
                     }
                     self.publish();
                 }
+                _ = retry => self.retry_persist().await,
             }
         }
     }
@@ -937,22 +956,13 @@ impl Actor {
                     record: Err(e.to_string()),
                     file: Err(e.to_string()),
                 });
-        self.persisted = written.record.is_ok();
-        metrics::gauge!("vigil_trading_state_persisted").set(if self.persisted {
-            1.0
-        } else {
-            0.0
-        });
+        self.note_written(&written);
         if let Err(e) = &written.record {
             tracing::error!(error = %e, "could not persist the trading state; it applies in this process only");
-            metrics::counter!("vigil_trading_state_persist_failures_total").increment(1);
         }
-        self.events
-            .health()
-            .state_file(written.file.clone().map_err(|e| {
-                tracing::error!(error = %e, "could not write the trading state file");
-                e
-            }));
+        if let Err(e) = &written.file {
+            tracing::error!(error = %e, "could not write the trading state file");
+        }
         let seq = match announced {
             Some(a) => match a.wait().await {
                 Ok(evs) => evs.last().map_or(0, |e| e.seq),
@@ -970,6 +980,21 @@ impl Actor {
             );
         }
         self.actions.on_transition(&t, seq, self.positions.clone());
+    }
+
+    /// Write the latch in effect to the state record and the state file (the retry of a
+    /// failed write, `retry.rs`; a transition goes through `commit`).
+    fn write_latch(&self) -> impl Future<Output = persist::Written> + Send + 'static {
+        let persist = self.persist.clone();
+        let latch = self.latch.clone();
+        async move {
+            tokio::task::spawn_blocking(move || persist.write(&latch))
+                .await
+                .unwrap_or_else(|e| persist::Written {
+                    record: Err(e.to_string()),
+                    file: Err(e.to_string()),
+                })
+        }
     }
 
     fn publish(&self) {
@@ -1002,6 +1027,7 @@ impl Actor {
             checks,
             positions: self.positions.clone(),
             persisted: self.persisted,
+            state_file: self.state_file,
         }));
     }
 }

@@ -717,10 +717,11 @@ impl Actor {
             let effects = match e.fsm.on(&e.policy, input, now) {
                 Ok(fx) => fx,
                 Err(Refused::Illegal(t)) => {
-                    // A bug, never applied (in any build): the process keeps its state.
+                    // A bug, never applied (in any build): the process keeps its state; the
+                    // observations still queued are fed as usual.
                     e.illegal_transitions += 1;
                     tracing::warn!(process = name, program = %e.spec.program.name, from = %t.from, to = %t.to, cause = t.cause, "illegal process state transition refused");
-                    return;
+                    continue;
                 }
                 Err(err) => {
                     tracing::debug!(process = name, error = %err, "request refused");

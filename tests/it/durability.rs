@@ -693,6 +693,26 @@ fn chattr(flag: &str, path: &std::path::Path) {
     assert!(st.success(), "chattr {flag} {}", path.display());
 }
 
+/// `chattr +i` for as long as it lives (`-i` on drop, also when an assertion fails, so the
+/// temporary directory can be removed).
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn set(path: &std::path::Path) -> Immutable {
+        chattr("+i", path);
+        Immutable(path.to_path_buf())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
 /// When even the state record cannot be written (made immutable under the running daemon),
 /// a halt still takes effect and is announced with `persisted: false`; `/health` and
 /// `/metrics` say so; after a restart the record's older state and the file disagree, so
@@ -702,10 +722,8 @@ fn a_halt_that_cannot_be_persisted_still_applies_and_says_so() {
     let tmp = tempdir();
     let mut d = TestDaemon::start_in(tmp.path(), "");
     let since = d.last_seq();
-    let record = tmp.path().join("data/vigil.state");
-    chattr("+i", &record);
+    let record = Immutable::set(&tmp.path().join("data/vigil.state"));
     let (s, body) = halt(&d, "immutable drill");
-    chattr("-i", &record);
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["state"], "HALTED");
     let ev = d.wait_for(since, T, |e| {
@@ -724,7 +742,10 @@ fn a_halt_that_cannot_be_persisted_still_applies_and_says_so() {
         "{h}"
     );
     assert_eq!(metric(&d, "vigil_trading_state_persisted"), 0.0);
+    // Killed while the halt is still unpersisted (the record is writable again only for
+    // the restart, so no retry can write it first).
     kill9(&mut d);
+    drop(record);
     let d = TestDaemon::start_in(tmp.path(), "");
     let st = d.get("/api/state");
     assert_eq!(st["state"], "HALTED", "{st}");
@@ -827,4 +848,58 @@ fn a_halt_announced_before_its_commit_survives_a_sigkill() {
     for k in ["from", "to", "reason", "source", "actor", "persisted", "ts"] {
         assert_eq!(stored[k], seen[k], "{k}: {stored} vs {seen}");
     }
+}
+
+/// A halt that could not be written — neither to the state record nor to the state file —
+/// is written again on a backoff: once both are writable it is persisted
+/// (`trading_state_persisted`), the state file says HALTED, `/health` clears, and a restart
+/// keeps the operator's halt itself (not a fail-closed disagreement).
+#[test]
+fn an_unpersisted_halt_is_written_once_the_disk_takes_it_again() {
+    let tmp = tempdir();
+    let mut d = TestDaemon::start_in(tmp.path(), "");
+    let since = d.last_seq();
+    let record = Immutable::set(&tmp.path().join("data/vigil.state"));
+    let file = Immutable::set(&tmp.path().join("data/trading_state"));
+    let (s, body) = halt(&d, "immutable retry drill");
+    assert_eq!(s, 200, "{body}");
+    let ev = d.wait_for(since, T, |e| {
+        e["type"] == "trading_state" && e["to"] == "HALTED"
+    });
+    assert_eq!(ev["persisted"], false, "{ev}");
+    // The state file is written beside the announcement, not before it: its failure is an
+    // event of its own that names the transition.
+    let failed = d.wait_for(since, T, |e| e["type"] == "state_file_failed");
+    assert_eq!(failed["transition_seq"], ev["seq"], "{failed}");
+    let h = d.get("/health");
+    let problems = h["problems"].to_string();
+    assert!(problems.contains("state_not_persisted"), "{h}");
+    assert!(problems.contains("state_file_not_written"), "{h}");
+    assert_eq!(
+        state_file(tmp.path())["state"],
+        "ACTIVE",
+        "the file could not be written"
+    );
+    drop((record, file));
+    let ok = d.wait_for(since, Duration::from_secs(120), |e| {
+        e["type"] == "trading_state_persisted"
+    });
+    assert_eq!(ok["state"], "HALTED", "{ok}");
+    assert!(ok["attempts"].as_u64().is_some_and(|n| n >= 1), "{ok}");
+    assert_eq!(state_file(tmp.path())["state"], "HALTED");
+    assert_eq!(d.get("/api/state")["persisted"], true);
+    let h = d.get("/health");
+    let problems = h["problems"].to_string();
+    assert!(!problems.contains("state_not_persisted"), "{h}");
+    assert!(!problems.contains("state_file_not_written"), "{h}");
+    assert_eq!(metric(&d, "vigil_trading_state_persisted"), 1.0);
+    kill9(&mut d);
+    let d = TestDaemon::start_in(tmp.path(), "");
+    let st = d.get("/api/state");
+    assert_eq!(st["state"], "HALTED", "{st}");
+    assert_eq!(
+        st["last_transition"]["reason"], "immutable retry drill",
+        "{st}"
+    );
+    assert_eq!(st["persisted"], true, "{st}");
 }

@@ -231,6 +231,15 @@ action = "warn"
             ),
             p["restarts"].as_f64().expect("restarts")
         );
+        // No illegal transition was ever refused (each would be a bug, logged and counted).
+        assert_eq!(
+            one(
+                &samples,
+                "vigil_illegal_transitions_total",
+                &[("process", name)]
+            ),
+            0.0
+        );
     }
     assert_eq!(
         one(&samples, "vigil_program_up", &[("process", "sleeper")]),
