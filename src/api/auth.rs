@@ -26,7 +26,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub use crate::auth::Role;
 use crate::auth::{Auth, AuthError, Kind, Principal};
@@ -245,11 +245,11 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub struct ClientAddr(pub String);
 
 fn json_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({"error": code, "message": message.into()})),
-    )
-        .into_response()
+    let body = super::model::ErrorBody {
+        error: code.to_string(),
+        message: message.into(),
+    };
+    (status, Json(body)).into_response()
 }
 
 fn unauthorized(message: impl Into<String>) -> Response {
@@ -655,15 +655,15 @@ async fn login(
         ""
     };
     let csrf = auth.csrf_token(&claims.jti);
-    let mut r = Json(json!({
-        "token": token,
-        "token_type": "Bearer",
-        "expires_in": ttl,
-        "expires_at": rfc3339(claims.exp),
-        "user": p.name,
-        "role": p.role,
-        "csrf_token": csrf,
-    }))
+    let mut r = Json(super::model::session::Login {
+        csrf_token: csrf.clone(),
+        expires_at: rfc3339(claims.exp),
+        expires_in: ttl,
+        role: p.role.name().to_string(),
+        token: token.clone(),
+        token_type: "Bearer".into(),
+        user: p.name.clone(),
+    })
     .into_response();
     set_cookie(
         &mut r,
@@ -704,14 +704,20 @@ async fn me(State(st): State<Arc<AppState>>, ext: axum::http::Extensions) -> Res
         (Some(a), Some(jti)) => Some(a.csrf_token(jti)),
         _ => None,
     };
-    Json(json!({
-        "name": actor.name,
-        "role": actor.role,
-        "kind": p.map(|p| p.kind).map_or("local", |k| match k { Kind::User => "user", Kind::Token => "token" }),
-        "expires_at": p.and_then(|p| p.expires_at).map(rfc3339),
-        "csrf_token": csrf,
-        "auth_enabled": st.auth.is_some(),
-    }))
+    Json(super::model::session::Me {
+        auth_enabled: st.auth.is_some(),
+        csrf_token: csrf,
+        expires_at: p.and_then(|p| p.expires_at).map(rfc3339),
+        kind: p
+            .map(|p| p.kind)
+            .map_or("local", |k| match k {
+                Kind::User => "user",
+                Kind::Token => "token",
+            })
+            .to_string(),
+        name: actor.name,
+        role: actor.role.name().to_string(),
+    })
     .into_response()
 }
 
@@ -860,6 +866,7 @@ mod tests {
 
     #[test]
     fn host_resources_are_admin_only() {
+        use serde_json::json;
         let v =
             json!({"resources": {"cpu": 1}, "data": {"resources": 2, "task_id": "a"}, "queue": []});
         let viewer = Actor {

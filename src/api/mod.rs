@@ -5,6 +5,7 @@ pub mod auth;
 pub mod job_types;
 pub mod jobs;
 pub mod metrics;
+pub mod model;
 pub mod openapi;
 pub mod page;
 pub mod reliability;
@@ -22,7 +23,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::config::Signal;
 use crate::events::EventLog;
@@ -77,11 +77,11 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
-        (
-            self.status,
-            Json(json!({"error": self.code, "message": self.message})),
-        )
-            .into_response()
+        let body = model::ErrorBody {
+            error: self.code.to_string(),
+            message: self.message,
+        };
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -131,66 +131,55 @@ pub fn router(state: AppState) -> Router {
 
 type St = State<Arc<AppState>>;
 
-async fn health(State(st): St, ext: axum::http::Extensions) -> Json<Value> {
+async fn health(
+    State(st): St,
+    ext: axum::http::Extensions,
+) -> Json<model::processes::HealthReport> {
+    use model::processes::{HealthReport, JobsHealth, Problem, ProgramHealth};
     // Output tails can hold secrets: only for authenticated callers (or without [auth]).
     let tails = ext.get::<auth::Actor>().is_some();
     let snap = st.supervisor.snapshot();
-    let mut programs = serde_json::Map::new();
+    let mut programs = std::collections::BTreeMap::new();
     let mut worst = "ok";
     for p in &snap.processes {
-        let out = st.supervisor.output(&p.name);
-        let stderr_tail = out
-            .map(|o| {
-                let mut l = o.stderr.last_lines(20);
-                if l.is_empty() {
-                    l = o.stdout.last_lines(0);
-                }
-                l
-            })
-            .unwrap_or_default();
-        let last_error = match (p.health, p.last_exit, &p.spawnerr) {
-            (Health::Running | Health::NotStarted, _, _) => Value::Null,
-            (_, exit, spawnerr) => json!({
-                "exit_status": exit.and_then(|e| match e { vigil_core::program::Exit::Code(c) => Some(c), _ => None }),
-                "signal": exit.and_then(|e| match e { vigil_core::program::Exit::Signal(s) => Some(crate::supervisor::signal_name(s)), _ => None }),
-                "spawnerr": spawnerr,
-                "at": crate::supervisor::ts(p.stop),
-            }),
-        };
+        let tail = tails.then(|| {
+            st.supervisor
+                .output(&p.name)
+                .map(|o| {
+                    let mut l = o.stderr.last_lines(20);
+                    if l.is_empty() {
+                        l = o.stdout.last_lines(0);
+                    }
+                    l
+                })
+                .unwrap_or_default()
+        });
         if matches!(p.health, Health::Crashed | Health::Fatal) && p.autostart {
             worst = "degraded";
         }
-        let mut entry = json!({
-            "status": p.health,
-            "state": p.state,
-            "pid": p.pid,
-            "uptime_secs": p.uptime_secs,
-            "restarts": p.restarts,
-            "consecutive_failures": p.consecutive_failures,
-            "last_error": last_error,
-            "stderr_tail": stderr_tail,
-        });
-        if !tails && let Some(o) = entry.as_object_mut() {
-            o.remove("stderr_tail");
-        }
-        programs.insert(p.name.clone(), entry);
+        programs.insert(p.name.clone(), ProgramHealth::new(p, tail));
     }
-    let problems = reliability::problems(&st);
+    let problems: Vec<Problem> = reliability::problems(&st);
     if !problems.is_empty() {
         worst = "degraded";
     }
     let mode = st.jobs.cgroup_mode();
-    Json(json!({
-        "status": worst,
-        "programs": programs,
-        "problems": problems,
-        "jobs": {"cgroup_mode": mode.as_str(), "memory_enforcement": mode.memory_enforcement()},
-    }))
+    Json(HealthReport {
+        jobs: JobsHealth {
+            cgroup_mode: mode.as_str().to_string(),
+            memory_enforcement: mode.memory_enforcement().to_string(),
+        },
+        problems,
+        programs,
+        status: worst.to_string(),
+    })
 }
 
-async fn programs(State(st): St) -> Json<Value> {
+async fn programs(State(st): St) -> Json<model::processes::ProgramList> {
     let snap = st.supervisor.snapshot();
-    Json(json!({ "programs": snap.processes }))
+    Json(model::processes::ProgramList {
+        programs: snap.processes.iter().map(Into::into).collect(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -237,13 +226,13 @@ async fn program_action(
             ));
         }
     };
-    let all_ok = results.iter().all(|r| r.ok);
-    let status = if all_ok {
+    let body = model::processes::ActionResponse::new(&results);
+    let status = if body.ok {
         StatusCode::OK
     } else {
         StatusCode::CONFLICT
     };
-    Ok((status, Json(json!({"ok": all_ok, "results": results}))).into_response())
+    Ok((status, Json(body)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -329,7 +318,12 @@ async fn program_log(
         )
             .into_response());
     }
-    Ok(Json(json!({"process": name, "channel": channel, "lines": tap(&out)})).into_response())
+    Ok(Json(model::processes::LogLines {
+        lines: tap(&out),
+        channel,
+        process: name,
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -346,7 +340,10 @@ struct EventsQuery {
     last: Option<u64>,
 }
 
-async fn events(State(st): St, Query(q): Query<EventsQuery>) -> Result<Json<Value>, ApiError> {
+async fn events(
+    State(st): St,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<model::events::EventPage>, ApiError> {
     let store_err = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e);
     let mut since = q.since.unwrap_or(0);
     let mut limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
@@ -364,10 +361,6 @@ async fn events(State(st): St, Query(q): Query<EventsQuery>) -> Result<Json<Valu
         st.events.since(since, q.kind, limit).await.map_err(|e| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string())
         })?;
-    let last = evs.last().map(|e| e.seq);
-    let mut body = json!({"events": evs, "last_seq": last});
-    if let Some(gap) = reliability::gap_after(&st, since).await {
-        body["history_gap"] = gap;
-    }
-    Ok(Json(body))
+    let gap = reliability::gap_after(&st, since).await;
+    Ok(Json(model::events::EventPage::new(&evs, gap)))
 }

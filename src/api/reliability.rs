@@ -3,47 +3,55 @@
 
 use std::sync::atomic::Ordering;
 
-use serde_json::{Value, json};
+use super::model::events::HistoryGap;
+use super::model::processes::Problem;
 
 use super::AppState;
 
 /// Load shed within this long counts as shedding now.
 const SHED_RECENT_MS: u64 = 10_000;
 
-pub fn problems(st: &AppState) -> Vec<Value> {
-    let mut out: Vec<Value> = st
+pub fn problems(st: &AppState) -> Vec<Problem> {
+    let problem = |code: &str, message: String| Problem {
+        code: code.to_string(),
+        message,
+    };
+    let mut out: Vec<Problem> = st
         .events
         .health()
         .problems()
         .into_iter()
-        .map(|(code, message)| json!({"code": code, "message": message}))
+        .map(|(code, message)| problem(code, message))
         .collect();
     let snap = st.monitor.snapshot();
     if !snap.persisted {
-        out.push(json!({"code": "state_not_persisted",
-            "message": "the trading state in effect could not be persisted (see the last trading_state event's persist_error)"}));
+        out.push(problem("state_not_persisted",
+            "the trading state in effect could not be persisted (see the last trading_state event's persist_error)".into()));
     }
     if !snap.state_file {
-        out.push(json!({"code": "state_file_not_written",
-            "message": "the trading state file does not say the state in effect: it could not be written (retried until it can)"}));
+        out.push(problem("state_file_not_written",
+            "the trading state file does not say the state in effect: it could not be written (retried until it can)".into()));
     }
     let shed = st.monitor.stats.last_shed_ms.load(Ordering::Relaxed);
     if shed > 0 && crate::monitor::now_mono().ms().saturating_sub(shed) < SHED_RECENT_MS {
-        out.push(json!({"code": "shedding_load",
-            "message": format!("the ingest budget ({} events in flight) was full within the last {} s: senders are being slowed or refused",
-                crate::monitor::INGEST_BUDGET, SHED_RECENT_MS / 1000)}));
+        out.push(problem("shedding_load",
+            format!("the ingest budget ({} events in flight) was full within the last {} s: senders are being slowed or refused",
+                crate::monitor::INGEST_BUDGET, SHED_RECENT_MS / 1000)));
     }
     out
 }
 
 /// `{"after", "missing_through"}` when events after `since` were pruned or lost.
-pub async fn gap_after(st: &AppState, since: u64) -> Option<Value> {
+pub async fn gap_after(st: &AppState, since: u64) -> Option<HistoryGap> {
     let store = st.events.store().clone();
     let gap = tokio::task::spawn_blocking(move || store.gap_through())
         .await
         .ok()?
         .ok()?;
-    (since < gap).then(|| json!({"after": since, "missing_through": gap}))
+    (since < gap).then_some(HistoryGap {
+        after: since,
+        missing_through: gap,
+    })
 }
 
 /// Bodies over the limit are read to the end (up to [`DRAIN_MAX`], within [`DRAIN_TIME`])

@@ -10,10 +10,10 @@ use axum::http::{Extensions, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::json;
 use vigil_core::event::parse_body;
 use vigil_core::trading::ResumeError;
 
+use super::model::trading as model;
 use super::{ApiError, AppState};
 use crate::monitor::MonitorError;
 
@@ -47,22 +47,15 @@ fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-async fn state(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    let s = st.monitor.snapshot();
-    Json(json!({
-        "state": s.state,
-        "since": s.since,
-        "last_transition": s.last_transition,
-        "triggers": s.triggers,
-        "holding": s.holding,
-        "positions": s.positions,
-        "persisted": s.persisted,
-    }))
+async fn state(State(st): State<Arc<AppState>>) -> Json<model::TradingStateView> {
+    Json(model::TradingStateView::from(&*st.monitor.snapshot()))
 }
 
-async fn checks(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    let s = st.monitor.snapshot();
-    Json(json!({"state": s.state, "checks": s.checks, "ingest": st.monitor.stats.snapshot()}))
+async fn checks(State(st): State<Arc<AppState>>) -> Json<model::ChecksView> {
+    Json(model::ChecksView::new(
+        &st.monitor.snapshot(),
+        &st.monitor.stats,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -89,7 +82,12 @@ async fn halt(
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "monitor", e.to_string()))?;
     let s = st.monitor.snapshot();
-    Ok(Json(json!({"state": s.state, "changed": t.is_some(), "transition": t})).into_response())
+    Ok(Json(model::HaltResponse {
+        changed: t.is_some(),
+        state: s.state.name().to_string(),
+        transition: t.as_ref().map(model::Transition::from),
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -108,23 +106,25 @@ async fn resume(
     let b: ResumeBody = parse(&body)?;
     let actor = actor_of(&ext);
     match st.monitor.resume(&actor, &b.reason, b.force).await {
-        Ok(t) => Ok(Json(json!({"state": t.to, "transition": t})).into_response()),
+        Ok(t) => Ok(Json(model::ResumeResponse::from(&t)).into_response()),
         Err(MonitorError::Resume(ResumeError::ConditionsHold { holding })) => Ok((
             StatusCode::CONFLICT,
-            Json(json!({
-                "error": "conditions_hold",
-                "message": "refused: the triggering condition still holds; resume with force to override",
-                "holding": holding.iter().map(|h| json!({"source": h.source.to_string(), "reason": h.reason})).collect::<Vec<_>>(),
-            })),
+            Json(model::ConditionsHold::new(&holding)),
         )
             .into_response()),
         Err(MonitorError::Resume(ResumeError::ReasonRequired)) => {
             Err(ApiError::bad_request("reason: required, a non-empty text"))
         }
-        Err(MonitorError::Resume(e @ ResumeError::AlreadyActive)) => {
-            Err(ApiError::new(StatusCode::CONFLICT, "already_active", e.to_string()))
-        }
-        Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "monitor", e.to_string())),
+        Err(MonitorError::Resume(e @ ResumeError::AlreadyActive)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_active",
+            e.to_string(),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "monitor",
+            e.to_string(),
+        )),
     }
 }
 
@@ -183,19 +183,16 @@ async fn ingest(State(st): State<Arc<AppState>>, ext: Extensions, body: Bytes) -
     if errors.is_empty() {
         (
             StatusCode::ACCEPTED,
-            Json(json!({"accepted": accepted, "rejected": 0})),
+            Json(super::model::events::Accepted {
+                accepted,
+                rejected: 0,
+            }),
         )
             .into_response()
     } else {
         (
             StatusCode::BAD_REQUEST,
-            Json(json!({
-                "error": "invalid_events",
-                "message": format!("{} of {} events refused; the others were accepted", errors.len(), errors.len() + accepted),
-                "accepted": accepted,
-                "rejected": errors.len(),
-                "errors": errors,
-            })),
+            Json(super::model::events::InvalidEvents::new(accepted, &errors)),
         )
             .into_response()
     }

@@ -5,9 +5,15 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use futures::StreamExt;
+use serde::Deserialize as _;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{ClientArgs, exit};
+use crate::api::model::ErrorBody;
+use crate::api::model::events::{Accepted, EventPage, EventView, InvalidEvents};
+use crate::api::model::processes::{ActionResponse, LogLines, Process, ProgramList};
+use crate::api::model::trading::{ConditionsHold, HaltResponse, ResumeResponse, TradingStateView};
 
 #[derive(Subcommand, Clone)]
 pub enum Action {
@@ -93,6 +99,24 @@ impl Client {
     }
 }
 
+/// A response body read as its API type (`crate::api::model`).
+pub(crate) fn decode<T: DeserializeOwned>(body: Value) -> Result<T, Fail> {
+    serde_json::from_value(body)
+        .map_err(|e| Fail::Other(anyhow::anyhow!("bad response from vigil: {e}")))
+}
+
+/// The `message` of an error body (`{ "error", "message" }`), or `default`.
+pub(crate) fn error_message(body: &Value, default: &str) -> String {
+    ErrorBody::deserialize(body)
+        .map(|e| e.message)
+        .unwrap_or_else(|_| default.to_string())
+}
+
+/// The `error` code of an error body, if it is one.
+fn error_code(body: &Value) -> Option<String> {
+    ErrorBody::deserialize(body).ok().map(|e| e.error)
+}
+
 pub(crate) fn fail_code(f: Fail) -> anyhow::Result<ExitCode> {
     match f {
         Fail::Unreachable(msg) => {
@@ -103,20 +127,16 @@ pub(crate) fn fail_code(f: Fail) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn display_name(p: &Value) -> String {
-    let name = p["name"].as_str().unwrap_or("?");
-    let group = p["group"].as_str().unwrap_or(name);
-    if group == name {
-        name.to_string()
+fn display_name(p: &Process) -> String {
+    if p.group == p.name {
+        p.name.clone()
     } else {
-        format!("{group}:{name}")
+        format!("{}:{}", p.group, p.name)
     }
 }
 
-fn matches(p: &Value, sel: &str) -> bool {
-    let name = p["name"].as_str().unwrap_or("");
-    let group = p["group"].as_str().unwrap_or("");
-    let program = p["program"].as_str().unwrap_or("");
+fn matches(p: &Process, sel: &str) -> bool {
+    let (name, group, program) = (p.name.as_str(), p.group.as_str(), p.program.as_str());
     sel == "all"
         || sel == name
         || sel == group
@@ -125,15 +145,26 @@ fn matches(p: &Value, sel: &str) -> bool {
         || sel.strip_suffix(":*").is_some_and(|g| g == group)
 }
 
+/// `GET /api/programs`; a refusal (not authorised, …) is reported with the server's message.
+async fn programs(c: &Client) -> Result<Vec<Process>, Fail> {
+    let (status, body) = c.send(c.req(reqwest::Method::GET, "/api/programs")).await?;
+    if status != 200 {
+        return Err(Fail::Other(anyhow::anyhow!(
+            "{}",
+            error_message(&body, "request failed")
+        )));
+    }
+    decode::<ProgramList>(body).map(|l| l.programs)
+}
+
 pub async fn run(args: &ClientArgs, action: Action) -> anyhow::Result<ExitCode> {
     let c = Client::new(args);
     match action {
         Action::Status { names } => {
-            let (_, body) = match c.send(c.req(reqwest::Method::GET, "/api/programs")).await {
-                Ok(v) => v,
+            let procs = match programs(&c).await {
+                Ok(l) => l,
                 Err(f) => return fail_code(f),
             };
-            let procs = body["programs"].as_array().cloned().unwrap_or_default();
             let mut code = exit::OK;
             for sel in &names {
                 if !procs.iter().any(|p| matches(p, sel)) {
@@ -141,7 +172,7 @@ pub async fn run(args: &ClientArgs, action: Action) -> anyhow::Result<ExitCode> 
                     code = exit::NO_SUCH_PROCESS;
                 }
             }
-            let shown: Vec<&Value> = procs
+            let shown: Vec<&Process> = procs
                 .iter()
                 .filter(|p| names.is_empty() || names.iter().any(|s| matches(p, s)))
                 .collect();
@@ -152,14 +183,13 @@ pub async fn run(args: &ClientArgs, action: Action) -> anyhow::Result<ExitCode> 
                 .unwrap_or(0)
                 .max(32);
             for p in &shown {
-                let state = p["state"].as_str().unwrap_or("UNKNOWN");
                 println!(
                     "{:<width$} {:<10} {}",
                     display_name(p),
-                    state,
-                    p["description"].as_str().unwrap_or("")
+                    p.state,
+                    p.description
                 );
-                if state != "RUNNING" && code == exit::OK {
+                if p.state != "RUNNING" && code == exit::OK {
                     code = exit::NOT_RUNNING;
                 }
             }
@@ -170,19 +200,18 @@ pub async fn run(args: &ClientArgs, action: Action) -> anyhow::Result<ExitCode> 
         Action::Restart { names } => act(&c, "restart", &names, None).await,
         Action::Signal { signal, names } => act(&c, "signal", &names, Some(signal)).await,
         Action::Pid { name } => {
-            let (_, body) = match c.send(c.req(reqwest::Method::GET, "/api/programs")).await {
-                Ok(v) => v,
+            let procs = match programs(&c).await {
+                Ok(l) => l,
                 Err(f) => return fail_code(f),
             };
-            let procs = body["programs"].as_array().cloned().unwrap_or_default();
-            let sel: Vec<&Value> = procs.iter().filter(|p| matches(p, &name)).collect();
+            let sel: Vec<&Process> = procs.iter().filter(|p| matches(p, &name)).collect();
             if sel.is_empty() {
                 println!("{name}: ERROR (no such process)");
                 return Ok(ExitCode::from(exit::NO_SUCH_PROCESS));
             }
             let mut code = exit::OK;
             for p in sel {
-                match p["pid"].as_u64() {
+                match p.pid {
                     Some(pid) => println!("{pid}"),
                     None => {
                         println!("0");
@@ -219,9 +248,9 @@ pub async fn run(args: &ClientArgs, action: Action) -> anyhow::Result<ExitCode> 
                     out.flush()?;
                 }
             } else {
-                let body: Value = resp.json().await.context("reading the log")?;
-                for l in body["lines"].as_array().cloned().unwrap_or_default() {
-                    println!("{}", l.as_str().unwrap_or(""));
+                let body: LogLines = resp.json().await.context("reading the log")?;
+                for l in body.lines {
+                    println!("{l}");
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -251,20 +280,26 @@ async fn act(
             continue;
         }
         if status == 400 {
-            println!(
-                "{name}: ERROR ({})",
-                body["message"].as_str().unwrap_or("bad request")
-            );
+            println!("{name}: ERROR ({})", error_message(&body, "bad request"));
             code = code.max(exit::USAGE);
             continue;
         }
-        for r in body["results"].as_array().cloned().unwrap_or_default() {
-            let n = r["name"].as_str().unwrap_or(name);
-            let n = match n.split_once(':') {
+        if status != 200 && status != 409 {
+            // Refused as a whole (not authorised, shutting down, …): the error body says why.
+            println!("{name}: ERROR ({})", error_message(&body, "request failed"));
+            code = code.max(exit::FAILED);
+            continue;
+        }
+        let results = match decode::<ActionResponse>(body) {
+            Ok(b) => b.results,
+            Err(f) => return fail_code(f),
+        };
+        for r in results {
+            let n = match r.name.split_once(':') {
                 Some((g, p)) if g == p => p,
-                _ => n,
+                _ => r.name.as_str(),
             };
-            if r["ok"].as_bool() == Some(true) {
+            if r.ok {
                 let done = match verb {
                     "start" => "started".to_string(),
                     "stop" => "stopped".to_string(),
@@ -273,13 +308,13 @@ async fn act(
                 };
                 println!("{n}: {done}");
             } else {
-                let fault = r["fault"].as_str().unwrap_or("FAILED");
+                let fault = r.fault.as_deref().unwrap_or("FAILED");
                 let msg = match fault {
                     "ALREADY_STARTED" => "already started".to_string(),
                     "NOT_RUNNING" => "not running".to_string(),
                     "SPAWN_ERROR" => "spawn error".to_string(),
                     "ABNORMAL_TERMINATION" => "abnormal termination".to_string(),
-                    _ => r["message"].as_str().unwrap_or(fault).to_string(),
+                    _ => r.message.as_deref().unwrap_or(fault).to_string(),
                 };
                 println!("{n}: ERROR ({msg})");
                 code = code.max(exit::FAILED);
@@ -308,22 +343,23 @@ pub async fn events(
             Err(f) => return fail_code(f),
         };
         if status != 200 {
-            eprintln!(
-                "vigil: {}",
-                body["message"].as_str().unwrap_or("request failed")
-            );
+            eprintln!("vigil: {}", error_message(&body, "request failed"));
             return Ok(ExitCode::from(exit::FAILED));
         }
-        let evs = body["events"].as_array().cloned().unwrap_or_default();
-        if let Some(g) = body.get("history_gap") {
+        let page = match decode::<EventPage>(body) {
+            Ok(p) => p,
+            Err(f) => return fail_code(f),
+        };
+        let evs = page.events;
+        if let Some(g) = page.history_gap {
             eprintln!(
                 "vigil: events after seq {} up to {} are no longer stored (pruned by retention or lost)",
-                g["after"], g["missing_through"]
+                g.after, g.missing_through
             );
         }
         for e in &evs {
-            println!("{e}");
-            last = last.max(e["seq"].as_u64().unwrap_or(last));
+            println!("{}", serde_json::to_string(e)?);
+            last = last.max(e.seq);
         }
         if evs.len() < 1000 {
             break;
@@ -366,8 +402,8 @@ pub async fn events(
                     if let Some(d) = line.strip_prefix("data:") {
                         let d = d.trim_start();
                         println!("{d}");
-                        if let Ok(v) = serde_json::from_str::<Value>(d) {
-                            last = last.max(v["seq"].as_u64().unwrap_or(last));
+                        if let Ok(e) = serde_json::from_str::<EventView>(d) {
+                            last = last.max(e.seq);
                         }
                     }
                 }
@@ -378,27 +414,22 @@ pub async fn events(
     }
 }
 
-fn print_state(body: &Value) -> u8 {
-    let state = body["state"].as_str().unwrap_or("UNKNOWN");
-    let t = &body["last_transition"];
-    if t.is_object() {
-        println!(
+fn print_state(s: &TradingStateView) {
+    let state = &s.state;
+    match &s.last_transition {
+        Some(t) => println!(
             "{state} since {} — {} (source {}, by {})",
-            t["at"].as_str().unwrap_or("?"),
-            t["reason"].as_str().unwrap_or(""),
-            t["source"].as_str().unwrap_or("?"),
-            t["actor"].as_str().unwrap_or("?"),
-        );
-    } else {
-        println!("{state}");
+            t.at, t.reason, t.source, t.actor,
+        ),
+        None => println!("{state}"),
     }
-    for h in body["holding"].as_array().cloned().unwrap_or_default() {
-        println!(
-            "  holding: {} — {}",
-            h["source"].as_str().unwrap_or("?"),
-            h["reason"].as_str().unwrap_or("")
-        );
+    for h in &s.holding {
+        println!("  holding: {} — {}", h.source, h.reason);
     }
+}
+
+/// `vigil state`'s exit code: 0 ACTIVE, 3 REDUCING, 4 HALTED.
+fn state_code(state: &str) -> u8 {
     match state {
         "ACTIVE" => exit::OK,
         "REDUCING" => exit::NOT_RUNNING,
@@ -414,25 +445,21 @@ pub async fn state(args: &ClientArgs, json: bool) -> anyhow::Result<ExitCode> {
         Err(f) => return fail_code(f),
     };
     if status != 200 {
-        eprintln!(
-            "vigil: {}",
-            body["message"].as_str().unwrap_or("request failed")
-        );
+        eprintln!("vigil: {}", error_message(&body, "request failed"));
         return Ok(ExitCode::from(exit::FAILED));
     }
     if json {
+        // As served, so that fields a newer vigil adds are passed on too.
         println!("{body}");
     }
-    let code = if json {
-        match body["state"].as_str() {
-            Some("ACTIVE") => exit::OK,
-            Some("REDUCING") => exit::NOT_RUNNING,
-            _ => exit::NO_SUCH_PROCESS,
-        }
-    } else {
-        print_state(&body)
+    let s = match decode::<TradingStateView>(body) {
+        Ok(s) => s,
+        Err(f) => return fail_code(f),
     };
-    Ok(ExitCode::from(code))
+    if !json {
+        print_state(&s);
+    }
+    Ok(ExitCode::from(state_code(&s.state)))
 }
 
 pub async fn halt(args: &ClientArgs, reason: &str, reduce_only: bool) -> anyhow::Result<ExitCode> {
@@ -447,15 +474,18 @@ pub async fn halt(args: &ClientArgs, reason: &str, reduce_only: bool) -> anyhow:
     if status != 200 {
         eprintln!(
             "vigil: halt refused: {}",
-            body["message"].as_str().unwrap_or("request failed")
+            error_message(&body, "request failed")
         );
         return Ok(ExitCode::from(exit::FAILED));
     }
-    let state = body["state"].as_str().unwrap_or("?");
-    if body["changed"].as_bool() == Some(true) {
-        println!("trading is now {state}");
+    let h = match decode::<HaltResponse>(body) {
+        Ok(h) => h,
+        Err(f) => return fail_code(f),
+    };
+    if h.changed {
+        println!("trading is now {}", h.state);
     } else {
-        println!("trading was already {state}; the reason is recorded");
+        println!("trading was already {}; the reason is recorded", h.state);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -472,18 +502,20 @@ pub async fn resume(args: &ClientArgs, reason: &str, force: bool) -> anyhow::Res
     if status != 200 {
         eprintln!(
             "vigil: resume refused: {}",
-            body["message"].as_str().unwrap_or("request failed")
+            error_message(&body, "request failed")
         );
-        for h in body["holding"].as_array().cloned().unwrap_or_default() {
-            eprintln!(
-                "  still holding: {} — {}",
-                h["source"].as_str().unwrap_or("?"),
-                h["reason"].as_str().unwrap_or("")
-            );
+        let holding = ConditionsHold::deserialize(&body)
+            .map(|c| c.holding)
+            .unwrap_or_default();
+        for h in holding {
+            eprintln!("  still holding: {} — {}", h.source, h.reason);
         }
         return Ok(ExitCode::from(exit::FAILED));
     }
-    println!("trading is now {}", body["state"].as_str().unwrap_or("?"));
+    match decode::<ResumeResponse>(body) {
+        Ok(r) => println!("trading is now {}", r.state),
+        Err(f) => return fail_code(f),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -514,31 +546,32 @@ pub async fn send(args: &ClientArgs) -> anyhow::Result<ExitCode> {
                     .header("Content-Type", "application/x-ndjson")
                     .body(body_text.clone());
                 match c.send(req).await {
-                    Ok((503, b)) if b["error"] == "overloaded" => {
+                    Ok((503, b)) if error_code(&b).as_deref() == Some("overloaded") => {
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
                     Ok(v) => break v,
                     Err(f) => return fail_code(f),
                 }
             };
-            accepted += body["accepted"].as_u64().unwrap_or(0);
-            if status != 202 {
-                for e in body["errors"].as_array().cloned().unwrap_or_default() {
+            if status == 202 {
+                match decode::<Accepted>(body) {
+                    Ok(a) => accepted += a.accepted as u64,
+                    Err(f) => return fail_code(f),
+                }
+            } else if let Ok(inv) = InvalidEvents::deserialize(&body) {
+                accepted += inv.accepted as u64;
+                for e in inv.errors {
                     refused += 1;
-                    let line = e["line"].as_u64().unwrap_or(0) as usize + first_line - 1;
+                    let line = e.line + first_line - 1;
                     eprintln!(
                         "stdin:{line}: {}{}",
-                        e["field"]
-                            .as_str()
-                            .map(|f| format!("{f}: "))
-                            .unwrap_or_default(),
-                        e["reason"].as_str().unwrap_or("")
+                        e.field.map(|f| format!("{f}: ")).unwrap_or_default(),
+                        e.reason
                     );
                 }
-                if body["errors"].is_null() {
-                    eprintln!("vigil: {}", body["message"].as_str().unwrap_or("refused"));
-                    refused += 1;
-                }
+            } else {
+                eprintln!("vigil: {}", error_message(&body, "refused"));
+                refused += 1;
             }
             first_line = line_no + 1;
         }

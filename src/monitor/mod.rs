@@ -161,14 +161,7 @@ impl IngestStats {
         self.throttled.fetch_add(1, Ordering::Relaxed);
         self.last_shed_ms.store(now_mono().ms(), Ordering::Relaxed);
     }
-    pub fn snapshot(&self) -> Value {
-        let by_type = self.by_type.lock().map(|m| m.clone()).unwrap_or_default();
-        let rejected = self.rejected.lock().map(|m| m.clone()).unwrap_or_default();
-        json!({"accepted": by_type, "rejected": rejected,
-               "unknown_types": self.unknown_types.load(Ordering::Relaxed),
-               "refused_overload": self.refused.load(Ordering::Relaxed),
-               "throttled": self.throttled.load(Ordering::Relaxed)})
-    }
+    // What `/api/checks` shows of these: `api::model::trading::IngestCounts`.
 }
 
 /// What `/api/state` and `/api/checks` show.
@@ -177,8 +170,9 @@ pub struct Snapshot {
     pub state: TradingState,
     pub since: Option<String>,
     pub last_transition: Option<TransitionView>,
-    pub triggers: Vec<Value>,
-    pub holding: Vec<Value>,
+    /// The triggers still restricting trading or still in breach.
+    pub triggers: Vec<vigil_core::trading::TriggerEntry>,
+    pub holding: Vec<vigil_core::trading::Holding>,
     pub checks: Vec<CheckView>,
     pub positions: BTreeMap<String, f64>,
     /// The state in effect is in the state record (what a restart restores).
@@ -1016,14 +1010,9 @@ impl Actor {
                 .triggers()
                 .iter()
                 .filter(|t| t.unresolved || t.holds)
-                .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
+                .cloned()
                 .collect(),
-            holding: self
-                .latch
-                .holding()
-                .iter()
-                .map(|h| json!({"source": h.source.to_string(), "reason": h.reason, "since": ms_to_rfc3339(h.since_ms)}))
-                .collect(),
+            holding: self.latch.holding(),
             checks,
             positions: self.positions.clone(),
             persisted: self.persisted,

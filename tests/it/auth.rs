@@ -790,3 +790,36 @@ fn halt_and_resume_record_actors() {
     // The query-string token never reached the log.
     assert!(!d.stderr_text().contains(&viewer));
 }
+
+/// `vigil ctl` reads the API's error body when a request is refused as a whole: without a
+/// token it says why and exits 1 (before the API types it printed nothing and exited 0 for
+/// an action); with the admin token the same commands work.
+#[test]
+fn ctl_reports_a_refused_request() {
+    let d = start_with_auth(
+        "",
+        "[program.web]\ncommand = \"sleep 1000\"\nstartsecs = 0\nautostart = false\n",
+    );
+    let out = d.ctl(&["start", "web"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("web: ERROR ("), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let out = d.ctl(&["status"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("vigil: error: "), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+
+    let token = format!("robot.{ADMIN_TOKEN_SECRET}");
+    let out = d.ctl(&["--token", &token, "start", "web"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "web: started",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let out = d.ctl(&["--token", &token, "status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("web") && text.contains("RUNNING"), "{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
