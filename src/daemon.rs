@@ -17,8 +17,8 @@ use crate::monitor::{self, config::MonitorConfig};
 use crate::store::Store;
 use crate::supervisor::{self, ReloadReport, SupervisorHandle};
 
-pub mod control;
-pub use control::{DaemonControl, DaemonState, DaemonView};
+use crate::compat::control;
+pub use crate::compat::{DaemonControl, DaemonState, DaemonView};
 
 /// How the daemon was started.
 pub struct RunOptions {

@@ -18,11 +18,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use chrono::Utc;
 use serde_json::{Map, Value};
 use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc, oneshot};
 
+pub use crate::store::event::{Event, rfc3339};
 use crate::store::health::StoreHealth;
 use crate::store::record::{RecordedEvent, StateRecord};
 use crate::store::{Store, StoreError};
@@ -34,71 +34,6 @@ pub const SEQ_BLOCK: u64 = 100_000;
 /// Kinds announced (with `stored: false`) even when they cannot be stored: a halt and what
 /// it commands must reach the trading processes on a full or broken disk.
 pub const ANNOUNCE_UNSTORED: &[&str] = &["trading_state", "command", "halt_action", "history_lost"];
-
-/// A stored event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub seq: u64,
-    /// RFC 3339, UTC, milliseconds.
-    pub ts: String,
-    pub kind: String,
-    /// The event's own fields (an object).
-    pub data: Map<String, Value>,
-}
-
-impl Serialize for Event {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(self.data.len() + 3))?;
-        m.serialize_entry("seq", &self.seq)?;
-        m.serialize_entry("ts", &self.ts)?;
-        m.serialize_entry("type", &self.kind)?;
-        for (k, v) in &self.data {
-            if k != "seq" && k != "ts" && k != "type" {
-                m.serialize_entry(k, v)?;
-            }
-        }
-        m.end()
-    }
-}
-
-impl Event {
-    pub fn from_row(seq: u64, ts: &str, kind: String, data: &str) -> Result<Event, StoreError> {
-        let data = match serde_json::from_str::<Value>(data) {
-            Ok(Value::Object(m)) => m,
-            Ok(_) => {
-                return Err(StoreError::Corrupt {
-                    seq,
-                    reason: "data is not an object".into(),
-                });
-            }
-            Err(e) => {
-                return Err(StoreError::Corrupt {
-                    seq,
-                    reason: e.to_string(),
-                });
-            }
-        };
-        Ok(Event {
-            seq,
-            ts: ts.to_string(),
-            kind,
-            data,
-        })
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
-    }
-
-    pub fn str_field(&self, k: &str) -> Option<&str> {
-        self.data.get(k).and_then(Value::as_str)
-    }
-}
-
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
 
 /// The acknowledgement of a group of ingested events (an HTTP batch, a stretch of socket
 /// lines): it resolves once every event handed to it is committed — or with the first

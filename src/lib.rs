@@ -3,6 +3,7 @@ pub mod analyze;
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod compat;
 pub mod config;
 pub mod daemon;

@@ -27,6 +27,7 @@ use vigil_core::program::{ProcessState, Transition as ProcessTransition};
 use vigil_core::rules::{Action, CheckStatus, Status, StatusChange};
 use vigil_core::trading::{Source, TradingState, Transition as TradingTransition};
 
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::events::{Event, EventLog};
 
@@ -56,10 +57,6 @@ pub enum ListenerIo {
         pool: usize,
         process: usize,
     },
-}
-
-fn now_ms() -> u64 {
-    crate::monitor::now_ms()
 }
 
 /// Start the actor if the config has listeners; returns where the supervisor reports.

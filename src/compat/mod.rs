@@ -1,9 +1,10 @@
 //! supervisord wire compatibility (issue 3): the XML-RPC interface at `POST /RPC2` and the
 //! `GET /logtail/…` / `GET /mainlogtail` streams that `supervisorctl` (and superlance
 //! listeners) use, with supervisord's HTTP basic auth. Served on vigil's own listener (merged
-//! into [`crate::api::router`], outside the REST API's JWT layer), on `[rpc.inet]` when it is
+//! into the HTTP API's router, outside the REST API's JWT layer), on `[rpc.inet]` when it is
 //! another address, and on `[rpc.unix]`'s socket. Reference: `docs/supervisord.md`.
 
+pub mod control;
 pub mod groups;
 pub mod mainlog;
 pub mod methods;
@@ -28,9 +29,9 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Credentials};
-use crate::daemon::{DaemonControl, DaemonState, DaemonView};
 use crate::events::EventLog;
 use crate::supervisor::SupervisorHandle;
+pub use control::{DaemonControl, DaemonState, DaemonView};
 
 /// Request bodies up to this size (a `sendProcessStdin` payload can be large).
 pub const MAX_BODY: usize = 16 * 1024 * 1024;

@@ -25,11 +25,11 @@ use futures::future::join_all;
 use vigil_core::program::ProcessState;
 
 use super::Compat;
+use super::DaemonState;
 use super::groups::{self, GroupError};
 use super::mainlog::main_log;
 use super::methods::METHODS;
 use super::xmlrpc::{Fault, Value};
-use crate::daemon::DaemonState;
 use crate::supervisor::{ActionResult, ProcessInfo, StdinError, SupervisorError};
 
 /// `supervisor.getAPIVersion` / `getVersion`: supervisorctl refuses any other answer.

@@ -202,7 +202,7 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
     for (k, v) in entries(doc.get_ref()) {
         let name: &str = k.get_ref();
         match name {
-            // Parsed by crate::auth::config, below.
+            // Parsed by config::auth, below.
             "auth" => auth_v = Some(v),
             // Parsed by crate::config::venue, below.
             "venue" => venue_v = Some(v),
@@ -287,7 +287,7 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
     let mut extra_logs = Vec::new();
     let rpc = rpc_v.and_then(|v| parse_rpc(&mut cx, v, &shared, &mut extra_logs));
 
-    let (auth, auth_errors) = crate::auth::config::parse(path, text, auth_v, &env.vars);
+    let (auth, auth_errors) = super::auth::parse(path, text, auth_v, &env.vars);
     for e in auth_errors {
         cx.push_located(e);
     }

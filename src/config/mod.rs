@@ -8,6 +8,7 @@
 //! to equal [`Config`]s. Paths are resolved against the config file's directory, checked and
 //! created at load, so nothing downstream ever meets a missing path.
 
+pub mod auth;
 pub mod jobs;
 mod load;
 mod options;
@@ -88,7 +89,7 @@ pub struct Config {
     /// Programs in file order.
     pub programs: Vec<ProgramConfig>,
     pub groups: Vec<GroupConfig>,
-    /// `[auth]`: users, machine tokens, JWT settings (`crate::auth::config`). `None`: no
+    /// `[auth]`: users, machine tokens, JWT settings (read by `config::auth`). `None`: no
     /// authentication, loopback only.
     pub auth: Option<crate::auth::AuthConfig>,
     /// Event listener pools (`[eventlistener.NAME]`, supervisord's `[eventlistener:NAME]`), in

@@ -1,5 +1,5 @@
 //! `[venue.ID]` in vigil.toml: exchange accounts whose dead-man switch vigil keeps armed
-//! (`crate::venue`). Credentials come from files or environment variables, never from the
+//! (the `venue` module). Credentials come from files or environment variables, never from the
 //! config text; a credential file that every user can read is refused. Every problem is
 //! collected and located as `FILE:LINE:COL: key: message`, like the rest of the config.
 //! Reference: docs/config.md.

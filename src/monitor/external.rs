@@ -1,4 +1,4 @@
-//! Checks judged outside the rule set — a venue's dead-man switch (`crate::venue`) — that
+//! Checks judged outside the rule set — a venue's dead-man switch (the `venue` tasks) — that
 //! still go through the monitor like any check: a `check` event and alerts on a status
 //! change, a latch trip (per the check's action) on critical and a clear on ok or warn,
 //! and a row in `/api/checks` and `/metrics`.

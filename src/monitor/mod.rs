@@ -45,9 +45,7 @@ pub use persist::Persist;
 
 /// Wall-clock Unix milliseconds: for timestamps only (events, transitions, the persisted
 /// latch). Deadlines and durations run on [`now_mono`].
-pub fn now_ms() -> u64 {
-    chrono::Utc::now().timestamp_millis().max(0) as u64
-}
+pub use crate::clock::now_ms;
 
 /// The anchor of [`now_mono`]: its first reading, on both clocks.
 static MONO_ANCHOR: std::sync::OnceLock<(tokio::time::Instant, u64)> = std::sync::OnceLock::new();

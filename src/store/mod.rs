@@ -1,6 +1,6 @@
 //! SQLite: the only module with SQL. `data_dir/vigil.db`, WAL, batched writes.
 //!
-//! Writes go through one writer thread ([`crate::events::EventLog`]) so `seq` order is
+//! Writes go through one writer thread (the event log's `EventLog`) so `seq` order is
 //! commit order. Reads open their own connections (WAL lets them run beside the writer).
 //!
 //! Schema changes: append one SQL string to [`MIGRATIONS`] (never edit a released one);
@@ -8,6 +8,7 @@
 //! transaction together with the version bump. A new table (e.g. the jobs tables) is one
 //! more entry: `CREATE TABLE IF NOT EXISTS …`.
 
+pub mod event;
 pub mod health;
 pub mod record;
 pub mod retention;
@@ -19,7 +20,7 @@ use rusqlite::{Connection, OpenFlags, params};
 
 pub mod jobs;
 
-use crate::events::Event;
+pub use event::Event;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -318,7 +319,7 @@ pub fn scan_events_read_only(
         .map_err(err(path, "setting busy timeout"))?;
     let since = since_ms
         .and_then(|ms| chrono::DateTime::from_timestamp_millis(ms as i64))
-        .map(crate::events::rfc3339)
+        .map(event::rfc3339)
         .unwrap_or_default();
     let mut stmt = conn
         .prepare("SELECT seq, ts, type, data FROM events WHERE ts >= ?1 ORDER BY seq")

@@ -78,7 +78,7 @@ impl Store {
         let cutoff = chrono::Duration::from_std(r.max_age)
             .ok()
             .and_then(|age| now.checked_sub_signed(age))
-            .map(crate::events::rfc3339);
+            .map(super::event::rfc3339);
         let mut deleted = 0u64;
         let mut through = 0i64;
         let mut chunk = |conn: &rusqlite::Connection, upto: i64| -> Result<usize, StoreError> {

@@ -1,5 +1,5 @@
 //! The HTTP API's JSON shapes: types of their own, serialised by the handlers and
-//! deserialised by the CLI (`crate::cli`), so that the wire format is a contract written down
+//! deserialised by the CLI (`cli::ctl`), so that the wire format is a contract written down
 //! once instead of whatever a core type (`vigil_core::…`, supervisor and monitor snapshots,
 //! store rows) happens to serialise to, or a `serde_json::Value` built in a handler.
 //!

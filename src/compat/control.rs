@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::compat::groups::{self, GroupError};
+use super::groups::{self, GroupError};
 use crate::config::{self, Config, Overrides};
 use crate::supervisor::{ReloadReport, SupervisorHandle};
 
