@@ -270,6 +270,24 @@ struct Entry {
     admitted_at: Option<Instant>,
 }
 
+impl Entry {
+    /// A job waiting in the queue (submitted now, or queued again at start): nothing booked,
+    /// its own job-scoped token.
+    fn queued(id: u64, job: Job) -> Entry {
+        Entry {
+            job,
+            booking: Resources::default(),
+            token: format!("job{id}.{}", crate::auth::random_hex(24)),
+            timeout_at: None,
+            kill_at: None,
+            ending: Ending::default(),
+            written: None,
+            frozen: false,
+            admitted_at: None,
+        }
+    }
+}
+
 pub struct Options {
     pub data_dir: PathBuf,
     pub url: String,
@@ -975,20 +993,7 @@ impl Actor {
             queued_at_ms: now,
             req,
         });
-        self.jobs.insert(
-            id,
-            Entry {
-                job: job.clone(),
-                booking: Resources::default(),
-                token: format!("job{id}.{}", crate::auth::random_hex(24)),
-                timeout_at: None,
-                kill_at: None,
-                ending: Ending::default(),
-                written: None,
-                frozen: false,
-                admitted_at: None,
-            },
-        );
+        self.jobs.insert(id, Entry::queued(id, job.clone()));
         self.log_transition(&job, None);
         self.admit();
         let now = self

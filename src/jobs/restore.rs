@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use vigil_core::jobs::outcome::{Ending, classify};
+use vigil_core::jobs::outcome::classify;
 use vigil_core::jobs::{JobState, Queued, Resources};
 
 use super::exec::{self, Note};
@@ -32,20 +32,7 @@ impl Actor {
                         },
                     });
                     let id = job.id;
-                    self.jobs.insert(
-                        id,
-                        Entry {
-                            job,
-                            booking: Resources::default(),
-                            token: format!("job{id}.{}", crate::auth::random_hex(24)),
-                            timeout_at: None,
-                            kill_at: None,
-                            ending: Ending::default(),
-                            written: None,
-                            frozen: false,
-                            admitted_at: None,
-                        },
-                    );
+                    self.jobs.insert(id, Entry::queued(id, job));
                 }
                 from => {
                     // Check against reality: the same pid with the same start time is ours.
