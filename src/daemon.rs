@@ -158,7 +158,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         fields! {"pid" => std::process::id(), "version" => env!("CARGO_PKG_VERSION"), "listen" => url},
     );
     let socket = config.vigil.data_dir.join("vigil.sock");
-    let (stdout_tx, stdout_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stdout_tx, stdout_rx) = tokio::sync::mpsc::channel(ingest::STDOUT_EVENTS_QUEUE);
     let sup = supervisor::start(
         &config,
         events.clone(),

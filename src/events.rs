@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc, oneshot};
 
 pub use crate::store::event::{Event, rfc3339};
+use crate::queues::{Gate, Queue, Room};
 use crate::store::health::StoreHealth;
 use crate::store::record::{RecordedEvent, StateRecord};
 use crate::store::{Store, StoreError};
@@ -136,6 +137,9 @@ enum Msg {
         kind: String,
         data: Map<String, Value>,
         ack: Waiter,
+        /// Its room in the writer's queue (events not tied to an ingest acknowledgement,
+        /// which the ingest budget bounds instead), given back once the writer takes it.
+        room: Option<Room>,
     },
     /// `seq`s from [`EventLog::reserve`]: nothing after them is broadcast before their
     /// events are handed over (or the reservation is dropped, leaving a gap).
@@ -181,7 +185,14 @@ impl Announced {
 /// Producer/subscriber handle of the event log; cheap to clone.
 #[derive(Clone)]
 pub struct EventLog {
+    /// The writer's queue. Bounded: an `Append` of an ingested event holds a unit of the
+    /// ingest budget (`monitor::INGEST_BUDGET`) until committed; every other `Append` takes
+    /// room in `gate` first ([`WRITER_QUEUE`]); a `Reserved` is sent by the monitor actor, one
+    /// transition at a time (it waits for the announcement before the next), and a `Flush`
+    /// by a caller that waits for it. So at most `INGEST_BUDGET + WRITER_QUEUE` + (callers
+    /// waiting) messages are queued.
     tx: mpsc::UnboundedSender<Msg>,
+    gate: Gate,
     /// Assigning a `seq` and queueing the event happen under this lock.
     seqs: Arc<Mutex<Seqs>>,
     live: broadcast::Sender<Arc<Event>>,
@@ -224,6 +235,12 @@ impl Seqs {
         first
     }
 }
+
+/// Room in the writer's queue for events not tied to an ingest acknowledgement (the
+/// daemon's own: process states, logs, commands, jobs). Full: [`EventLog::submit`] refuses
+/// the event (counted in `vigil_queue_refused_total{queue="event_writer"}`, logged), the
+/// waiting forms wait.
+pub const WRITER_QUEUE: usize = 16_384;
 
 /// Capacity of the in-process broadcast; a subscriber that falls further behind resyncs
 /// from the store (see `api::sse`), so this bounds memory, not correctness.
@@ -338,6 +355,7 @@ impl EventLog {
             .map_err(|_| StoreError::Closed)?;
         let log = EventLog {
             tx,
+            gate: Gate::new(Queue::EventWriter, WRITER_QUEUE),
             seqs,
             live,
             store,
@@ -364,9 +382,17 @@ impl EventLog {
         &self.health
     }
 
-    /// Queue an event; it is stored, then broadcast. Never blocks.
+    /// Queue an event; it is stored, then broadcast. Never blocks: when the writer's queue
+    /// is full the event is refused (counted and logged).
     pub fn submit(&self, kind: &str, data: Map<String, Value>) {
         self.submit_for(kind, data, Waiter::None);
+    }
+
+    /// Queue an event, waiting while the writer's queue is full (for senders that can be
+    /// slowed: a child's output is then not read).
+    pub async fn submit_waiting(&self, kind: &str, data: Map<String, Value>) {
+        let room = self.gate.room().await;
+        self.append(kind, data, Waiter::None, room);
     }
 
     /// Assign `n` seqs and a time stamp and queue what `msg` builds from them, atomically.
@@ -379,14 +405,31 @@ impl EventLog {
         self.tx.send(m).map_err(|mpsc::error::SendError(m)| m)
     }
 
-    /// Queue an event whose commit `ack` waits for.
+    /// Queue an event whose commit `ack` waits for. An ingested event (`Waiter::Group`) is
+    /// bounded by the ingest budget; any other is refused when the writer's queue is full.
     pub fn submit_for(&self, kind: &str, data: Map<String, Value>, ack: Waiter) {
+        let room = match ack {
+            Waiter::Group(_) => None,
+            _ => match self.gate.try_room() {
+                Some(r) => Some(r),
+                None => {
+                    tracing::warn!(kind, "event writer queue full; event refused");
+                    ack.resolve(Err("the event writer's queue is full"));
+                    return;
+                }
+            },
+        };
+        self.append(kind, data, ack, room);
+    }
+
+    fn append(&self, kind: &str, data: Map<String, Value>, ack: Waiter, room: Option<Room>) {
         let r = self.send(1, |seq, ts| Msg::Append {
             seq,
             ts,
             kind: kind.to_string(),
             data,
             ack,
+            room,
         });
         if let Err(Msg::Append { ack, .. }) = r {
             tracing::error!(kind, "event log is closed; event not recorded");
@@ -395,14 +438,17 @@ impl EventLog {
     }
 
     /// Store an event and wait until it is committed (and broadcast).
+    /// Waits while the writer's queue is full.
     pub async fn record(&self, kind: &str, data: Map<String, Value>) -> Result<Arc<Event>, String> {
         let (ack, rx) = oneshot::channel();
+        let room = self.gate.room().await;
         self.send(1, |seq, ts| Msg::Append {
             seq,
             ts,
             kind: kind.to_string(),
             data,
             ack: Waiter::Record(ack),
+            room,
         })
         .map_err(|_| "event log is closed".to_string())?;
         rx.await.map_err(|_| "event writer stopped".to_string())?
@@ -546,7 +592,9 @@ impl Writer {
                     kind,
                     data,
                     ack,
+                    room,
                 } => {
+                    drop(room);
                     let json = Value::Object(data.clone()).to_string();
                     rows.push((seq, ts.clone(), kind.clone(), json));
                     pending.push((seq, ts, kind, data, ack));

@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod listeners;
 pub mod monitor;
+pub mod queues;
 pub mod sim;
 pub mod store;
 pub mod supervisor;

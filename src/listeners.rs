@@ -43,6 +43,8 @@ pub enum ListenerIo {
         pool: usize,
         process: usize,
         bytes: Vec<u8>,
+        /// Its room in the listener process's output gate, given back when taken.
+        room: Option<crate::queues::Room>,
     },
     State {
         pool: usize,
@@ -116,6 +118,12 @@ pub fn start(config: &Config, events: EventLog) -> Option<mpsc::UnboundedSender<
         g.dedup_by(|a, b| a.1 == b.1);
         g.into_iter().map(|(_, n)| n).collect()
     };
+    // Bounded: `Output` takes room in its listener process's gate first
+    // (`supervisor::output::LISTENER_OUTPUT_QUEUE` chunks each); the other messages are bounded
+    // by construction: `Spawned`, `Exited` once per spawn of a listener process (a new spawn
+    // comes after the supervisor saw the exit; crash loops are throttled), `State` once per
+    // state change of one, `WriteFailed` once per write this actor started (one event in
+    // flight per listener process).
     let (tx, rx) = mpsc::unbounded_channel();
     let actor = Actor {
         pools: Pools::new(pools, SerialCounter::after(last)),
@@ -269,6 +277,7 @@ impl Actor {
                 pool,
                 process,
                 bytes,
+                room: _,
             } => (
                 pool,
                 self.pools.on(

@@ -46,18 +46,7 @@ pub fn scratch() -> &'static Scratch {
                 work.display()
             );
         }
-        let keys: Vec<_> = std::env::vars_os().map(|(k, _)| k).collect();
-        // SAFETY: called once, from the fuzzing thread, before anything reads the environment
-        // (libFuzzer's own threads do not).
-        unsafe {
-            for k in keys {
-                std::env::remove_var(k);
-            }
-            std::env::set_var("HOME", &base);
-            std::env::set_var("PATH", "/usr/bin:/bin");
-            std::env::set_var("TRADING_MODE", "paper");
-            std::env::set_var("VENUE", "kraken");
-        }
+        fix_env(&base);
         if !sandboxed {
             eprintln!(
                 "vigil-fuzz: not in scripts/fuzz's sandbox: skipping inputs that could name paths \
@@ -67,6 +56,33 @@ pub fn scratch() -> &'static Scratch {
         }
         Scratch { work, sandboxed }
     })
+}
+
+/// Replace the environment by a fixed one (`HOME` = `home`).
+fn fix_env(home: &Path) {
+    let keys: Vec<_> = std::env::vars_os().map(|(k, _)| k).collect();
+    // SAFETY: called once, from the fuzzing thread, before anything reads the environment
+    // (libFuzzer's own threads do not).
+    unsafe {
+        for k in keys {
+            std::env::remove_var(k);
+        }
+        std::env::set_var("HOME", home);
+        std::env::set_var("PATH", "/usr/bin:/bin");
+        std::env::set_var("TRADING_MODE", "paper");
+        std::env::set_var("VENUE", "kraken");
+    }
+}
+
+static PURE: OnceLock<()> = OnceLock::new();
+
+/// For the pure targets (`ini_text`, `toml_text`), which touch no filesystem: the fixed
+/// environment, once. Their config files are named under this directory, which need not
+/// exist.
+pub fn pure_dir() -> &'static Path {
+    let dir = Path::new("/vigil-fuzz-pure");
+    PURE.get_or_init(|| fix_env(dir));
+    dir
 }
 
 impl Scratch {

@@ -123,7 +123,7 @@ pub fn metrics(st: &AppState, x: &mut super::metrics::Exposition) {
         ),
         (
             "vigil_ingest_throttled_total",
-            "Times a socket sender was slowed (not read) because the ingest budget was full.",
+            "Times a sender (socket, program stdout, followed file, probe) was slowed (not read) because the ingest budget was full.",
             stats.throttled.load(Ordering::Relaxed),
         ),
         (
@@ -145,6 +145,25 @@ pub fn metrics(st: &AppState, x: &mut super::metrics::Exposition) {
     for (name, help, v) in counters {
         if x.family(name, "counter", help) {
             x.sample(&[], v as f64);
+        }
+    }
+    let queues = crate::queues::counts();
+    if x.family(
+        "vigil_queue_refused_total",
+        "counter",
+        "Messages a bounded internal queue refused because it was full (RELIABILITY.md lists the queues).",
+    ) {
+        for (q, refused, _) in &queues {
+            x.sample(&[("queue", q)], *refused as f64);
+        }
+    }
+    if x.family(
+        "vigil_queue_waits_total",
+        "counter",
+        "Times a sender waited for room in a bounded internal queue (its input was not read meanwhile).",
+    ) {
+        for (q, _, waits) in &queues {
+            x.sample(&[("queue", q)], *waits as f64);
         }
     }
     if x.family(

@@ -178,6 +178,25 @@ pub fn load_str(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     }
 }
 
+/// Fuzzing only: [`load_str`] as a pure function of the text — no directory is created or
+/// probed, no file is read (an `[include]` reads nothing, a log file is taken as new), no user
+/// or host name is looked up (every such check passes). What is parsed and validated is
+/// otherwise exactly what [`load_str`] does. Not for the daemon or the CLI.
+#[doc(hidden)]
+pub fn load_str_without_io(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    without_io(|| load_str(path, text))
+}
+
+/// Fuzzing only: `vigil convert` of `text` (as if read from `path`) without I/O, as
+/// [`load_str_without_io`].
+#[doc(hidden)]
+pub fn convert_str_without_io(
+    path: &Path,
+    text: &str,
+) -> Result<super::supervisord::Converted, ConfigErrors> {
+    without_io(|| super::supervisord::convert_with(path, text, &Env::from_process()))
+}
+
 /// Validate `text` as read from `path`, with the environment `env`.
 pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, ConfigErrors> {
     let mut cx = Ctx::new();

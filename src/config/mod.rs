@@ -26,6 +26,8 @@ pub use load::{
     DEFAULT_READY_INTERVAL_MS, DEFAULT_READY_RETRIES, DEFAULT_READY_TIMEOUT_MS, MAX_NUMPROCS,
     RESERVED_SECTIONS, line_col, load, load_str,
 };
+#[doc(hidden)]
+pub use load::{convert_str_without_io, load_str_without_io};
 
 /// The closest of `candidates` to a misspelt `word`, for "did you mean" hints.
 pub fn suggest<'c>(word: &str, candidates: &'c [&'c str]) -> Option<&'c str> {

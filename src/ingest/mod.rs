@@ -31,13 +31,37 @@ pub fn accept_line(
     default_source: &str,
     ack: Option<&Arc<Ack>>,
 ) -> Result<(), LineError> {
+    let ev = validate(monitor, line_no, text, default_source)?;
+    monitor.ingest(ev, ack);
+    Ok(())
+}
+
+/// [`accept_line`] for a sender without acknowledgements (a program's stdout, a followed
+/// file): waits for room in the ingest budget, so the sender is not read meanwhile.
+pub async fn accept_line_waiting(
+    monitor: &MonitorHandle,
+    line_no: usize,
+    text: &str,
+    default_source: &str,
+) -> Result<(), LineError> {
+    let ev = validate(monitor, line_no, text, default_source)?;
+    monitor.ingest_waiting(ev).await;
+    Ok(())
+}
+
+/// One line as an event (refusals counted).
+fn validate(
+    monitor: &MonitorHandle,
+    line_no: usize,
+    text: &str,
+    default_source: &str,
+) -> Result<vigil_core::event::InboundEvent, LineError> {
     match parse_line(line_no, text) {
         Ok(mut ev) => {
             if ev.source.is_none() {
                 ev.source = Some(default_source.to_string());
             }
-            monitor.ingest(ev, ack);
-            Ok(())
+            Ok(ev)
         }
         Err(e) => {
             monitor.stats.reject(e.field.as_deref().unwrap_or("line"));
@@ -74,12 +98,14 @@ pub fn serve_socket(path: &Path, monitor: MonitorHandle) -> std::io::Result<()> 
     Ok(())
 }
 
+/// Lines queued from programs' stdout to [`serve_stdout`]; full, the programs' pipes are
+/// not read (`supervisor::output`), so a program that floods its stdout is slowed.
+pub const STDOUT_EVENTS_QUEUE: usize = 1024;
+
 /// Programs with `events = "stdout"`: JSON-object lines are events; other lines are
-/// ordinary output (already in the program's log) and ignored here.
-pub fn serve_stdout(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
-    monitor: MonitorHandle,
-) {
+/// ordinary output (already in the program's log) and ignored here. Each event waits for
+/// its unit of the ingest budget, so the queue is not read meanwhile.
+pub fn serve_stdout(mut rx: tokio::sync::mpsc::Receiver<(String, String)>, monitor: MonitorHandle) {
     tokio::spawn(async move {
         let mut counts: std::collections::HashMap<String, usize> = Default::default();
         while let Some((process, line)) = rx.recv().await {
@@ -88,7 +114,7 @@ pub fn serve_stdout(
             if !line.trim_start().starts_with('{') {
                 continue;
             }
-            if let Err(e) = accept_line(&monitor, *n, &line, &process, None) {
+            if let Err(e) = accept_line_waiting(&monitor, *n, &line, &process).await {
                 tracing::warn!(process = %process, "event refused: {e}");
             }
         }

@@ -82,7 +82,9 @@ impl Follower {
         self.sig = self.bytes_before().unwrap_or_default();
     }
 
-    fn drain(&mut self) {
+    /// Read what is new; each event waits for room in the ingest budget, so the file is
+    /// not read further while it is full.
+    async fn drain(&mut self) {
         let truncated = match self.file.as_ref().map(|f| f.metadata()) {
             Some(Ok(meta)) => meta.len() < self.offset,
             _ => return,
@@ -117,7 +119,7 @@ impl Follower {
                 continue;
             }
             if let Err(e) =
-                super::accept_line(&self.monitor, self.line_no, text, &self.source, None)
+                super::accept_line_waiting(&self.monitor, self.line_no, text, &self.source).await
             {
                 tracing::warn!(file = %self.path.display(), "event refused: {e}");
             }
@@ -201,16 +203,16 @@ pub fn follow(path: PathBuf, store: Store, monitor: MonitorHandle) {
             source,
         };
         f.open(true);
-        f.drain();
+        f.drain().await;
         tracing::info!(file = %path.display(), "following");
         while wake_rx.recv().await.is_some() {
             while wake_rx.try_recv().is_ok() {}
             // Finish what the current file has, then switch if the path now names a new one.
-            f.drain();
+            f.drain().await;
             if f.rotated() {
                 tracing::info!(file = %path.display(), "file rotated; following the new one");
                 f.open(false);
-                f.drain();
+                f.drain().await;
             }
         }
     });

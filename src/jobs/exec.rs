@@ -4,6 +4,7 @@
 
 #![allow(unsafe_code)] // pre_exec: async-signal-safe calls only, justified below.
 
+use crate::queues::{Queue, send_waiting};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -13,6 +14,10 @@ use tokio::sync::{mpsc, watch};
 use super::cgroup::JobCgroup;
 
 /// What the pumps and the waiter tell the actor.
+/// Notes queued to the jobs actor at most; a job's output reader (and exit reporter) waits
+/// while it is full.
+pub const NOTES_QUEUE: usize = 1024;
+
 #[derive(Debug)]
 pub enum Note {
     Progress {
@@ -51,7 +56,7 @@ pub fn start_time(pid: i32) -> Option<u64> {
 }
 
 /// Spawn; returns the pid or the OS error (the job then ends `failed` with it).
-pub fn spawn(spec: Spec<'_>, notes: mpsc::UnboundedSender<Note>) -> Result<Running, String> {
+pub fn spawn(spec: Spec<'_>, notes: mpsc::Sender<Note>) -> Result<Running, String> {
     let Some(argv0) = spec.argv.first() else {
         return Err("empty command".into());
     };
@@ -152,7 +157,7 @@ pub fn spawn(spec: Spec<'_>, notes: mpsc::UnboundedSender<Note>) -> Result<Runni
             Ok(s) => (s.code(), s.signal()),
             Err(_) => (None, None),
         };
-        let _ = notes.send(Note::Exited { id, code, signal });
+        let _ = send_waiting(Queue::JobNotes, &notes, Note::Exited { id, code, signal }).await;
     });
     Ok(Running { pid, written: wrx })
 }
@@ -180,7 +185,7 @@ async fn pump<R: AsyncRead + Unpin>(
     r: R,
     path: PathBuf,
     max: u64,
-    progress: Option<(u64, mpsc::UnboundedSender<Note>)>,
+    progress: Option<(u64, mpsc::Sender<Note>)>,
     written: std::sync::Arc<watch::Sender<u64>>,
 ) {
     let mut file = match tokio::fs::OpenOptions::new()
@@ -210,11 +215,13 @@ async fn pump<R: AsyncRead + Unpin>(
         {
             let text = String::from_utf8_lossy(&line);
             if let Some((description, percent)) = parse_progress(text.trim_end()) {
-                let _ = tx.send(Note::Progress {
+                let note = Note::Progress {
                     id: *id,
                     description,
                     percent,
-                });
+                };
+                // Full: the job's stdout is not read until the actor catches up.
+                let _ = send_waiting(Queue::JobNotes, tx, note).await;
                 continue;
             }
         }

@@ -99,7 +99,7 @@ enum Cmd {
 /// The handle the API, the CLI's daemon side and the demo use; cheap to clone.
 #[derive(Clone)]
 pub struct JobsHandle {
-    tx: mpsc::UnboundedSender<Cmd>,
+    tx: mpsc::Sender<Cmd>,
     live: broadcast::Sender<Arc<TaskEvent>>,
     store: Store,
     cfg: Arc<JobsConfig>,
@@ -118,7 +118,7 @@ impl JobsHandle {
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Result<T, JobError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).map_err(|_| JobError::Closed)?;
+        self.tx.send(make(tx)).await.map_err(|_| JobError::Closed)?;
         rx.await.map_err(|_| JobError::Closed)
     }
 
@@ -321,9 +321,9 @@ pub fn start(cfg: JobsConfig, events: EventLog, opts: Options) -> Result<JobsHan
     if !cgroups.note.is_empty() {
         tracing::info!(mode = cgroups.mode.as_str(), "jobs: {}", cgroups.note);
     }
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(256); // each caller waits for its reply; more wait to send
     let (live, _) = broadcast::channel(4096);
-    let (notes_tx, notes_rx) = mpsc::unbounded_channel();
+    let (notes_tx, notes_rx) = mpsc::channel(exec::NOTES_QUEUE);
     let cfg = Arc::new(cfg);
     let handle = JobsHandle {
         tx,
@@ -397,7 +397,7 @@ struct Actor {
     writer: JobWriter,
     events: EventLog,
     live: broadcast::Sender<Arc<TaskEvent>>,
-    notes_tx: mpsc::UnboundedSender<Note>,
+    notes_tx: mpsc::Sender<Note>,
     pauser: Pauser,
     paused_reason: Option<String>,
     data_dir: PathBuf,
@@ -414,8 +414,8 @@ const RECENT: usize = 1000;
 impl Actor {
     async fn run(
         mut self,
-        mut cmds: mpsc::UnboundedReceiver<Cmd>,
-        mut notes: mpsc::UnboundedReceiver<Note>,
+        mut cmds: mpsc::Receiver<Cmd>,
+        mut notes: mpsc::Receiver<Note>,
         mut events: broadcast::Receiver<Arc<crate::events::Event>>,
     ) {
         self.admit();

@@ -81,7 +81,7 @@ impl Actor {
         }
     }
 
-    pub(super) async fn shutdown(&mut self, notes: &mut mpsc::UnboundedReceiver<Note>) {
+    pub(super) async fn shutdown(&mut self, notes: &mut mpsc::Receiver<Note>) {
         let ids: Vec<u64> = self
             .jobs
             .iter()

@@ -250,7 +250,10 @@ enum Cmd {
 #[derive(Clone)]
 pub struct MonitorHandle {
     tx: mpsc::Sender<Cmd>,
-    ingest: mpsc::UnboundedSender<Ingested>,
+    /// Bounded by the ingest budget: every sender holds a unit of it per event until the
+    /// event is committed (or seen by the rules), so the channel (`INGEST_BUDGET` slots) is
+    /// never full; if it were, the event is refused and counted.
+    ingest: mpsc::Sender<Ingested>,
     snapshot: watch::Receiver<Arc<Snapshot>>,
     pub stats: Arc<IngestStats>,
     /// The ingest budget: one permit per event in flight (received, not yet committed).
@@ -265,8 +268,8 @@ impl MonitorHandle {
     }
 
     /// Hand over a validated event; `ack` (if any) learns when it is committed. Never
-    /// blocks: senders that can be slowed take their share of the budget first
-    /// ([`Self::admit`], [`Self::try_admit`]) and hand it to `ack`.
+    /// blocks: senders take their share of the budget first ([`Self::admit`],
+    /// [`Self::try_admit`]) and hand it to `ack`, or use [`Self::ingest_waiting`].
     pub fn ingest(&self, event: InboundEvent, ack: Option<&Arc<crate::events::Ack>>) {
         self.stats.accepted(event.type_name());
         if event.is_other() {
@@ -275,15 +278,40 @@ impl MonitorHandle {
         if let Some(a) = ack {
             a.add();
         }
-        if let Err(e) = self.ingest.send(Ingested {
+        use mpsc::error::TrySendError;
+        let (i, why) = match self.ingest.try_send(Ingested {
             event,
             received_ms: self.clock.wall_ms(),
             received_mono: self.clock.mono(),
             ack: ack.cloned(),
-        }) && let Some(a) = e.0.ack
-        {
-            a.done(Err("monitor is not running"));
+        }) {
+            Ok(()) => return,
+            Err(TrySendError::Full(i)) => {
+                crate::queues::refused(crate::queues::Queue::MonitorIngest, 1);
+                self.stats.refused(1);
+                (i, "the monitor's queue is full")
+            }
+            Err(TrySendError::Closed(i)) => (i, "monitor is not running"),
+        };
+        if let Some(a) = i.ack {
+            a.done(Err(why));
         }
+    }
+
+    /// Hand over a validated event from a sender without acknowledgements (a program's
+    /// stdout, a followed file, a probe): waits for its unit of the ingest budget first
+    /// (counted as throttled), so the sender stops reading while the budget is full.
+    pub async fn ingest_waiting(&self, event: InboundEvent) {
+        let permit = match self.take_now(1) {
+            Some(p) => Some(p),
+            None => {
+                self.stats.throttle();
+                self.admit(1).await
+            }
+        };
+        let (ack, _) = crate::events::Ack::new(permit);
+        self.ingest(event, Some(&ack));
+        ack.close();
     }
 
     /// Wait for room for `n` events in the ingest budget (the socket stops being read).
@@ -599,7 +627,7 @@ pub fn start_with_clock(
         rules.add(spec, build(def, mono), mono);
     }
     let (tx, rx) = mpsc::channel(256);
-    let (itx, irx) = mpsc::unbounded_channel();
+    let (itx, irx) = mpsc::channel(INGEST_BUDGET);
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot {
         state: restored.latch.state(),
         since: None,
@@ -655,7 +683,7 @@ impl Actor {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Cmd>,
-        mut irx: mpsc::UnboundedReceiver<Ingested>,
+        mut irx: mpsc::Receiver<Ingested>,
         mut log_rx: tokio::sync::broadcast::Receiver<Arc<crate::events::Event>>,
     ) {
         loop {

@@ -183,7 +183,7 @@ pub fn start(cfg: &Arc<MonitorConfig>, tx: ProbeSender, monitor: MonitorHandle) 
                                 value: v,
                             }));
                             ev.source = Some("vigil".into());
-                            monitor.ingest(ev, None);
+                            monitor.ingest_waiting(ev).await;
                         }
                     }
                 });

@@ -176,7 +176,7 @@ pub struct Options {
     /// Extra environment for every child (VIGIL_URL, SUPERVISOR_SERVER_URL, …).
     pub extra_env: Vec<(String, String)>,
     /// Where stdout lines of `events = "stdout"` programs go: (process, line).
-    pub stdout_events: Option<mpsc::UnboundedSender<(String, String)>>,
+    pub stdout_events: Option<mpsc::Sender<(String, String)>>,
     /// Where event-listener processes' stdout, stdin, states and exits go.
     pub listener_io: Option<mpsc::UnboundedSender<crate::listeners::ListenerIo>>,
 }

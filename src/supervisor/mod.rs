@@ -77,7 +77,7 @@ struct Entry {
     output: Arc<Output>,
     stdin: Option<tokio::process::ChildStdin>,
     /// Once something was written to stdin: the task that owns `stdin` and writes in order.
-    stdin_writer: Option<mpsc::UnboundedSender<StdinWrite>>,
+    stdin_writer: Option<mpsc::Sender<StdinWrite>>,
     start_wall: Option<DateTime<Utc>>,
     stop_wall: Option<DateTime<Utc>>,
     start_mono: Option<Instant>,
@@ -133,6 +133,10 @@ impl Entry {
     }
 }
 
+/// Writes to one process's stdin queued at most (`supervisor.sendProcessStdin`); more are
+/// refused with a fault until the process reads.
+const STDIN_QUEUE: usize = 64;
+
 enum Internal {
     Exited {
         name: String,
@@ -149,6 +153,10 @@ enum Internal {
 /// Start the actor with the config's processes; autostart ones start in priority order.
 pub fn start(config: &Config, events: EventLog, options: Options) -> SupervisorHandle {
     let (tx, rx) = mpsc::channel(256);
+    // Bounded by construction: `Exited` is sent once per spawned child (by its waiter) and a
+    // process is spawned again only after the actor took its exit; `Probe` by a process's
+    // readiness probe, one result at a time per interval and at most one probe per spawn. So
+    // at most a few messages per configured process are queued.
     let (itx, irx) = mpsc::unbounded_channel();
     let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default()));
     let outputs = Arc::new(std::sync::RwLock::new(HashMap::new()));
@@ -492,7 +500,7 @@ impl Actor {
         if e.stdin_writer.is_none()
             && let Some(mut stdin) = e.stdin.take()
         {
-            let (tx, mut rx) = mpsc::unbounded_channel::<StdinWrite>();
+            let (tx, mut rx) = mpsc::channel::<StdinWrite>(STDIN_QUEUE);
             let pname = name.clone();
             tokio::spawn(async move {
                 use tokio::io::AsyncWriteExt;
@@ -513,8 +521,20 @@ impl Actor {
         }
         match &e.stdin_writer {
             Some(tx) => {
-                if let Err(mpsc::error::SendError((_, reply))) = tx.send((data, reply)) {
-                    let _ = reply.send(Err(StdinError::Closed(name, "broken pipe".into())));
+                use mpsc::error::TrySendError;
+                match tx.try_send((data, reply)) {
+                    Ok(()) => {}
+                    Err(TrySendError::Closed((_, reply))) => {
+                        let _ = reply.send(Err(StdinError::Closed(name, "broken pipe".into())));
+                    }
+                    Err(TrySendError::Full((_, reply))) => {
+                        // The actor never waits on a child: refused, counted.
+                        crate::queues::refused(crate::queues::Queue::ProcessStdin, 1);
+                        let _ = reply.send(Err(StdinError::Closed(
+                            name,
+                            format!("{STDIN_QUEUE} writes are already waiting for the process to read its stdin"),
+                        )));
+                    }
                 }
             }
             None => {
@@ -840,7 +860,11 @@ impl Actor {
                             process,
                             stdin: e.stdin.take(),
                         });
-                        Some((tx.clone(), pool, process))
+                        let gate = crate::queues::Gate::new(
+                            crate::queues::Queue::ListenerOutput,
+                            output::LISTENER_OUTPUT_QUEUE,
+                        );
+                        Some((tx.clone(), gate, pool, process))
                     }
                     _ => None,
                 };
@@ -892,19 +916,8 @@ impl Actor {
                     tap: e.output.clone(),
                     stderr: false,
                     lines: if program.events_from_stdout {
-                        self.options.stdout_events.as_ref().map(|tx| {
-                            let (ltx, mut lrx) = mpsc::unbounded_channel::<String>();
-                            let tx = tx.clone();
-                            let pname = name.to_string();
-                            tokio::spawn(async move {
-                                while let Some(line) = lrx.recv().await {
-                                    if tx.send((pname.clone(), line)).is_err() {
-                                        break;
-                                    }
-                                }
-                            });
-                            ltx
-                        })
+                        (self.options.stdout_events.as_ref())
+                            .map(|tx| (tx.clone(), name.to_string()))
                     } else {
                         None
                     },

@@ -304,8 +304,9 @@ pub struct Sink {
     pub file: Option<RotatingFile>,
     pub tap: Arc<Output>,
     pub stderr: bool,
-    /// Complete stdout lines, for `events = "stdout"`.
-    pub lines: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// Complete stdout lines, for `events = "stdout"`, with the process name: a bounded
+    /// queue (`ingest::STDOUT_EVENTS_QUEUE`); while it is full the pipe is not read.
+    pub lines: Option<(tokio::sync::mpsc::Sender<(String, String)>, String)>,
     /// `stdout_events_enabled` / `stderr_events_enabled`: every chunk is also recorded as a
     /// `process_log` event (delivered to listeners as PROCESS_LOG_STDOUT/_STDERR).
     pub log_events: Option<(
@@ -318,15 +319,24 @@ pub struct Sink {
         crate::events::EventLog,
         serde_json::Map<String, serde_json::Value>,
     )>,
-    /// An event listener's stdout: every chunk also goes to the listener protocol.
+    /// An event listener's stdout: every chunk also goes to the listener protocol, taking
+    /// room in the gate first ([`LISTENER_OUTPUT_QUEUE`] chunks per listener process; while
+    /// they are all queued the pipe is not read).
     pub listener: Option<(
         tokio::sync::mpsc::UnboundedSender<crate::listeners::ListenerIo>,
+        crate::queues::Gate,
         usize,
         usize,
     )>,
 }
 
-/// Copy a pipe until EOF.
+/// Chunks (up to 4 KiB each) of one event listener's stdout queued to the listener
+/// protocol at most.
+pub const LISTENER_OUTPUT_QUEUE: usize = 64;
+
+/// Copy a pipe until EOF. Whatever the chunk feeds that is full (the events of
+/// `*_events_enabled`, the listener protocol, the stdout events) makes this wait, so the
+/// child's pipe is not read meanwhile and a flooding child is slowed, not buffered.
 pub async fn pump<R: tokio::io::AsyncRead + Unpin>(mut r: R, mut sink: Sink, name: String) {
     let mut buf = vec![0u8; 4 * 1024];
     let mut partial = Vec::new();
@@ -335,23 +345,23 @@ pub async fn pump<R: tokio::io::AsyncRead + Unpin>(mut r: R, mut sink: Sink, nam
             Ok(0) => break,
             Ok(n) => {
                 let Some((cap, events, base)) = sink.capture.as_mut() else {
-                    plain(&mut sink, &buf[..n], &mut partial, &name);
+                    plain(&mut sink, &buf[..n], &mut partial, &name).await;
                     continue;
                 };
                 let segs = cap.segments(&buf[..n]);
                 let (events, base) = (events.clone(), base.clone());
                 for seg in segs {
                     match seg {
-                        Segment::Plain(b) => plain(&mut sink, &b, &mut partial, &name),
+                        Segment::Plain(b) => plain(&mut sink, &b, &mut partial, &name).await,
                         // supervisord's PROCESS_LOG events carry the captured text too.
-                        Segment::Captured(b) => log_event(&sink, &b),
+                        Segment::Captured(b) => log_event(&sink, &b).await,
                         Segment::Done(d) => {
                             let mut data = base.clone();
                             data.insert(
                                 "data".into(),
                                 String::from_utf8_lossy(&d).into_owned().into(),
                             );
-                            events.submit("process_communication", data);
+                            events.submit_waiting("process_communication", data).await;
                         }
                     }
                 }
@@ -365,20 +375,20 @@ pub async fn pump<R: tokio::io::AsyncRead + Unpin>(mut r: R, mut sink: Sink, nam
 }
 
 /// A `process_log` event for `chunk` when the channel has `*_events_enabled`.
-fn log_event(sink: &Sink, chunk: &[u8]) {
+async fn log_event(sink: &Sink, chunk: &[u8]) {
     if let Some((events, base)) = &sink.log_events {
         let mut data = base.clone();
         data.insert(
             "data".into(),
             String::from_utf8_lossy(chunk).into_owned().into(),
         );
-        events.submit("process_log", data);
+        events.submit_waiting("process_log", data).await;
     }
 }
 
 /// Ordinary output: the log file, the tap, the `process_log` event, the listener protocol,
 /// the stdout lines.
-fn plain(sink: &mut Sink, chunk: &[u8], partial: &mut Vec<u8>, name: &str) {
+async fn plain(sink: &mut Sink, chunk: &[u8], partial: &mut Vec<u8>, name: &str) {
     if chunk.is_empty() {
         return;
     }
@@ -396,19 +406,23 @@ fn plain(sink: &mut Sink, chunk: &[u8], partial: &mut Vec<u8>, name: &str) {
         &sink.tap.stdout
     };
     tap.push(chunk);
-    log_event(sink, chunk);
-    if let Some((tx, pool, process)) = &sink.listener {
+    log_event(sink, chunk).await;
+    if let Some((tx, gate, pool, process)) = &sink.listener {
+        let room = gate.room().await;
         let _ = tx.send(crate::listeners::ListenerIo::Output {
             pool: *pool,
             process: *process,
             bytes: chunk.to_vec(),
+            room,
         });
     }
-    if let Some(tx) = &sink.lines {
+    if let Some((tx, process)) = &sink.lines {
+        use crate::queues::{Queue, send_waiting};
         partial.extend_from_slice(chunk);
         while let Some(i) = partial.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = partial.drain(..=i).collect();
-            let _ = tx.send(String::from_utf8_lossy(&line).trim_end().to_string());
+            let line = String::from_utf8_lossy(&line).trim_end().to_string();
+            let _ = send_waiting(Queue::StdoutEvents, tx, (process.clone(), line)).await;
         }
     }
 }

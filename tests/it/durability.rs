@@ -162,49 +162,88 @@ const FLOOD_RSS_BOUND: u64 = 256 * 1024 * 1024;
 /// Finding 3: a client flooding `log` events over the socket as fast as it can does not
 /// grow vigil's memory without bound; the socket is throttled instead, and every event is
 /// stored by the time the final ack comes.
+/// While a flood lasts: vigil's RSS sampled every 20 ms, and `/health` read every 100 ms
+/// (its "shedding_load" covers the last 10 s, and on a loaded machine the flood can end longer
+/// than that before a read after it).
+struct FloodWatch {
+    done: Arc<AtomicBool>,
+    sampler: std::thread::JoinHandle<(u64, u64)>,
+    health: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl FloodWatch {
+    fn start(d: &TestDaemon) -> FloodWatch {
+        let pid = d.pid();
+        let done = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut max = 0u64;
+                let mut samples = 0u64;
+                while !done.load(Ordering::SeqCst) {
+                    max = max.max(rss_bytes(pid));
+                    samples += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                (max, samples)
+            })
+        };
+        let health = {
+            let done = done.clone();
+            let (url, token) = (d.url.clone(), d.token.clone());
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::new();
+                let mut seen = Vec::new();
+                while !done.load(Ordering::SeqCst) {
+                    let mut rb = client
+                        .get(format!("{url}/health"))
+                        .timeout(Duration::from_secs(30));
+                    if let Some(t) = &token {
+                        rb = rb.bearer_auth(t);
+                    }
+                    if let Ok(v) = rb.send().and_then(|r| r.json::<Value>()) {
+                        seen.push(v["problems"].to_string());
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                seen
+            })
+        };
+        FloodWatch {
+            done,
+            sampler,
+            health,
+        }
+    }
+
+    /// Stop; the maximum RSS is asserted under [`FLOOD_RSS_BOUND`]. Returns (max RSS,
+    /// samples, the `/health` problems read).
+    fn finish(self, what: &str) -> (u64, u64, Vec<String>) {
+        self.done.store(true, Ordering::SeqCst);
+        let (max, samples) = self.sampler.join().unwrap();
+        let seen = self.health.join().unwrap();
+        eprintln!(
+            "{what}: max RSS {} MiB over {samples} samples, {} /health answers",
+            max / (1024 * 1024),
+            seen.len()
+        );
+        assert!(samples > 0);
+        assert!(
+            max < FLOOD_RSS_BOUND,
+            "{what}: RSS reached {} MiB (bound {} MiB)",
+            max / (1024 * 1024),
+            FLOOD_RSS_BOUND / (1024 * 1024)
+        );
+        (max, samples, seen)
+    }
+}
+
 #[test]
 fn a_socket_flood_keeps_memory_bounded() {
     let tmp = tempdir();
     let d = TestDaemon::start_in(tmp.path(), "");
-    let pid = d.pid();
     let sock = tmp.path().join("data/vigil.sock");
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let mut max = 0u64;
-            let mut samples = 0u64;
-            while !done.load(Ordering::SeqCst) {
-                max = max.max(rss_bytes(pid));
-                samples += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            (max, samples)
-        })
-    };
-    // /health is read while the flood lasts (its "shedding_load" covers the last 10 s, and
-    // on a loaded machine the flood can end longer than that before a read after it).
-    let health = {
-        let done = done.clone();
-        let (url, token) = (d.url.clone(), d.token.clone());
-        std::thread::spawn(move || {
-            let client = reqwest::blocking::Client::new();
-            let mut seen = Vec::new();
-            while !done.load(Ordering::SeqCst) {
-                let mut rb = client
-                    .get(format!("{url}/health"))
-                    .timeout(Duration::from_secs(30));
-                if let Some(t) = &token {
-                    rb = rb.bearer_auth(t);
-                }
-                if let Ok(v) = rb.send().and_then(|r| r.json::<Value>()) {
-                    seen.push(v["problems"].to_string());
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            seen
-        })
-    };
+    let watch = FloodWatch::start(&d);
     const N: usize = 600_000;
     let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
     let line = "{\"type\":\"log\",\"level\":\"info\",\"message\":\"flood flood flood flood flood flood flood flood\"}\n";
@@ -216,22 +255,13 @@ fn a_socket_flood_keeps_memory_bounded() {
     let mut r = BufReader::new(s);
     let mut ack = String::new();
     r.read_line(&mut ack).unwrap();
-    done.store(true, Ordering::SeqCst);
-    let (max, samples) = sampler.join().unwrap();
+    let (_, _, seen) = watch.finish("socket flood");
     let ack: Value = serde_json::from_str(&ack).unwrap();
     assert_eq!(ack["committed"], N, "{ack}");
     let checks = d.get("/api/checks");
     eprintln!(
-        "flood: {N} events, max RSS {} MiB over {samples} samples, throttled {}",
-        max / (1024 * 1024),
+        "flood: {N} events, throttled {}",
         checks["ingest"]["throttled"]
-    );
-    assert!(samples > 0);
-    assert!(
-        max < FLOOD_RSS_BOUND,
-        "RSS reached {} MiB (bound {} MiB)",
-        max / (1024 * 1024),
-        FLOOD_RSS_BOUND / (1024 * 1024)
     );
     assert!(
         checks["ingest"]["throttled"].as_u64().unwrap() > 0,
@@ -240,11 +270,74 @@ fn a_socket_flood_keeps_memory_bounded() {
     // /metrics counts it; /health said the queue was shedding load.
     let m = metric(&d, "vigil_ingest_throttled_total");
     assert!(m > 0.0, "vigil_ingest_throttled_total {m}");
-    let seen = health.join().unwrap();
     assert!(
         seen.iter().any(|p| p.contains("shedding_load")),
         "/health never said shedding_load during the flood: {seen:?}"
     );
+}
+
+/// Issue 8, "every queue bounded": a supervised program with `events = "stdout"` that floods
+/// its stdout with event lines as fast as `yes` can write them is slowed (its pipe is not read
+/// while the queues to the store are full), not buffered: vigil's RSS stays under the bound,
+/// `/health` keeps answering, every line is stored, and the waits are counted in `/metrics`.
+#[test]
+fn a_stdout_event_flood_keeps_memory_bounded() {
+    let tmp = tempdir();
+    const N: usize = 600_000;
+    let line = r#"{"type":"log","level":"info","message":"flood flood flood flood flood flood flood flood"}"#;
+    let flood = script(
+        tmp.path(),
+        "flood.sh",
+        &format!(
+            "yes '{line}' | head -n {N}\n\
+             echo '{{\"type\":\"log\",\"level\":\"info\",\"message\":\"flood done\"}}'\n\
+             exec sleep 1000"
+        ),
+    );
+    let d = TestDaemon::start_in(
+        tmp.path(),
+        &format!(
+            "[program.flood]\ncommand = \"{}\"\nevents = \"stdout\"\nautostart = false\n\
+             autorestart = false\nstartsecs = 0\n",
+            flood.display()
+        ),
+    );
+    let since = d.last_seq();
+    let watch = FloodWatch::start(&d);
+    let (code, body) = d.post("/api/programs/flood/start");
+    assert_eq!(code, 200, "{body}");
+    let db = rusqlite::Connection::open_with_flags(
+        tmp.path().join("data/vigil.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let count = |sql: &str| -> u64 {
+        db.query_row(sql, [since as i64], |r| r.get::<_, i64>(0))
+            .map_or(0, |n| n as u64)
+    };
+    // The last line is stored after every line before it (one pipe, one queue, seq order).
+    eventually(
+        Duration::from_secs(600),
+        "the flood's last line stored",
+        || {
+            db.query_row(
+                "SELECT data FROM events WHERE type = 'log' ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .is_ok_and(|d| d.contains("flood done"))
+        },
+    );
+    let (_, _, seen) = watch.finish("stdout flood");
+    assert!(!seen.is_empty(), "/health never answered during the flood");
+    let stored = count("SELECT count(*) FROM events WHERE seq > ?1 AND type = 'log'");
+    assert_eq!(stored, N as u64 + 1, "every line of the flood stored");
+    // The pipe was not read while the queue to the ingest path (or the budget) was full.
+    let waits = metric(&d, "vigil_queue_waits_total{queue=\"stdout_events\"}")
+        + metric(&d, "vigil_ingest_throttled_total");
+    eprintln!("stdout flood: {N} events, {waits} waits");
+    assert!(waits > 0.0, "the flood was never slowed");
+    assert_eq!(d.process("flood")["state"], "RUNNING");
 }
 
 /// One sample of a metric without labels from `/metrics`.
