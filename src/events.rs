@@ -22,8 +22,8 @@ use chrono::Utc;
 use serde_json::{Map, Value};
 use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc, oneshot};
 
-pub use crate::store::event::{Event, rfc3339};
 use crate::queues::{Gate, Queue, Room};
+pub use crate::store::event::{Event, rfc3339};
 use crate::store::health::StoreHealth;
 use crate::store::record::{RecordedEvent, StateRecord};
 use crate::store::{Store, StoreError};
