@@ -228,39 +228,37 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(exit::USAGE))
             }
         },
-        Cmd::CheckConfig { file, strict } => {
-            match crate::config::load(&file) {
-                Ok(cfg) if strict && !cfg.warnings.is_empty() => {
-                    eprintln!("{}", crate::config::ConfigErrors(cfg.warnings.clone()));
-                    eprintln!(
-                        "{}: {} error(s) (--strict: warnings are errors)",
-                        file.display(),
-                        cfg.warnings.len()
-                    );
-                    Ok(ExitCode::from(exit::USAGE))
-                }
-                Ok(cfg) => {
-                    for w in &cfg.warnings {
-                        eprintln!("{w}");
-                    }
-                    let n: usize = cfg.programs.iter().map(|p| p.processes.len()).sum();
-                    println!(
-                        "{}: ok ({} programs, {} processes, {} groups, {} checks and rules)",
-                        file.display(),
-                        cfg.programs.len(),
-                        n,
-                        cfg.groups.len(),
-                        cfg.monitor.rules.len()
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(errs) => {
-                    eprintln!("{errs}");
-                    eprintln!("{}: {} error(s)", file.display(), errs.0.len());
-                    Ok(ExitCode::from(exit::USAGE))
-                }
+        Cmd::CheckConfig { file, strict } => match crate::config::load(&file) {
+            Ok(cfg) if strict && !cfg.warnings.is_empty() => {
+                eprintln!("{}", crate::config::ConfigErrors(cfg.warnings.clone()));
+                eprintln!(
+                    "{}: {} error(s) (--strict: warnings are errors)",
+                    file.display(),
+                    cfg.warnings.len()
+                );
+                Ok(ExitCode::from(exit::USAGE))
             }
-        }
+            Ok(cfg) => {
+                for w in &cfg.warnings {
+                    eprintln!("{w}");
+                }
+                let n: usize = cfg.programs.iter().map(|p| p.processes.len()).sum();
+                println!(
+                    "{}: ok ({} programs, {} processes, {} groups, {} checks and rules)",
+                    file.display(),
+                    cfg.programs.len(),
+                    n,
+                    cfg.groups.len(),
+                    cfg.monitor.rules.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errs) => {
+                eprintln!("{errs}");
+                eprintln!("{}: {} error(s)", file.display(), errs.0.len());
+                Ok(ExitCode::from(exit::USAGE))
+            }
+        },
         Cmd::Events {
             since,
             kind,

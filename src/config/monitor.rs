@@ -185,7 +185,6 @@ pub struct MonitorConfig {
     pub retention: crate::store::retention::Retention,
 }
 
-
 /// Read the monitor's tables out of a vigil.toml document (`doc`, its top-level table);
 /// relative `[ingest] files` resolve against `here`. Problems go to `cx`.
 pub(super) fn parse(cx: &mut Ctx, doc: &DeTable<'_>, here: &Path) -> MonitorConfig {
@@ -302,7 +301,11 @@ pub fn parse_text(path: &Path, text: &str) -> Result<MonitorConfig, ConfigErrors
 }
 
 fn section_name(section: &str) -> &'static str {
-    if section == "rules" { "rules" } else { "checks" }
+    if section == "rules" {
+        "rules"
+    } else {
+        "checks"
+    }
 }
 
 /// A top-level table of the monitor (`[halt]`, `[ingest]`, `[events]`), or a type error.
