@@ -284,14 +284,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             _ = int.recv() => { tracing::info!("received SIGINT indicating exit request"); break; }
             _ = hup.recv() => {
                 tracing::info!("received SIGHUP indicating restart request");
-                let _ = reload(&ctl, &sup, auth.as_deref()).await;
+                let _ = reload(&ctl, &sup, &monitor, auth.as_deref()).await;
             }
             // supervisord's XML-RPC shutdown / restart / reloadConfig / groups.
             Some(req) = requests.recv() => match ctl.handle(req, &sup).await {
                 control::Next::Continue => {}
                 control::Next::Shutdown => break,
                 control::Next::Reload(reply) => {
-                    let _ = reply.send(reload(&ctl, &sup, auth.as_deref()).await);
+                    let _ = reply.send(reload(&ctl, &sup, &monitor, auth.as_deref()).await);
                 }
             },
         }
@@ -336,11 +336,13 @@ fn write_pidfile(path: &std::path::Path) -> Option<PathBuf> {
 }
 
 /// SIGHUP and XML-RPC `supervisor.restart`: re-read the config (errors keep the running
-/// one) and apply it (`[vigil] reload = "apply"`) or restart everything with it
+/// one, the monitor's checks and rules included) and apply it: the monitor's checks and rules
+/// by id (`monitor::reload`), and the programs (`[vigil] reload = "apply"`) or restart everything with it
 /// (`"restart"`, a supervisord config's default; this returns once the restart has begun).
 async fn reload(
     ctl: &control::Control,
     sup: &SupervisorHandle,
+    monitor: &monitor::MonitorHandle,
     auth: Option<&crate::auth::Auth>,
 ) -> Result<ReloadReport, String> {
     if ctl.restarting() {
@@ -387,6 +389,10 @@ async fn reload(
         _ => tracing::warn!(
             "reload: adding or removing [auth] needs a restart; keeping the current mode"
         ),
+    }
+    // The monitor's checks and rules: only what changed (`monitor_reloaded`).
+    if let Err(e) = monitor.reload(new.monitor.clone()).await {
+        tracing::error!(error = %e, "reload: the monitor did not take the new checks and rules");
     }
     if new.vigil.reload == crate::config::ReloadMode::Restart {
         ctl.restart(sup, new);

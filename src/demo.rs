@@ -158,8 +158,7 @@ pub fn config(
     let path = cwd.join("demo.toml");
     let cfg = config::load_str(&path, &text)
         .map_err(|e| anyhow::anyhow!("the embedded demo config is invalid:\n{e}"))?;
-    let monitor = crate::monitor::config::parse(&path, &text)
-        .map_err(|e| anyhow::anyhow!("the embedded demo config is invalid:\n{e}"))?;
+    let monitor = cfg.monitor.clone();
     let banner = format!(
         "{}\nvigil demo: log in as admin / {password}, or for the CLI: export VIGIL_URL=http://{} VIGIL_TOKEN=demo.{token_secret}",
         banner_text(&cfg),

@@ -1,5 +1,5 @@
 //! vigil.toml through `vigil::config::load_str` (the main loader, `[auth]` included) and the
-//! monitor's tables through `vigil::monitor::config::parse`: never panic, and every error
+//! monitor's tables through `vigil::monitor::config::parse_text`: never panic, and every error
 //! renders and is located on a line of the file.
 #![no_main]
 
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     if let Err(errors) = vigil::config::load_str(&path, text) {
         check_errors(&path, text, &errors);
     }
-    if let Err(errors) = vigil::monitor::config::parse(&path, text) {
+    if let Err(errors) = vigil::monitor::config::parse_text(&path, text) {
         check_errors(&path, text, &errors);
     }
 });

@@ -179,13 +179,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(exit::USAGE));
                 }
             };
-            let monitor = match load_monitor(&config) {
-                Ok(m) => m,
-                Err(errs) => {
-                    eprintln!("{errs}");
-                    return Ok(ExitCode::from(exit::USAGE));
-                }
-            };
+            let monitor = cfg.monitor.clone();
             init_tracing(&cfg.vigil.log_level);
             // What supervisord ignores (unknown options and sections) is ignored, and said.
             for w in &cfg.warnings {
@@ -234,39 +228,37 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(exit::USAGE))
             }
         },
-        Cmd::CheckConfig { file, strict } => {
-            match crate::config::load(&file).and_then(|c| load_monitor(&file).map(|m| (c, m))) {
-                Ok((cfg, _)) if strict && !cfg.warnings.is_empty() => {
-                    eprintln!("{}", crate::config::ConfigErrors(cfg.warnings.clone()));
-                    eprintln!(
-                        "{}: {} error(s) (--strict: warnings are errors)",
-                        file.display(),
-                        cfg.warnings.len()
-                    );
-                    Ok(ExitCode::from(exit::USAGE))
-                }
-                Ok((cfg, monitor)) => {
-                    for w in &cfg.warnings {
-                        eprintln!("{w}");
-                    }
-                    let n: usize = cfg.programs.iter().map(|p| p.processes.len()).sum();
-                    println!(
-                        "{}: ok ({} programs, {} processes, {} groups, {} checks and rules)",
-                        file.display(),
-                        cfg.programs.len(),
-                        n,
-                        cfg.groups.len(),
-                        monitor.rules.len()
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(errs) => {
-                    eprintln!("{errs}");
-                    eprintln!("{}: {} error(s)", file.display(), errs.0.len());
-                    Ok(ExitCode::from(exit::USAGE))
-                }
+        Cmd::CheckConfig { file, strict } => match crate::config::load(&file) {
+            Ok(cfg) if strict && !cfg.warnings.is_empty() => {
+                eprintln!("{}", crate::config::ConfigErrors(cfg.warnings.clone()));
+                eprintln!(
+                    "{}: {} error(s) (--strict: warnings are errors)",
+                    file.display(),
+                    cfg.warnings.len()
+                );
+                Ok(ExitCode::from(exit::USAGE))
             }
-        }
+            Ok(cfg) => {
+                for w in &cfg.warnings {
+                    eprintln!("{w}");
+                }
+                let n: usize = cfg.programs.iter().map(|p| p.processes.len()).sum();
+                println!(
+                    "{}: ok ({} programs, {} processes, {} groups, {} checks and rules)",
+                    file.display(),
+                    cfg.programs.len(),
+                    n,
+                    cfg.groups.len(),
+                    cfg.monitor.rules.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errs) => {
+                eprintln!("{errs}");
+                eprintln!("{}: {} error(s)", file.display(), errs.0.len());
+                Ok(ExitCode::from(exit::USAGE))
+            }
+        },
         Cmd::Events {
             since,
             kind,
@@ -292,14 +284,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Analyze(args) => analyze::run(*args),
         Cmd::Job { client, action } => client_runtime()?.block_on(job::run(&client, action)),
     }
-}
-
-/// The monitor's tables of the same file (checks, rules, halt, alerts, ingest).
-pub fn load_monitor(
-    path: &std::path::Path,
-) -> Result<crate::monitor::config::MonitorConfig, crate::config::ConfigErrors> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    crate::monitor::config::parse(path, &text)
 }
 
 /// The daemon runs on a current-thread runtime: its only worker is the main thread, which

@@ -314,6 +314,8 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
     for e in venue_errors {
         cx.push_located(e);
     }
+    // The monitor's tables, from the same tree into the same error sink.
+    let monitor = super::monitor::parse(&mut cx, doc.get_ref(), &shared.here);
     // [jobs] (issue 10): parsed by crate::config::jobs from the same text.
     let jobs = match super::jobs::parse(path, text) {
         Ok(j) => j,
@@ -339,7 +341,7 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
             venues,
         },
     )
-    .map(|c| Config { jobs, ..c })
+    .map(|c| Config { jobs, monitor, ..c })
 }
 
 /// The entries of a table of named tables (`[program.NAME]`), in file order.
@@ -467,6 +469,7 @@ pub(super) fn assemble(mut cx: Ctx, sh: &Shared<'_>, parts: Parts) -> Result<Con
             eventlisteners,
             rpc: parts.rpc,
             jobs: Default::default(),
+            monitor: Default::default(),
         })
     } else {
         Err(cx.finish())

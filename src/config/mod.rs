@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod jobs;
 mod load;
+pub mod monitor;
 mod options;
 pub mod supervisord;
 pub mod venue;
@@ -112,6 +113,9 @@ pub struct Config {
     pub venues: Vec<venue::VenueConfig>,
     /// `[jobs]`: background job types and admission (`config::jobs`).
     pub jobs: jobs::JobsConfig,
+    /// The monitor's tables: checks, rules, halt actions, alerts, ingest sources, event
+    /// retention (`config::monitor`). The defaults for a supervisord config.
+    pub monitor: monitor::MonitorConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -40,6 +40,16 @@ impl Actions {
         }
     }
 
+    /// The configuration in effect (halt actions and alerts are read from it per transition).
+    pub fn config(&self) -> &Arc<MonitorConfig> {
+        &self.cfg
+    }
+
+    /// A reloaded configuration: the next transition and alert use it.
+    pub fn set_config(&mut self, cfg: Arc<MonitorConfig>) {
+        self.cfg = cfg;
+    }
+
     pub fn supervisor(&self) -> &SupervisorHandle {
         &self.supervisor
     }

@@ -33,7 +33,7 @@ async fn harness() -> Harness {
     let events = EventLog::start(store, record.clone()).expect("event log");
     let config = crate::config::load_str(Path::new("/x/vigil.toml"), "").expect("config");
     let sup = crate::supervisor::start(&config, events.clone(), Default::default());
-    let cfg = config::parse(
+    let cfg = config::parse_text(
         Path::new("/x/vigil.toml"),
         "[checks.feed]\nkind = \"freshness\"\npairs = [\"BTC/USD\"]\nthreshold_s = 2\ngrace_s = 3600\n",
     )

@@ -18,9 +18,11 @@ pub mod config;
 mod external;
 pub mod persist;
 pub mod probes;
+mod reload;
 mod retry;
 
 pub use external::Report;
+pub use reload::Reloaded;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -244,6 +246,12 @@ enum Cmd {
     },
     /// A check judged outside the rule set (a venue's dead-man switch): `external.rs`.
     External(external::Report),
+    /// A re-read configuration: `reload.rs`. `handle` starts the new checks' probes.
+    Reload {
+        cfg: Box<MonitorConfig>,
+        handle: MonitorHandle,
+        reply: oneshot::Sender<Reloaded>,
+    },
 }
 
 /// The API's handle on the monitor; cheap to clone.
@@ -377,6 +385,21 @@ impl MonitorHandle {
             .await
             .map_err(|_| MonitorError::Closed)?;
         Ok(rx.await.map_err(|_| MonitorError::Closed)??)
+    }
+
+    /// Apply a re-read configuration (SIGHUP): only the checks and rules that changed are
+    /// rebuilt; see `reload.rs`.
+    pub async fn reload(&self, cfg: MonitorConfig) -> Result<Reloaded, MonitorError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Reload {
+                cfg: Box::new(cfg),
+                handle: self.clone(),
+                reply,
+            })
+            .await
+            .map_err(|_| MonitorError::Closed)?;
+        rx.await.map_err(|_| MonitorError::Closed)
     }
 
     pub(crate) fn probe_sender(&self) -> ProbeSender {
@@ -556,6 +579,16 @@ fn kind_name(k: &Kind) -> &'static str {
     }
 }
 
+/// How a definition is wired into the rule set.
+fn spec_of(def: &RuleDef) -> RuleSpec {
+    RuleSpec {
+        source: source_of(def),
+        action: def.action,
+        auto_resume_after_ms: def.auto_resume_after_s.map(secs_ms),
+        event_source: def.source.clone(),
+    }
+}
+
 pub fn source_of(def: &RuleDef) -> Source {
     if def.section == "rules" {
         Source::Rule(def.id.clone())
@@ -578,6 +611,8 @@ struct Actor {
     snapshot: watch::Sender<Arc<Snapshot>>,
     actions: actions::Actions,
     external: external::Checks,
+    /// The probe task of each check that has one (http, kraken, host).
+    probes: probes::Running,
     clock: Clock,
 }
 
@@ -616,15 +651,8 @@ pub fn start_with_clock(
     let mut rules = RuleSet::new();
     let mut kinds = BTreeMap::new();
     for def in &cfg.rules {
-        let source = source_of(def);
-        kinds.insert(source.clone(), kind_name(&def.kind));
-        let spec = RuleSpec {
-            source,
-            action: def.action,
-            auto_resume_after_ms: def.auto_resume_after_s.map(secs_ms),
-            event_source: def.source.clone(),
-        };
-        rules.add(spec, build(def, mono), mono);
+        kinds.insert(source_of(def), kind_name(&def.kind));
+        rules.add(spec_of(def), build(def, mono), mono);
     }
     let (tx, rx) = mpsc::channel(256);
     let (itx, irx) = mpsc::channel(INGEST_BUDGET);
@@ -648,6 +676,7 @@ pub fn start_with_clock(
         clock: clock.clone(),
     };
     let persist = Arc::new(persist);
+    let probes = probes::start(&cfg, &handle.probe_sender(), &handle);
     let mut actor = Actor {
         latch: restored.latch,
         rules,
@@ -661,6 +690,7 @@ pub fn start_with_clock(
         snapshot: snap_tx,
         actions: actions::Actions::new(cfg.clone(), events.clone(), supervisor),
         external: Default::default(),
+        probes,
         clock,
     };
     actor.note_written(&written);
@@ -675,7 +705,6 @@ pub fn start_with_clock(
         }
         actor.run(rx, irx, log_rx).await;
     });
-    probes::start(&cfg, handle.probe_sender(), handle.clone());
     handle
 }
 
@@ -932,6 +961,11 @@ impl Actor {
             Cmd::External(r) => {
                 self.on_external(r, now).await;
                 self.publish();
+            }
+            Cmd::Reload { cfg, handle, reply } => {
+                let r = self.reload(*cfg, &handle).await;
+                self.publish();
+                let _ = reply.send(r);
             }
         }
     }

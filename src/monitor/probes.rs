@@ -3,19 +3,35 @@
 //! from `/proc`. Each probe runs at its configured interval (the interval is the probe's
 //! contract, not a scan) and is cut by its timeout; a hung probe counts as a failure.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::task::AbortHandle;
 
 use vigil_core::event::{EventKind, InboundEvent, Metric};
 use vigil_core::kraken;
 use vigil_core::rules::ProbeOutcome;
+use vigil_core::trading::Source;
 
-use super::config::{HostMetric, Kind, MonitorConfig};
+use super::config::{HostMetric, Kind, MonitorConfig, RuleDef};
 use super::{MonitorHandle, ProbeSender, source_of};
 
-pub fn start(cfg: &Arc<MonitorConfig>, tx: ProbeSender, monitor: MonitorHandle) {
-    for def in &cfg.rules {
-        let source = source_of(def);
+/// The running probe tasks, by check (a reload stops and starts them one by one).
+pub type Running = BTreeMap<Source, AbortHandle>;
+
+/// Start a probe for every check that has one.
+pub fn start(cfg: &Arc<MonitorConfig>, tx: &ProbeSender, monitor: &MonitorHandle) -> Running {
+    cfg.rules
+        .iter()
+        .filter_map(|def| Some((source_of(def), start_one(def, tx, monitor)?)))
+        .collect()
+}
+
+/// Start the probe of `def`, if its kind has one (http, kraken, host).
+pub fn start_one(def: &RuleDef, tx: &ProbeSender, monitor: &MonitorHandle) -> Option<AbortHandle> {
+    let source = source_of(def);
+    let task = {
         match def.kind.clone() {
             Kind::Http {
                 url,
@@ -53,7 +69,7 @@ pub fn start(cfg: &Arc<MonitorConfig>, tx: ProbeSender, monitor: MonitorHandle) 
                             return;
                         }
                     }
-                });
+                })
             }
             Kind::Kraken {
                 base_url,
@@ -149,7 +165,7 @@ pub fn start(cfg: &Arc<MonitorConfig>, tx: ProbeSender, monitor: MonitorHandle) 
                             return;
                         }
                     }
-                });
+                })
             }
             Kind::Host {
                 metric, interval_s, ..
@@ -186,11 +202,12 @@ pub fn start(cfg: &Arc<MonitorConfig>, tx: ProbeSender, monitor: MonitorHandle) 
                             monitor.ingest_waiting(ev).await;
                         }
                     }
-                });
+                })
             }
-            _ => {}
+            _ => return None,
         }
-    }
+    };
+    Some(task.abort_handle())
 }
 
 /// A transport error in words an operator can act on.

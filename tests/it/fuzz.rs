@@ -60,7 +60,7 @@ proptest! {
                 prop_assert!(e.line <= text.lines().count() + 1, "{}", e);
             }
         }
-        let _ = vigil::monitor::config::parse(&path, &text);
+        let _ = vigil::monitor::config::parse_text(&path, &text);
     }
 
     #[test]
@@ -68,7 +68,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vigil.toml");
         let _ = vigil::config::load_str(&path, &text);
-        let _ = vigil::monitor::config::parse(&path, &text);
+        let _ = vigil::monitor::config::parse_text(&path, &text);
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod fuzz;
 mod jobs;
 mod listeners;
 mod metrics;
+mod monitor_reload;
 mod superlance;
 mod supervisor;
 mod supervisord_log;

@@ -513,6 +513,24 @@ impl Latch {
         self.on_timer(now_ms)
     }
 
+    /// The condition `source` is gone (its rule was removed from the configuration): it no
+    /// longer holds, as after a [`Latch::clear`], but nothing else changes — the state stays
+    /// as it is and the trigger will not auto-resume (a configuration reload never undoes a
+    /// halt; an operator resumes, now unhindered by it). Returns whether it was holding.
+    pub fn release(&mut self, source: &Source, now_ms: Millis) -> bool {
+        let Some(e) = self.triggers.iter_mut().find(|e| &e.source == source) else {
+            return false;
+        };
+        let held = e.holds;
+        if held {
+            e.holds = false;
+            e.cleared_at_ms = Some(now_ms);
+        }
+        e.auto_resume_after_ms = None;
+        self.prune();
+        held
+    }
+
     /// When [`Latch::on_timer`] must next run (an auto-resume cooldown ending).
     pub fn next_deadline(&self) -> Option<Millis> {
         self.triggers

@@ -34,6 +34,7 @@ mod heartbeat;
 mod host;
 mod losses;
 mod probe;
+pub mod reload;
 mod volatility;
 
 pub use api_errors::{ApiErrors, ApiErrorsConfig};

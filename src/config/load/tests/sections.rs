@@ -87,16 +87,37 @@ fn unknown_sections() {
 }
 
 #[test]
-fn reserved_sections_are_skipped() {
+fn reserved_sections_are_read_by_their_modules() {
     let (_d, c) = ok(concat!(
-        "[checks.feed]\nanything = \"goes\"\n",
-        "[[rules]]\nwhen = 1\n",
-        "[halt]\nposition = \"close\"\n",
-        "[alerts]\nx = 1\n[auth]\nusers = []\n[jobs]\ndev_mode = true\n[ingest]\nfiles = []\n",
+        "[checks.feed]\nkind = \"freshness\"\nthreshold_s = 5\n",
+        "[halt]\nposition_behavior = \"close\"\n",
+        "[auth]\nusers = []\n[jobs]\ndev_mode = true\n[ingest]\nfiles = []\n",
         "[cluster]\n[monitoring]\nz = true\n[events]\nmax_age_days = 1\n",
     ));
     assert!(c.programs.is_empty());
+    assert_eq!(c.monitor.rules.len(), 1);
     assert_eq!(RESERVED_SECTIONS.len(), 11);
+}
+
+/// The monitor's tables are validated in the same pass as the rest, their errors in file
+/// order with the others.
+#[test]
+fn monitor_errors_come_with_the_others() {
+    let text = concat!(
+        "[program.a]\nstartsecs = \"soon\"\n",
+        "[checks.feed]\nkind = \"freshness\"\nthreshold_s = -1\n",
+        "[[rules]]\nwhen = 1\n",
+    );
+    assert_eq!(
+        errs(text),
+        [
+            "1:1: program.a.command: required key is missing",
+            "2:13: program.a.startsecs: expected a non-negative integer, found string \"soon\"",
+            "5:1: checks.feed.threshold_s: expected a positive number, found -1",
+            "6:1: rules: expected a table of tables ([rules.ID] sections), found array",
+        ],
+        "for:\n{text}"
+    );
 }
 
 // ---------------------------------------------------------------- program semantics
