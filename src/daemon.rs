@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
@@ -95,9 +97,60 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<nix::fcntl::Flock<std:
     }
 }
 
-pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+/// What the daemon holds before it starts: the `data_dir` lock and its bound listeners (the
+/// REST API's, `[rpc]`'s XML-RPC servers, `[auth] metrics_listen`). A test binds
+/// `127.0.0.1:0` and hands them to [`run`].
+pub struct Bound {
+    /// One vigil per data_dir: the trading state has exactly one writer. Held until the
+    /// daemon ends (the kernel drops it even on SIGKILL).
+    pub data_dir_lock: nix::fcntl::Flock<std::fs::File>,
+    pub http: tokio::net::TcpListener,
+    pub rpc: crate::compat::Listeners,
+    pub metrics: Option<tokio::net::TcpListener>,
+}
+
+/// Take the `data_dir` lock and bind what `config` listens on.
+pub async fn bind(config: &Config) -> anyhow::Result<Bound> {
+    check_listen(&config.vigil.listen, config.auth.is_some())?;
+    let data_dir_lock = lock_data_dir(&config.vigil.data_dir)?;
+    let http = tokio::net::TcpListener::bind(config.vigil.listen)
+        .await
+        .with_context(|| format!("binding {}", config.vigil.listen))?;
+    let addr = http.local_addr().context("reading the bound address")?;
+    let rpc = crate::compat::bind(config, &format!("http://{addr}")).await?;
+    let metrics = match config.auth.as_ref().and_then(|a| a.metrics_listen) {
+        Some(maddr) => Some(
+            tokio::net::TcpListener::bind(maddr)
+                .await
+                .with_context(|| format!("binding [auth] metrics_listen {maddr}"))?,
+        ),
+        None => None,
+    };
+    Ok(Bound {
+        data_dir_lock,
+        http,
+        rpc,
+        metrics,
+    })
+}
+
+/// Run the daemon on `bound` until SIGTERM/SIGINT, XML-RPC `shutdown` or `stop` is
+/// cancelled; then stop everything in order and join the tasks it spawned (`tasks`, closed
+/// and empty when this returns).
+pub async fn run(
+    opts: RunOptions,
+    bound: Bound,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+) -> anyhow::Result<()> {
     let config = opts.config;
     check_listen(&config.vigil.listen, config.auth.is_some())?;
+    let Bound {
+        data_dir_lock: _data_dir_lock,
+        http: listener,
+        rpc: rpc_listeners,
+        metrics: metrics_listener,
+    } = bound;
     let nofile = raise_fd_limit();
     let nprocs: usize = config.programs.iter().map(|p| p.processes.len()).sum();
     if nofile > 0 && (nprocs as u64).saturating_mul(6) + 64 > nofile {
@@ -113,9 +166,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         .auth
         .clone()
         .map(|a| std::sync::Arc::new(crate::auth::Auth::new(a)));
-    // One vigil per data_dir: the trading state has exactly one writer. The lock is held
-    // until the process ends (the kernel drops it even on SIGKILL).
-    let _data_dir_lock = lock_data_dir(&config.vigil.data_dir)?;
     let db = config.db_path();
     let faults = crate::store::startup::check_database(&db, opts.recover)?;
     let (record, found) =
@@ -130,9 +180,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     crate::store::retention::start(events.store().clone(), opts.monitor.retention);
     api::metrics::spawn_event_counters(&events);
 
-    let listener = tokio::net::TcpListener::bind(config.vigil.listen)
-        .await
-        .with_context(|| format!("binding {}", config.vigil.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let url = format!("http://{addr}");
     // supervisord compatibility: its main log file, and the XML-RPC listeners of [rpc].
@@ -141,7 +188,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             .attach(Some(log))
             .context("opening the [supervisord] logfile")?;
     }
-    let rpc_listeners = crate::compat::bind(&config, &url).await?;
     let pidfile = config
         .rpc
         .as_ref()
@@ -228,7 +274,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         daemon: control.clone(),
         guard: crate::compat::Guard::Open,
     };
-    let shutdown = tokio_util::sync::CancellationToken::new();
+    // Ends the HTTP servers and the daemon's own tasks once the programs are stopped.
+    let shutdown = CancellationToken::new();
     let state = AppState {
         shutdown: shutdown.clone(),
         supervisor: sup.clone(),
@@ -239,24 +286,20 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         compat: compat.with_guard(crate::compat::main_guard(&config, addr)),
         venues,
     };
-    let metrics_listen = config.auth.as_ref().and_then(|a| a.metrics_listen);
     let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let http_stop = shutdown.clone();
     rpc_listeners.serve(&compat, &shutdown);
-    let server = tokio::spawn(async move {
+    let server = tasks.spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { http_stop.cancelled().await })
             .await
     });
     // `[auth] metrics_listen`: GET /metrics only, for Prometheus, without authentication.
-    if let Some(maddr) = metrics_listen {
-        let l = tokio::net::TcpListener::bind(maddr)
-            .await
-            .with_context(|| format!("binding [auth] metrics_listen {maddr}"))?;
+    if let Some(l) = metrics_listener {
         let bound = l.local_addr().context("reading the metrics address")?;
         let app = api::metrics::scrape_router(std::sync::Arc::new(state));
         let stop = shutdown.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             if let Err(e) = axum::serve(l, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await
@@ -275,13 +318,17 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     if let Some(b) = &opts.banner {
         println!("{b}");
     }
-    tokio::spawn(notify_ready(sup.clone()));
-    tokio::spawn(watchdog(sup.clone(), events.clone()));
+    tasks.spawn(until(shutdown.clone(), notify_ready(sup.clone())));
+    tasks.spawn(until(
+        shutdown.clone(),
+        watchdog(sup.clone(), events.clone()),
+    ));
 
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("received SIGTERM indicating exit request"); break; }
             _ = int.recv() => { tracing::info!("received SIGINT indicating exit request"); break; }
+            _ = stop.cancelled() => { tracing::info!("shutdown requested"); break; }
             _ = hup.recv() => {
                 tracing::info!("received SIGHUP indicating restart request");
                 let _ = reload(&ctl, &sup, &monitor, auth.as_deref()).await;
@@ -309,6 +356,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
         Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
         Err(_) => tracing::warn!("HTTP server did not stop within 5 s (open streams)"),
+    }
+    // notify_ready and the watchdog end with the token; the servers have ended above.
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the daemon's tasks did not end within 5 s");
     }
     events.submit("daemon_stopped", fields! {"pid" => std::process::id()});
     events.flush().await;
@@ -403,6 +458,14 @@ async fn reload(
         tracing::error!(error = %e, "reload failed");
     }
     r
+}
+
+/// `task` until `stop` is cancelled.
+async fn until(stop: CancellationToken, task: impl std::future::Future<Output = ()>) {
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = task => {}
+    }
 }
 
 /// READY=1 once every autostart program has left STARTING.

@@ -186,7 +186,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tracing::warn!("{w}");
             }
             let abs = std::path::absolute(&config).unwrap_or(config);
-            runtime()?.block_on(crate::daemon::run(crate::daemon::RunOptions {
+            runtime()?.block_on(serve(crate::daemon::RunOptions {
                 config: cfg,
                 reload_from: Some(abs),
                 overrides,
@@ -199,7 +199,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Demo { listen, data_dir } => {
             let (cfg, monitor, banner) = crate::demo::config(&listen, &data_dir)?;
             init_tracing(&cfg.vigil.log_level);
-            runtime()?.block_on(crate::daemon::run(crate::daemon::RunOptions {
+            runtime()?.block_on(serve(crate::daemon::RunOptions {
                 config: cfg,
                 reload_from: None,
                 overrides: Default::default(),
@@ -284,6 +284,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Analyze(args) => analyze::run(*args),
         Cmd::Job { client, action } => client_runtime()?.block_on(job::run(&client, action)),
     }
+}
+
+/// Bind what the config listens on and run the daemon until a signal or XML-RPC `shutdown`.
+async fn serve(opts: crate::daemon::RunOptions) -> anyhow::Result<()> {
+    let bound = crate::daemon::bind(&opts.config).await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    crate::daemon::run(opts, bound, stop, tokio_util::task::TaskTracker::new()).await
 }
 
 /// The daemon runs on a current-thread runtime: its only worker is the main thread, which
