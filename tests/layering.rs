@@ -34,12 +34,14 @@ const LAYERS: &[&[&str]] = &[
     &["listeners"],
     // The event log (writer thread, broadcast).
     &["events"],
-    // Configuration (every section's parser) and the SQLite store.
-    &["config", "store"],
+    // Configuration: every section's parser, into the types the layers above read.
+    &["config"],
+    // The SQLite store (its retention type is what `[events]` parses into).
+    &["store"],
     // Authentication without HTTP or config parsing: roles, hashes, JWTs, the validated table.
     &["auth"],
     // Leaves.
-    &["clock", "failpoint"],
+    &["clock", "failpoint", "queues"],
 ];
 
 /// One use of a crate-root path.

@@ -1,6 +1,6 @@
 //! The monitor's tables of vigil.toml: `[rules.ID]`, `[checks.ID]`, `[halt]`, `[alerts.ID]`,
-//! `[ingest]` and `[events]`. Their types are read by `crate::monitor` (re-exported as
-//! `crate::monitor::config`); they are parsed here, by [`super::load`], from the same spanned
+//! `[ingest]` and `[events]`. Their types are read by the monitor (which re-exports them as
+//! its `config` module); they are parsed here, by [`super::load`], from the same spanned
 //! TOML tree and into the same error sink ([`Ctx`]) as the rest of the file, so the file is
 //! read once and every problem is reported with the others as `FILE:LINE:COL: key: message`.
 //! Reference: docs/config.md.
