@@ -6,14 +6,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::ops::Range;
-use std::path::Path;
 use std::time::Duration;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::{ConfigError, line_col, suggest};
+use super::load::Ctx;
 use crate::auth::config::{
     AuthConfig, DEFAULT_LOGIN_RATE, DEFAULT_TOKEN_TTL, JwtSecretSource, MIN_SECRET_BYTES,
     TokenEntry, UserEntry,
@@ -34,80 +32,6 @@ const AUTH_KEYS: &[&str] = &[
 ];
 const USER_KEYS: &[&str] = &["name", "role", "password_hash"];
 const TOKEN_KEYS: &[&str] = &["name", "role", "secret_hash"];
-
-struct Cx<'a> {
-    file: &'a Path,
-    text: &'a str,
-    errors: Vec<ConfigError>,
-}
-
-impl Cx<'_> {
-    fn at(&mut self, offset: usize, key: impl Into<String>, message: impl Into<String>) {
-        let (line, col) = line_col(self.text, offset);
-        self.errors.push(ConfigError {
-            file: self.file.to_path_buf(),
-            line,
-            col,
-            key: key.into(),
-            message: message.into(),
-        });
-    }
-
-    fn expected(&mut self, key: &str, v: &Spanned<DeValue<'_>>, what: &str) {
-        let found = match v.get_ref() {
-            DeValue::String(s) => format!("string {:?}", truncate(s)),
-            DeValue::Integer(i) => format!("integer {i}"),
-            DeValue::Float(f) => format!("float {f}"),
-            DeValue::Boolean(b) => format!("boolean {b}"),
-            DeValue::Datetime(d) => format!("datetime {d}"),
-            DeValue::Array(_) => "array".to_string(),
-            DeValue::Table(_) => "table".to_string(),
-        };
-        self.at(
-            v.span().start,
-            key,
-            format!("expected {what}, found {found}"),
-        );
-    }
-
-    fn unknown_keys(&mut self, t: &DeTable<'_>, path: &str, known: &[&str]) {
-        for (k, _) in t.iter() {
-            let name: &str = k.get_ref();
-            if known.contains(&name) {
-                continue;
-            }
-            let message = match suggest(name, known) {
-                Some(s) => format!("unknown key, did you mean \"{s}\"?"),
-                None => format!("unknown key; known keys: {}", known.join(", ")),
-            };
-            self.at(k.span().start, format!("{path}.{name}"), message);
-        }
-    }
-
-    fn string<'t>(
-        &mut self,
-        t: &'t DeTable<'_>,
-        path: &str,
-        k: &str,
-    ) -> Option<(&'t str, Range<usize>)> {
-        let v = t.get(k)?;
-        match v.get_ref() {
-            DeValue::String(s) => Some((s.as_ref(), v.span())),
-            _ => {
-                self.expected(&format!("{path}.{k}"), v, "a string");
-                None
-            }
-        }
-    }
-}
-
-fn truncate(s: &str) -> String {
-    if s.chars().count() > 60 {
-        s.chars().take(57).collect::<String>() + "..."
-    } else {
-        s.to_string()
-    }
-}
 
 /// Why a user or token name is unusable.
 fn name_problem(name: &str, token: bool) -> Option<String> {
@@ -170,33 +94,22 @@ fn origin_ok(s: &str) -> bool {
     }
 }
 
-/// Parse `[auth]` (`v`, the value of the top-level `auth` key, if present) from `text` read as
-/// `file`. `env` is the environment `jwt_secret_env` is read from. Returns the config (None
-/// without an `[auth]` table) and every problem found.
-pub fn parse(
-    file: &Path,
-    text: &str,
+/// Parse `[auth]` (`v`, the value of the top-level `auth` key, if present); problems go to
+/// `cx`, located like every other section's. `env` is the environment `jwt_secret_env` is
+/// read from. None without an `[auth]` table.
+pub(super) fn parse(
+    cx: &mut Ctx,
     v: Option<&Spanned<DeValue<'_>>>,
     env: &BTreeMap<String, String>,
-) -> (Option<AuthConfig>, Vec<ConfigError>) {
-    let mut cx = Cx {
-        file,
-        text,
-        errors: Vec::new(),
-    };
-    let Some(v) = v else {
-        return (None, Vec::new());
-    };
-    let DeValue::Table(t) = v.get_ref() else {
-        cx.expected("auth", v, "a table ([auth])");
-        return (None, cx.errors);
-    };
+) -> Option<AuthConfig> {
+    let v = v?;
+    let t = cx.table_at("auth", v)?;
     let header = v.span().start;
-    cx.unknown_keys(t, "auth", AUTH_KEYS);
+    cx.unknown_in(t, "auth", AUTH_KEYS);
 
     // The secret.
-    let inline = cx.string(t, "auth", "jwt_secret");
-    let from_env = cx.string(t, "auth", "jwt_secret_env");
+    let inline = cx.str_in(t, "auth", "jwt_secret");
+    let from_env = cx.str_in(t, "auth", "jwt_secret_env");
     let jwt_secret = match (inline, from_env) {
         (Some(_), Some((_, span))) => {
             cx.at(
@@ -296,7 +209,7 @@ pub fn parse(
         },
     };
 
-    let metrics_role = match cx.string(t, "auth", "metrics_role") {
+    let metrics_role = match cx.str_in(t, "auth", "metrics_role") {
         None => Some(Role::Viewer),
         Some(("public", _)) => None,
         Some((s, span)) => match Role::parse(s) {
@@ -314,7 +227,7 @@ pub fn parse(
         },
     };
 
-    let metrics_listen = match cx.string(t, "auth", "metrics_listen") {
+    let metrics_listen = match cx.str_in(t, "auth", "metrics_listen") {
         None => None,
         Some((s, span)) => match s.trim().parse::<SocketAddr>() {
             Ok(a) => Some(a),
@@ -353,11 +266,11 @@ pub fn parse(
     // Users and tokens share one namespace: the name is the actor recorded on changes.
     let mut seen: HashMap<String, &'static str> = HashMap::new();
     let mut users = Vec::new();
-    for (i, item, table) in entries(&mut cx, t, "users") {
+    for (i, item, table) in entries(cx, t, "users") {
         let path = format!("auth.users[{i}]");
-        cx.unknown_keys(table, &path, USER_KEYS);
+        cx.unknown_in(table, &path, USER_KEYS);
         let name = entry_name(
-            &mut cx,
+            cx,
             table,
             &path,
             item.span().start,
@@ -365,7 +278,7 @@ pub fn parse(
             &mut seen,
             "user",
         );
-        let role = match cx.string(table, &path, "role") {
+        let role = match cx.str_in(table, &path, "role") {
             None => {
                 if table.get("role").is_none() {
                     cx.at(
@@ -398,7 +311,7 @@ pub fn parse(
                 }
             },
         };
-        let hash = phc(&mut cx, table, &path, "password_hash", item.span().start);
+        let hash = phc(cx, table, &path, "password_hash", item.span().start);
         if let (Some(name), Some(role), Some(password_hash)) = (name, role, hash) {
             users.push(UserEntry {
                 name,
@@ -408,11 +321,11 @@ pub fn parse(
         }
     }
     let mut tokens = Vec::new();
-    for (i, item, table) in entries(&mut cx, t, "tokens") {
+    for (i, item, table) in entries(cx, t, "tokens") {
         let path = format!("auth.tokens[{i}]");
-        cx.unknown_keys(table, &path, TOKEN_KEYS);
+        cx.unknown_in(table, &path, TOKEN_KEYS);
         let name = entry_name(
-            &mut cx,
+            cx,
             table,
             &path,
             item.span().start,
@@ -420,7 +333,7 @@ pub fn parse(
             &mut seen,
             "token",
         );
-        let role = match cx.string(table, &path, "role") {
+        let role = match cx.str_in(table, &path, "role") {
             None => {
                 if table.get("role").is_none() {
                     cx.at(
@@ -445,7 +358,7 @@ pub fn parse(
                 }
             },
         };
-        let hash = phc(&mut cx, table, &path, "secret_hash", item.span().start);
+        let hash = phc(cx, table, &path, "secret_hash", item.span().start);
         if let (Some(name), Some(role), Some(secret_hash)) = (name, role, hash) {
             tokens.push(TokenEntry {
                 name,
@@ -473,12 +386,12 @@ pub fn parse(
         login_attempts_per_minute,
         cors_origins,
     };
-    (Some(config), cx.errors)
+    Some(config)
 }
 
 /// The tables of `[[auth.KEY]]`, with their index.
 fn entries<'t, 'i>(
-    cx: &mut Cx<'_>,
+    cx: &mut Ctx,
     t: &'t DeTable<'i>,
     key: &str,
 ) -> Vec<(usize, &'t Spanned<DeValue<'i>>, &'t DeTable<'i>)> {
@@ -508,7 +421,7 @@ fn entries<'t, 'i>(
 }
 
 fn entry_name(
-    cx: &mut Cx<'_>,
+    cx: &mut Ctx,
     table: &DeTable<'_>,
     path: &str,
     at: usize,
@@ -516,7 +429,7 @@ fn entry_name(
     seen: &mut HashMap<String, &'static str>,
     what: &'static str,
 ) -> Option<String> {
-    let Some((name, span)) = cx.string(table, path, "name") else {
+    let Some((name, span)) = cx.str_in(table, path, "name") else {
         if table.get("name").is_none() {
             cx.at(at, format!("{path}.name"), "required key is missing");
         }
@@ -542,8 +455,8 @@ fn entry_name(
     Some(name.to_string())
 }
 
-fn phc(cx: &mut Cx<'_>, table: &DeTable<'_>, path: &str, key: &str, at: usize) -> Option<String> {
-    let Some((s, span)) = cx.string(table, path, key) else {
+fn phc(cx: &mut Ctx, table: &DeTable<'_>, path: &str, key: &str, at: usize) -> Option<String> {
+    let Some((s, span)) = cx.str_in(table, path, key) else {
         if table.get(key).is_none() {
             cx.at(at, format!("{path}.{key}"), "required key is missing");
         }
@@ -571,8 +484,10 @@ mod tests {
             .collect();
         let (doc, errs) = DeTable::parse_recoverable(text);
         assert!(errs.is_empty(), "{errs:?}");
-        let (c, e) = parse(Path::new("v.toml"), text, doc.get_ref().get("auth"), &env);
-        (c, e.iter().map(ToString::to_string).collect())
+        let mut cx = Ctx::new();
+        cx.add_file("v.toml".into(), text.to_string(), true);
+        let c = parse(&mut cx, doc.get_ref().get("auth"), &env);
+        (c, cx.finish().0.iter().map(ToString::to_string).collect())
     }
 
     #[test]

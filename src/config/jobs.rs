@@ -11,12 +11,11 @@
 //! docs/config.md.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::config::{ConfigError, ConfigErrors, line_col};
+use super::load::Ctx;
 
 /// One parameter of a job type's argv template.
 #[derive(Debug, Clone)]
@@ -297,111 +296,6 @@ impl JobsConfig {
     }
 }
 
-struct Cx<'a> {
-    path: &'a Path,
-    text: &'a str,
-    errors: Vec<ConfigError>,
-}
-
-impl Cx<'_> {
-    fn err(&mut self, offset: usize, key: &str, message: impl Into<String>) {
-        let (line, col) = line_col(self.text, offset);
-        self.errors.push(ConfigError {
-            file: self.path.to_path_buf(),
-            line,
-            col,
-            key: key.to_string(),
-            message: message.into(),
-        });
-    }
-
-    fn num(&mut self, key: &str, v: &Spanned<DeValue<'_>>, min: f64, max: f64) -> Option<f64> {
-        let n = match v.get_ref() {
-            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-                .ok()
-                .map(|n| n as f64),
-            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
-            _ => None,
-        };
-        match n {
-            Some(n) if n.is_finite() && n >= min && n <= max => Some(n),
-            Some(n) => {
-                self.err(
-                    v.span().start,
-                    key,
-                    format!("expected a number from {min} to {max}, found {n}"),
-                );
-                None
-            }
-            None => {
-                self.err(v.span().start, key, "expected a number");
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, key: &str, v: &Spanned<DeValue<'_>>) -> Option<bool> {
-        match v.get_ref() {
-            DeValue::Boolean(b) => Some(*b),
-            _ => {
-                self.err(v.span().start, key, "expected true or false");
-                None
-            }
-        }
-    }
-
-    fn string(&mut self, key: &str, v: &Spanned<DeValue<'_>>) -> Option<String> {
-        match v.get_ref() {
-            DeValue::String(s) => Some(s.to_string()),
-            _ => {
-                self.err(v.span().start, key, "expected a string");
-                None
-            }
-        }
-    }
-
-    fn strings(&mut self, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Vec<String>> {
-        match v.get_ref() {
-            DeValue::Array(a) => {
-                let mut out = Vec::new();
-                for item in a.iter() {
-                    match item.get_ref() {
-                        DeValue::String(s) => out.push(s.to_string()),
-                        _ => {
-                            self.err(item.span().start, key, "expected an array of strings");
-                            return None;
-                        }
-                    }
-                }
-                Some(out)
-            }
-            _ => {
-                self.err(v.span().start, key, "expected an array of strings");
-                None
-            }
-        }
-    }
-
-    fn table<'a, 'i>(&mut self, key: &str, v: &'a Spanned<DeValue<'i>>) -> Option<&'a DeTable<'i>> {
-        match v.get_ref() {
-            DeValue::Table(t) => Some(t),
-            _ => {
-                self.err(v.span().start, key, "expected a table");
-                None
-            }
-        }
-    }
-
-    fn unknown(&mut self, key: &str, at: usize, known: &[&str]) {
-        let leaf = key.rsplit('.').next().unwrap_or(key);
-        let msg = match crate::config::suggest(leaf, known) {
-            Some(s) => format!("unknown key, did you mean \"{s}\"?"),
-            None => format!("unknown key; known keys: {}", known.join(", ")),
-        };
-        self.err(at, key, msg);
-    }
-}
-
 const JOBS_KEYS: &[&str] = &[
     "dev_mode",
     "buffer_pct",
@@ -436,86 +330,99 @@ const TYPE_KEYS: &[&str] = &[
 
 const PARAM_KEYS: &[&str] = &["pattern", "enum", "default", "max_len"];
 
-/// Parse `[jobs]` from the config file's text (a supervisord `.conf`/`.ini` has none: the
-/// defaults). Syntax errors are the main loader's to report.
-pub fn parse(path: &Path, text: &str) -> Result<JobsConfig, ConfigErrors> {
+/// Read `[jobs]` (`v`, the top-level value of vigil.toml, if written) into the built-in
+/// types plus the configured ones; problems go to `cx`, located like every other section's.
+/// A supervisord `.conf`/`.ini` has no `[jobs]`: it gets the defaults.
+pub(super) fn parse(cx: &mut Ctx, v: Option<&Spanned<DeValue<'_>>>) -> JobsConfig {
     let mut out = JobsConfig::default();
-    if path.extension().is_some_and(|e| e == "conf" || e == "ini") {
-        return Ok(out);
-    }
-    let Ok(doc) = DeTable::parse(text) else {
-        return Ok(out);
-    };
-    let mut cx = Cx {
-        path,
-        text,
-        errors: Vec::new(),
-    };
-    if let Some(v) = doc.get_ref().get("jobs")
-        && let Some(t) = cx.table("jobs", v)
+    if let Some(v) = v
+        && let Some(t) = cx.table_at("jobs", v)
     {
-        parse_jobs(&mut cx, t, &mut out);
+        parse_jobs(cx, t, &mut out);
     }
-    if cx.errors.is_empty() {
+    out
+}
+
+/// `[jobs]` read from a vigil.toml text alone: for tests of the modules that use it.
+#[cfg(test)]
+pub(crate) fn parse_text(
+    path: &std::path::Path,
+    text: &str,
+) -> Result<JobsConfig, super::ConfigErrors> {
+    let mut cx = Ctx::new();
+    cx.add_file(path.to_path_buf(), text.to_string(), true);
+    let doc = DeTable::parse(text).map_err(|e| {
+        let mut cx = Ctx::new();
+        cx.add_file(path.to_path_buf(), text.to_string(), true);
+        cx.at(0, "", format!("TOML syntax error: {}", e.message()));
+        cx.finish()
+    })?;
+    let out = parse(&mut cx, doc.get_ref().get("jobs"));
+    let errors = cx.finish();
+    if errors.0.is_empty() {
         Ok(out)
     } else {
-        cx.errors.sort_by_key(|e| (e.line, e.col));
-        Err(ConfigErrors(cx.errors))
+        Err(errors)
     }
 }
 
-fn parse_jobs(cx: &mut Cx<'_>, t: &DeTable<'_>, out: &mut JobsConfig) {
+fn parse_jobs(cx: &mut Ctx, t: &DeTable<'_>, out: &mut JobsConfig) {
     for (k, v) in t.iter() {
         let name: &str = k.get_ref();
         let key = format!("jobs.{name}");
         match name {
             "dev_mode" => out.dev_mode = cx.boolean(&key, v).unwrap_or(out.dev_mode),
-            "buffer_pct" => out.buffer = cx.num(&key, v, 0.0, 90.0).map(|p| p / 100.0),
+            "buffer_pct" => out.buffer = cx.number_in(&key, v, 0.0, 90.0).map(|p| p / 100.0),
             "consumption_factor_pct" => {
-                out.consumption_factor = cx.num(&key, v, 1.0, 100.0).map(|p| p / 100.0)
+                out.consumption_factor = cx.number_in(&key, v, 1.0, 100.0).map(|p| p / 100.0)
             }
             "check_measured" => {
                 out.check_measured = cx.boolean(&key, v).unwrap_or(out.check_measured)
             }
-            "cpu_cores" => out.cpu_cores = cx.num(&key, v, 0.01, 1e6),
-            "ram_gb" => out.ram_gb = cx.num(&key, v, 0.001, 1e9),
+            "cpu_cores" => out.cpu_cores = cx.number_in(&key, v, 0.01, 1e6),
+            "ram_gb" => out.ram_gb = cx.number_in(&key, v, 0.001, 1e9),
             "memory_headroom" => {
-                out.memory_headroom = cx.num(&key, v, 1.0, 100.0).unwrap_or(out.memory_headroom)
+                out.memory_headroom = cx
+                    .number_in(&key, v, 1.0, 100.0)
+                    .unwrap_or(out.memory_headroom)
             }
             "aging_step_s" => {
-                out.aging_step_s = cx.num(&key, v, 0.0, 1e9).unwrap_or(out.aging_step_s)
+                out.aging_step_s = cx.number_in(&key, v, 0.0, 1e9).unwrap_or(out.aging_step_s)
             }
             "aging_cap" => {
                 out.aging_cap = cx
-                    .num(&key, v, 0.0, 1e6)
+                    .number_in(&key, v, 0.0, 1e6)
                     .map_or(out.aging_cap, |n| n as i64)
             }
-            "max_wait_s" => out.max_wait_s = cx.num(&key, v, 0.0, 1e9).unwrap_or(out.max_wait_s),
+            "max_wait_s" => {
+                out.max_wait_s = cx.number_in(&key, v, 0.0, 1e9).unwrap_or(out.max_wait_s)
+            }
             "history_max" => {
                 out.history_max = cx
-                    .num(&key, v, 0.0, 1e12)
+                    .number_in(&key, v, 0.0, 1e12)
                     .map_or(out.history_max, |n| n as u64)
             }
             "max_output_bytes" => {
                 out.max_output_bytes = cx
-                    .num(&key, v, 1024.0, 1e13)
+                    .number_in(&key, v, 1024.0, 1e13)
                     .map_or(out.max_output_bytes, |n| n as u64)
             }
             "max_description" => {
                 out.max_description = cx
-                    .num(&key, v, 1.0, 1e6)
+                    .number_in(&key, v, 1.0, 1e6)
                     .map_or(out.max_description, |n| n as usize)
             }
-            "pause_cpu_pct" => out.pause_cpu_pct = cx.num(&key, v, 1.0, 100.0),
+            "pause_cpu_pct" => out.pause_cpu_pct = cx.number_in(&key, v, 1.0, 100.0),
             "pause_cpu_sustain_s" => {
-                out.pause_cpu_sustain_s =
-                    cx.num(&key, v, 0.0, 1e6).unwrap_or(out.pause_cpu_sustain_s)
+                out.pause_cpu_sustain_s = cx
+                    .number_in(&key, v, 0.0, 1e6)
+                    .unwrap_or(out.pause_cpu_sustain_s)
             }
             "pause_on_checks" => out.pause_on_checks = cx.strings(&key, v),
-            "cgroups" => match cx.string(&key, v).as_deref() {
+            "cgroups" => match cx.string(&key, v) {
                 Some("auto") => out.no_cgroups = false,
                 Some("none") => out.no_cgroups = true,
-                Some(other) => cx.err(
+                Some(other) => cx.at(
                     v.span().start,
                     &key,
                     format!("expected \"auto\" or \"none\", found {other:?}"),
@@ -523,7 +430,7 @@ fn parse_jobs(cx: &mut Cx<'_>, t: &DeTable<'_>, out: &mut JobsConfig) {
                 None => {}
             },
             "types" => {
-                if let Some(types) = cx.table(&key, v) {
+                if let Some(types) = cx.table_at(&key, v) {
                     let mut named: Vec<_> = types.iter().collect();
                     named.sort_by_key(|(k, _)| k.span().start);
                     for (tk, tv) in named {
@@ -531,9 +438,10 @@ fn parse_jobs(cx: &mut Cx<'_>, t: &DeTable<'_>, out: &mut JobsConfig) {
                     }
                 }
             }
-            _ => cx.unknown(&key, k.span().start, JOBS_KEYS),
+            _ => {}
         }
     }
+    cx.unknown_in(t, "jobs", JOBS_KEYS);
 }
 
 fn valid_type_name(s: &str) -> bool {
@@ -543,11 +451,13 @@ fn valid_type_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn parse_type(cx: &mut Cx<'_>, name: &str, v: &Spanned<DeValue<'_>>, out: &mut JobsConfig) {
+fn parse_type(cx: &mut Ctx, name: &str, v: &Spanned<DeValue<'_>>, out: &mut JobsConfig) {
     let base = format!("jobs.types.{name}");
-    let Some(t) = cx.table(&base, v) else { return };
+    let Some(t) = cx.table_at(&base, v) else {
+        return;
+    };
     if !valid_type_name(name) {
-        cx.err(
+        cx.at(
             v.span().start,
             &base,
             "a job type name is 1–64 characters of letters, digits, _ and -",
@@ -563,22 +473,24 @@ fn parse_type(cx: &mut Cx<'_>, name: &str, v: &Spanned<DeValue<'_>>, out: &mut J
         let key_name: &str = k.get_ref();
         let key = format!("{base}.{key_name}");
         match key_name {
-            "cpu_cores" => jt.cpu_cores = cx.num(&key, fv, 0.0, 1e6).unwrap_or(jt.cpu_cores),
-            "ram_gb" => jt.ram_gb = cx.num(&key, fv, 0.0, 1e9).unwrap_or(jt.ram_gb),
+            "cpu_cores" => jt.cpu_cores = cx.number_in(&key, fv, 0.0, 1e6).unwrap_or(jt.cpu_cores),
+            "ram_gb" => jt.ram_gb = cx.number_in(&key, fv, 0.0, 1e9).unwrap_or(jt.ram_gb),
             "priority" => {
                 jt.priority = cx
-                    .num(&key, fv, -1_000_000.0, 1_000_000.0)
+                    .number_in(&key, fv, -1_000_000.0, 1_000_000.0)
                     .map_or(jt.priority, |n| n as i32)
             }
-            "timeout_s" => jt.timeout_s = cx.num(&key, fv, 0.0, 1e9).unwrap_or(jt.timeout_s),
+            "timeout_s" => jt.timeout_s = cx.number_in(&key, fv, 0.0, 1e9).unwrap_or(jt.timeout_s),
             "cancel_grace_s" => {
-                jt.cancel_grace_s = cx.num(&key, fv, 0.0, 3600.0).unwrap_or(jt.cancel_grace_s)
+                jt.cancel_grace_s = cx
+                    .number_in(&key, fv, 0.0, 3600.0)
+                    .unwrap_or(jt.cancel_grace_s)
             }
             "pausable" => jt.pausable = cx.boolean(&key, fv).unwrap_or(jt.pausable),
             "command" => {
                 command_at = fv.span().start;
                 match cx.strings(&key, fv) {
-                    Some(c) if c.is_empty() => cx.err(
+                    Some(c) if c.is_empty() => cx.at(
                         fv.span().start,
                         &key,
                         "expected the program and its arguments, found an empty array",
@@ -588,7 +500,7 @@ fn parse_type(cx: &mut Cx<'_>, name: &str, v: &Spanned<DeValue<'_>>, out: &mut J
                 }
             }
             "params" => {
-                if let Some(pt) = cx.table(&key, fv) {
+                if let Some(pt) = cx.table_at(&key, fv) {
                     jt.params.clear();
                     let mut named: Vec<_> = pt.iter().collect();
                     named.sort_by_key(|(k, _)| k.span().start);
@@ -599,17 +511,18 @@ fn parse_type(cx: &mut Cx<'_>, name: &str, v: &Spanned<DeValue<'_>>, out: &mut J
                     }
                 }
             }
-            _ => cx.unknown(&key, k.span().start, TYPE_KEYS),
+            _ => {}
         }
     }
+    cx.unknown_in(t, &base, TYPE_KEYS);
     // Every placeholder names a parameter.
     if let Some(cmd) = &jt.command {
         for arg in cmd {
             for ph in placeholders(arg) {
                 if !jt.params.iter().any(|p| p.name == ph) {
-                    cx.err(
+                    cx.at(
                         command_at,
-                        &format!("{base}.command"),
+                        format!("{base}.command"),
                         format!(
                             "placeholder {{{ph}}} names no parameter (add [{base}.params.{ph}])"
                         ),
@@ -625,13 +538,13 @@ fn parse_type(cx: &mut Cx<'_>, name: &str, v: &Spanned<DeValue<'_>>, out: &mut J
 }
 
 fn parse_param(
-    cx: &mut Cx<'_>,
+    cx: &mut Ctx,
     base: &str,
     name: &str,
     v: &Spanned<DeValue<'_>>,
 ) -> Option<ParamSpec> {
     let key = format!("{base}.{name}");
-    let t = cx.table(&key, v)?;
+    let t = cx.table_at(&key, v)?;
     let mut p = ParamSpec {
         name: name.to_string(),
         pattern: None,
@@ -649,30 +562,31 @@ fn parse_param(
                     match regex::Regex::new(&format!("^(?:{src})$")) {
                         Ok(re) => {
                             p.pattern = Some(re);
-                            p.pattern_src = Some(src);
+                            p.pattern_src = Some(src.to_string());
                         }
-                        Err(e) => cx.err(fv.span().start, &fkey, format!("invalid regex: {e}")),
+                        Err(e) => cx.at(fv.span().start, &fkey, format!("invalid regex: {e}")),
                     }
                 }
             }
             "enum" => match cx.strings(&fkey, fv) {
                 Some(c) if c.is_empty() => {
-                    cx.err(fv.span().start, &fkey, "expected at least one value")
+                    cx.at(fv.span().start, &fkey, "expected at least one value")
                 }
                 Some(c) => p.choices = Some(c),
                 None => {}
             },
-            "default" => p.default = cx.string(&fkey, fv),
+            "default" => p.default = cx.string(&fkey, fv).map(str::to_string),
             "max_len" => {
                 p.max_len = cx
-                    .num(&fkey, fv, 1.0, 65536.0)
+                    .number_in(&fkey, fv, 1.0, 65536.0)
                     .map_or(p.max_len, |n| n as usize)
             }
-            _ => cx.unknown(&fkey, k.span().start, PARAM_KEYS),
+            _ => {}
         }
     }
+    cx.unknown_in(t, &key, PARAM_KEYS);
     if p.pattern.is_none() && p.choices.is_none() {
-        cx.err(
+        cx.at(
             v.span().start,
             &key,
             "a parameter needs a `pattern` or an `enum`: values are checked before they reach a command line",
@@ -685,9 +599,11 @@ fn parse_param(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ConfigErrors;
+    use std::path::Path;
 
     fn parse_str(text: &str) -> Result<JobsConfig, ConfigErrors> {
-        parse(Path::new("/x/vigil.toml"), text)
+        parse_text(Path::new("/x/vigil.toml"), text)
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub(super) mod expand;
 mod spec;
 pub(super) mod suggest;
 mod toml_front;
+mod values;
 pub use context::*;
 pub(crate) use spec::*;
 pub(crate) use toml_front::*;
@@ -218,6 +219,7 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
     let mut rpc_v = None;
     let mut auth_v = None;
     let mut venue_v = None;
+    let mut jobs_v = None;
     for (k, v) in entries(doc.get_ref()) {
         let name: &str = k.get_ref();
         match name {
@@ -225,6 +227,8 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
             "auth" => auth_v = Some(v),
             // Parsed by crate::config::venue, below.
             "venue" => venue_v = Some(v),
+            // Parsed by crate::config::jobs, below.
+            "jobs" => jobs_v = Some(v),
             "vigil" => vigil_v = Some(v),
             "program" => program_v = Some(v),
             "group" => group_v = Some(v),
@@ -306,24 +310,12 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
     let mut extra_logs = Vec::new();
     let rpc = rpc_v.and_then(|v| parse_rpc(&mut cx, v, &shared, &mut extra_logs));
 
-    let (auth, auth_errors) = super::auth::parse(path, text, auth_v, &env.vars);
-    for e in auth_errors {
-        cx.push_located(e);
-    }
-    let (venues, venue_errors) = super::venue::parse(path, text, venue_v, &env.vars);
-    for e in venue_errors {
-        cx.push_located(e);
-    }
+    let auth = super::auth::parse(&mut cx, auth_v, &env.vars);
+    let venues = super::venue::parse(&mut cx, venue_v, &shared.here, &env.vars);
     // The monitor's tables, from the same tree into the same error sink.
     let monitor = super::monitor::parse(&mut cx, doc.get_ref(), &shared.here);
-    // [jobs] (issue 10): parsed by crate::config::jobs from the same text.
-    let jobs = match super::jobs::parse(path, text) {
-        Ok(j) => j,
-        Err(errs) => {
-            errs.0.into_iter().for_each(|e| cx.push_located(e));
-            Default::default()
-        }
-    };
+    // [jobs] (issue 10), from the same tree into the same error sink.
+    let jobs = super::jobs::parse(&mut cx, jobs_v);
 
     assemble(
         cx,

@@ -360,19 +360,8 @@ impl<'c, 'a, 'i> Fields<'c, 'a, 'i> {
     }
 
     fn num(&mut self, k: &str) -> Option<f64> {
-        let v = self.value(k)?.get_ref();
-        let n = match v {
-            DeValue::Integer(_) => int_of(v).map(|i| i as f64),
-            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
-            _ => None,
-        };
-        match n {
-            Some(n) if n.is_finite() => Some(n),
-            _ => {
-                self.expected(k, "a number", v);
-                None
-            }
-        }
+        let v = self.value(k)?;
+        self.cx.number(&self.sec.key(k), v)
     }
 
     fn pos(&mut self, k: &str) -> Option<f64> {
@@ -404,25 +393,13 @@ impl<'c, 'a, 'i> Fields<'c, 'a, 'i> {
     }
 
     fn bool(&mut self, k: &str) -> Option<bool> {
-        let v = self.value(k)?.get_ref();
-        match v {
-            DeValue::Boolean(b) => Some(*b),
-            _ => {
-                self.expected(k, "true or false", v);
-                None
-            }
-        }
+        let v = self.value(k)?;
+        self.cx.boolean(&self.sec.key(k), v)
     }
 
     fn str(&mut self, k: &str) -> Option<String> {
-        let v = self.value(k)?.get_ref();
-        match v {
-            DeValue::String(s) => Some(s.to_string()),
-            _ => {
-                self.expected(k, "a string", v);
-                None
-            }
-        }
+        let v = self.value(k)?;
+        self.cx.string(&self.sec.key(k), v).map(str::to_string)
     }
 
     fn req_str(&mut self, k: &str) -> Option<String> {
@@ -435,27 +412,10 @@ impl<'c, 'a, 'i> Fields<'c, 'a, 'i> {
 
     /// An array of strings, or one string.
     fn strs(&mut self, k: &str) -> Option<Vec<String>> {
-        let v = self.value(k)?.get_ref();
-        match v {
-            DeValue::Array(a) => {
-                let mut out = Vec::new();
-                for item in a.iter() {
-                    match item.get_ref() {
-                        DeValue::String(s) => out.push(s.to_string()),
-                        other => {
-                            let d = found(other);
-                            self.bad(k, format!("expected an array of strings, found {d} in it"));
-                            return None;
-                        }
-                    }
-                }
-                Some(out)
-            }
+        let v = self.value(k)?;
+        match v.get_ref() {
             DeValue::String(s) => Some(vec![s.to_string()]),
-            _ => {
-                self.expected(k, "an array of strings", v);
-                None
-            }
+            _ => self.cx.strings(&self.sec.key(k), v),
         }
     }
 

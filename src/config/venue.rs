@@ -12,13 +12,17 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 use vigil_core::rules::Action;
 
+use super::load::Ctx;
 use crate::auth::Secret;
-use crate::config::{ConfigError, line_col, suggest};
+use crate::config::suggest;
 
 pub const DEFAULT_TIMEOUT_S: u32 = 60;
 pub const DEFAULT_REFRESH_S: f64 = 20.0;
 pub const DEFAULT_REQUEST_TIMEOUT_S: f64 = 10.0;
 pub const DEFAULT_CLOSE_TIMEOUT_S: f64 = 300.0;
+
+/// Keys that would put a credential in the config text: refused with how to do it instead.
+const FORBIDDEN: &[&str] = &["api_key", "api_secret", "secret", "key"];
 
 const KEYS: &[&str] = &[
     "kind",
@@ -86,67 +90,25 @@ pub struct VenueConfig {
     pub close_timeout_s: f64,
 }
 
-struct Cx<'a> {
-    file: &'a Path,
-    text: &'a str,
-    errors: Vec<ConfigError>,
-}
-
-impl Cx<'_> {
-    fn at(&mut self, offset: usize, key: impl Into<String>, message: impl Into<String>) {
-        let (line, col) = line_col(self.text, offset);
-        self.errors.push(ConfigError {
-            file: self.file.to_path_buf(),
-            line,
-            col,
-            key: key.into(),
-            message: message.into(),
-        });
-    }
-}
-
 /// Typed reads of one `[venue.ID]` table.
-struct Tbl<'c, 'a, 't, 'i> {
-    cx: &'c mut Cx<'a>,
+struct Tbl<'c, 't, 'i> {
+    cx: &'c mut Ctx,
     t: &'t DeTable<'i>,
     path: String,
 }
 
-fn describe(v: &DeValue<'_>) -> String {
-    match v {
-        DeValue::String(s) => format!("string {:?}", s.as_ref() as &str),
-        DeValue::Integer(i) => format!("integer {i}"),
-        DeValue::Float(f) => format!("float {f}"),
-        DeValue::Boolean(b) => format!("boolean {b}"),
-        DeValue::Datetime(d) => format!("datetime {d}"),
-        DeValue::Array(_) => "an array".into(),
-        DeValue::Table(_) => "a table".into(),
-    }
-}
-
-impl<'t, 'i> Tbl<'_, '_, 't, 'i> {
+impl<'t, 'i> Tbl<'_, 't, 'i> {
     fn key(&self, k: &str) -> String {
         format!("{}.{k}", self.path)
     }
 
     fn bad(&mut self, k: &str, v: &Spanned<DeValue<'_>>, expected: &str) {
         let key = self.key(k);
-        self.cx.at(
-            v.span().start,
-            key,
-            format!("expected {expected}, found {}", describe(v.get_ref())),
-        );
+        self.cx.expected(&key, v, expected);
     }
 
     fn str(&mut self, k: &str) -> Option<(&'t str, Range<usize>)> {
-        let v = self.t.get(k)?;
-        match v.get_ref() {
-            DeValue::String(s) => Some((s.as_ref(), v.span())),
-            _ => {
-                self.bad(k, v, "a string");
-                None
-            }
-        }
+        self.cx.str_in(self.t, &self.path, k)
     }
 
     fn num(&mut self, k: &str, lo: f64, hi: f64, what: &str) -> Option<f64> {
@@ -182,13 +144,8 @@ impl<'t, 'i> Tbl<'_, '_, 't, 'i> {
 
     fn bool(&mut self, k: &str) -> Option<bool> {
         let v = self.t.get(k)?;
-        match v.get_ref() {
-            DeValue::Boolean(b) => Some(*b),
-            _ => {
-                self.bad(k, v, "true or false");
-                None
-            }
-        }
+        let key = self.key(k);
+        self.cx.boolean(&key, v)
     }
 
     fn anchor(&self, k: &str) -> Option<usize> {
@@ -307,33 +264,21 @@ fn id_problem(id: &str) -> Option<&'static str> {
 }
 
 /// Parse `[venue.*]` (`v` is the `venue` value of the document, if any).
-pub fn parse(
-    file: &Path,
-    text: &str,
+pub(super) fn parse(
+    cx: &mut Ctx,
     v: Option<&Spanned<DeValue<'_>>>,
+    here: &Path,
     env: &BTreeMap<String, String>,
-) -> (Vec<VenueConfig>, Vec<ConfigError>) {
-    let mut cx = Cx {
-        file,
-        text,
-        errors: Vec::new(),
-    };
+) -> Vec<VenueConfig> {
     let mut out = Vec::new();
-    let Some(v) = v else {
-        return (out, cx.errors);
+    let Some(v) = v else { return out };
+    let Some(venues) = cx.table(
+        "venue".to_string(),
+        v,
+        "a table of venues ([venue.ID] sections)",
+    ) else {
+        return out;
     };
-    let DeValue::Table(venues) = v.get_ref() else {
-        cx.at(
-            v.span().start,
-            "venue",
-            format!(
-                "expected a table of venues ([venue.ID] sections), found {}",
-                describe(v.get_ref())
-            ),
-        );
-        return (out, cx.errors);
-    };
-    let here = file.parent().unwrap_or(Path::new("."));
     for (k, item) in venues.iter() {
         let id: &str = k.get_ref();
         let path = format!("venue.{id}");
@@ -341,37 +286,25 @@ pub fn parse(
         if let Some(p) = id_problem(id) {
             cx.at(header, path.clone(), format!("invalid venue id: {p}"));
         }
-        let DeValue::Table(t) = item.get_ref() else {
-            cx.at(
-                item.span().start,
-                path,
-                format!(
-                    "expected a table ([venue.ID]), found {}",
-                    describe(item.get_ref())
-                ),
-            );
+        let Some(t) = cx.table(path.clone(), item, "a table ([venue.ID])") else {
             continue;
         };
         let before = cx.errors.len();
         for (key, _) in t.iter() {
             let name: &str = key.get_ref();
-            if matches!(name, "api_key" | "api_secret" | "secret" | "key") {
+            if FORBIDDEN.contains(&name) {
                 cx.at(
                     key.span().start,
                     format!("{path}.{name}"),
                     "credentials never go in the config text: use api_key_file/api_secret_file \
                      (a file readable only by vigil's user) or api_key_env/api_secret_env",
                 );
-            } else if !KEYS.contains(&name) {
-                let message = match suggest(name, KEYS) {
-                    Some(s) => format!("unknown key, did you mean \"{s}\"?"),
-                    None => format!("unknown key; known keys: {}", KEYS.join(", ")),
-                };
-                cx.at(key.span().start, format!("{path}.{name}"), message);
             }
         }
+        let known: Vec<&str> = KEYS.iter().chain(FORBIDDEN).copied().collect();
+        cx.unknown_in(t, &path, &known);
         let mut f = Tbl {
-            cx: &mut cx,
+            cx: &mut *cx,
             t,
             path: path.clone(),
         };
@@ -567,7 +500,7 @@ pub fn parse(
             });
         }
     }
-    (out, cx.errors)
+    out
 }
 
 #[cfg(test)]
@@ -585,10 +518,15 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let (v, e) = parse(file, text, doc.get_ref().get("venue"), &env);
+        let mut cx = Ctx::new();
+        cx.add_file(file.to_path_buf(), text.to_string(), true);
+        let here = file.parent().unwrap_or(Path::new("."));
+        let v = parse(&mut cx, doc.get_ref().get("venue"), here, &env);
         (
             v,
-            e.iter()
+            cx.finish()
+                .0
+                .iter()
                 .map(|e| format!("{}:{}: {}: {}", e.line, e.col, e.key, e.message))
                 .collect(),
         )

@@ -209,7 +209,7 @@ mod tests {
     use serde_json::json;
 
     fn cfg() -> JobsConfig {
-        crate::config::jobs::parse(
+        crate::config::jobs::parse_text(
             std::path::Path::new("/x/vigil.toml"),
             "[jobs.types.backtest]\ncommand = [\"bt\", \"{symbol}\"]\n[jobs.types.backtest.params.symbol]\npattern = \"[A-Z]+\"\n",
         )

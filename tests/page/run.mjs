@@ -189,8 +189,12 @@ test("reduce only: the dialog's second choice puts trading in REDUCING, said in 
   await dlg.getByRole("button", { name: "Confirm halt" }).click();
   await waitText(banner(page), /REDUCING[\s\S]*positions may only shrink[\s\S]*volatility: reduce exposure/, "banner REDUCING with its meaning");
   assert((await page.title()).startsWith("REDUCING"), `title: ${await page.title()}`);
-  assert((await api("GET", "/api/state")).data.state === "REDUCING", "server REDUCING");
-  await page.getByRole("button", { name: "Halt trading" }).waitFor(); // escalate to a full halt is still offered
+  // On a loaded machine the demo's freshness check may escalate to HALTED by itself right
+  // after; that is the monitor's to do. A HALTED set by the operator would be the dialog's bug.
+  const st = (await api("GET", "/api/state")).data;
+  const escalated = st.state === "HALTED" && !String(st.last_transition?.source ?? "").startsWith("operator");
+  assert(st.state === "REDUCING" || escalated, `server REDUCING: ${JSON.stringify(st)}`);
+  if (!escalated) await page.getByRole("button", { name: "Halt trading" }).waitFor(); // escalate to a full halt is still offered
   await shot(page, "operator-reducing-1280");
   await ctx.close();
   await ensureActive();

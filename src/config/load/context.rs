@@ -456,29 +456,6 @@ impl Ctx {
         w.into_iter().map(|(_, e)| e).collect()
     }
 
-    /// An error another module located (line and column in the first file): kept in file
-    /// order with the others.
-    pub(crate) fn push_located(&mut self, e: ConfigError) {
-        let offset = self.files.first().map_or(0, |f| {
-            let line_start: usize = f
-                .text
-                .split_inclusive('\n')
-                .take(e.line.saturating_sub(1))
-                .map(str::len)
-                .sum();
-            let col_bytes: usize = f
-                .text
-                .get(line_start..)
-                .unwrap_or("")
-                .chars()
-                .take(e.col.saturating_sub(1))
-                .map(char::len_utf8)
-                .sum();
-            f.base + line_start + col_bytes
-        });
-        self.errors.push((offset, e));
-    }
-
     /// Offset order (file order, included files after the including one), duplicates (the
     /// same error met once per process) dropped.
     pub(crate) fn finish(mut self) -> ConfigErrors {
