@@ -278,39 +278,7 @@ pub(super) fn parse(
             &mut seen,
             "user",
         );
-        let role = match cx.str_in(table, &path, "role") {
-            None => {
-                if table.get("role").is_none() {
-                    cx.at(
-                        item.span().start,
-                        format!("{path}.role"),
-                        "required key is missing",
-                    );
-                }
-                None
-            }
-            Some((s, span)) => match Role::parse(s) {
-                Some(Role::Ingest) => {
-                    cx.at(
-                        span.start,
-                        format!("{path}.role"),
-                        "\"ingest\" is for machine tokens ([[auth.tokens]]); users are \"admin\", \"operator\" or \"viewer\"",
-                    );
-                    None
-                }
-                Some(r) => Some(r),
-                None => {
-                    cx.at(
-                        span.start,
-                        format!("{path}.role"),
-                        format!(
-                            "expected one of \"admin\", \"operator\", \"viewer\", found string {s:?}"
-                        ),
-                    );
-                    None
-                }
-            },
-        };
+        let role = role_of(cx, table, &path, item.span().start, false);
         let hash = phc(cx, table, &path, "password_hash", item.span().start);
         if let (Some(name), Some(role), Some(password_hash)) = (name, role, hash) {
             users.push(UserEntry {
@@ -333,31 +301,7 @@ pub(super) fn parse(
             &mut seen,
             "token",
         );
-        let role = match cx.str_in(table, &path, "role") {
-            None => {
-                if table.get("role").is_none() {
-                    cx.at(
-                        item.span().start,
-                        format!("{path}.role"),
-                        "required key is missing",
-                    );
-                }
-                None
-            }
-            Some((s, span)) => match Role::parse(s) {
-                Some(r) => Some(r),
-                None => {
-                    cx.at(
-                        span.start,
-                        format!("{path}.role"),
-                        format!(
-                            "expected one of \"admin\", \"operator\", \"viewer\", \"ingest\", found string {s:?}"
-                        ),
-                    );
-                    None
-                }
-            },
-        };
+        let role = role_of(cx, table, &path, item.span().start, true);
         let hash = phc(cx, table, &path, "secret_hash", item.span().start);
         if let (Some(name), Some(role), Some(secret_hash)) = (name, role, hash) {
             tokens.push(TokenEntry {
@@ -453,6 +397,42 @@ fn entry_name(
     }
     seen.insert(name.to_string(), what);
     Some(name.to_string())
+}
+
+/// The `role` of a user (`token` false: "admin", "operator" or "viewer") or a machine token
+/// (also "ingest"); `at` is the entry's header, where a missing role is reported.
+fn role_of(cx: &mut Ctx, table: &DeTable<'_>, path: &str, at: usize, token: bool) -> Option<Role> {
+    let key = format!("{path}.role");
+    let Some((s, span)) = cx.str_in(table, path, "role") else {
+        if table.get("role").is_none() {
+            cx.at(at, key, "required key is missing");
+        }
+        return None;
+    };
+    match Role::parse(s) {
+        Some(Role::Ingest) if !token => {
+            cx.at(
+                span.start,
+                key,
+                "\"ingest\" is for machine tokens ([[auth.tokens]]); users are \"admin\", \"operator\" or \"viewer\"",
+            );
+            None
+        }
+        Some(r) => Some(r),
+        None => {
+            let known = if token {
+                "\"admin\", \"operator\", \"viewer\", \"ingest\""
+            } else {
+                "\"admin\", \"operator\", \"viewer\""
+            };
+            cx.at(
+                span.start,
+                key,
+                format!("expected one of {known}, found string {s:?}"),
+            );
+            None
+        }
+    }
 }
 
 fn phc(cx: &mut Ctx, table: &DeTable<'_>, path: &str, key: &str, at: usize) -> Option<String> {

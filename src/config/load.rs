@@ -579,16 +579,7 @@ pub(super) fn expand_data_dir(
     here: &Path,
     env: &Env,
 ) -> Option<PathBuf> {
-    let names = Names {
-        values: {
-            let mut m = BTreeMap::new();
-            m.insert("here", Value::Str(here.to_string_lossy().into_owned()));
-            m.insert("host_node_name", Value::Str(env.host_node_name.clone()));
-            m
-        },
-        env: vec![&env.vars],
-        unavailable: &[],
-    };
+    let names = Names::paths(here, env);
     match cx.expand(raw, span, key, &names) {
         Some(s) if s.is_empty() => {
             cx.at(

@@ -244,6 +244,30 @@ fn name_list(s: &str) -> Vec<&str> {
         .collect()
 }
 
+/// An `environment` value (`K=v,K2="v2"`, already expanded, written at `at`) into `out`:
+/// each variable name checked, every problem reported under `key`.
+fn environment_into(
+    cx: &mut Ctx,
+    key: &str,
+    v: &str,
+    at: usize,
+    out: &mut BTreeMap<String, String>,
+) {
+    match parse_kv_pairs(v) {
+        Ok(pairs) => {
+            for (k, val) in pairs {
+                match env_var_problem(&k) {
+                    Some(p) => cx.at(at, key, format!("{k}: {p}")),
+                    None => {
+                        out.insert(k, val);
+                    }
+                }
+            }
+        }
+        Err(m) => cx.at(at, key, m),
+    }
+}
+
 /// supervisord's `dict_of_key_value_pairs`: `K=v,K2="v, with, commas"` tokenized like Python's
 /// non-POSIX `shlex` (quotes kept in the token, then stripped; `#` starts a comment). vigil
 /// requires a `,` between pairs (supervisord skips any one token there).
@@ -982,19 +1006,7 @@ fn parse_supervisord(cx: &mut Ctx, doc: &IniDoc, here: &Path, env: &Env, hints: 
     };
     let mut sup_env = BTreeMap::new();
     if let Some((v, at)) = expanded(cx, &sec, "environment", &names) {
-        match parse_kv_pairs(&v) {
-            Ok(pairs) => {
-                for (k, val) in pairs {
-                    match env_var_problem(&k) {
-                        Some(p) => cx.at(at, sec.key("environment"), format!("{k}: {p}")),
-                        None => {
-                            sup_env.insert(k, val);
-                        }
-                    }
-                }
-            }
-            Err(m) => cx.at(at, sec.key("environment"), m),
-        }
+        environment_into(cx, &sec.key("environment"), &v, at, &mut sup_env);
     }
     let childlogdir = path_of(cx, "childlogdir").and_then(|(d, span)| match ensure_dir(&d) {
         Ok(()) => Some((esc(&d.to_string_lossy()), span)),

@@ -5,6 +5,7 @@
 //! "format requires a mapping"), so `date +%Y` must be written `date +%%Y`.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 /// A value a name expands to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +21,21 @@ pub(crate) struct Names<'a> {
     pub env: Vec<&'a BTreeMap<String, String>>,
     /// Names vigil knows but that are not available in this option, with the reason.
     pub unavailable: &'a [(&'static str, &'static str)],
+}
+
+impl<'a> Names<'a> {
+    /// What a path outside any program may name: `%(here)s` (`here`), `%(host_node_name)s`
+    /// and `%(ENV_X)s`.
+    pub(crate) fn paths(here: &Path, env: &'a super::Env) -> Names<'a> {
+        let mut values = BTreeMap::new();
+        values.insert("here", Value::Str(here.to_string_lossy().into_owned()));
+        values.insert("host_node_name", Value::Str(env.host_node_name.clone()));
+        Names {
+            values,
+            env: vec![&env.vars],
+            unavailable: &[],
+        }
+    }
 }
 
 /// What went wrong, at which byte of the template.

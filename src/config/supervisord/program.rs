@@ -181,19 +181,7 @@ pub(crate) fn ini_program(
             unavailable: load::NOT_PER_PROCESS,
         },
     ) {
-        match parse_kv_pairs(&v) {
-            Ok(pairs) => {
-                for (k, val) in pairs {
-                    match env_var_problem(&k) {
-                        Some(p) => cx.at(at, sec.key("environment"), format!("{k}: {p}")),
-                        None => {
-                            env_map.insert(k, val);
-                        }
-                    }
-                }
-            }
-            Err(m) => cx.at(at, sec.key("environment"), m),
-        }
+        environment_into(cx, &sec.key("environment"), &v, at, &mut env_map);
     }
     let env_at = sec.get("environment").map_or(s.header_at, |e| e.span.start);
     spec.environment = env_map

@@ -393,16 +393,7 @@ pub(crate) fn read_includes(cx: &mut Ctx, doc: &mut IniDoc, env: &Env) -> usize 
         .first()
         .cloned()
         .unwrap_or_else(|| PathBuf::from("/"));
-    let names = Names {
-        values: {
-            let mut m = BTreeMap::new();
-            m.insert("here", Value::Str(main_dir.to_string_lossy().into_owned()));
-            m.insert("host_node_name", Value::Str(env.host_node_name.clone()));
-            m
-        },
-        env: vec![&env.vars],
-        unavailable: &[],
-    };
+    let names = Names::paths(&main_dir, env);
     let Some(list) = cx.expand(&files.value, &files.span, "[include] files", &names) else {
         return 0;
     };
