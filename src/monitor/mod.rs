@@ -1003,13 +1003,22 @@ impl Actor {
         };
         let persist = self.persist.clone();
         let latch = self.latch.clone();
-        let written =
-            tokio::task::spawn_blocking(move || persist.write_announcing(&latch, announce))
-                .await
-                .unwrap_or_else(|e| persist::Written {
-                    record: Err(e.to_string()),
-                    file: Err(e.to_string()),
-                });
+        // What `/api/state` and `/api/checks` serve changes with the announcement, not after
+        // it: a client that saw the event never reads the state before it.
+        let mut view = self.view();
+        let snapshot = self.snapshot.clone();
+        let on_recorded = move |record: &Result<(), String>| {
+            view.persisted = record.is_ok();
+            snapshot.send_replace(Arc::new(view));
+        };
+        let written = tokio::task::spawn_blocking(move || {
+            persist.write_announcing(&latch, announce, on_recorded)
+        })
+        .await
+        .unwrap_or_else(|e| persist::Written {
+            record: Err(e.to_string()),
+            file: Err(e.to_string()),
+        });
         self.note_written(&written);
         if let Err(e) = &written.record {
             tracing::error!(error = %e, "could not persist the trading state; it applies in this process only");
@@ -1051,7 +1060,8 @@ impl Actor {
         }
     }
 
-    fn publish(&self) {
+    /// The view `/api/state` and `/api/checks` serve, as of now.
+    fn view(&self) -> Snapshot {
         let checks = self
             .rules
             .statuses()
@@ -1061,7 +1071,7 @@ impl Actor {
             .chain(self.external.views())
             .collect();
         let last = self.latch.last_transition();
-        self.snapshot.send_replace(Arc::new(Snapshot {
+        Snapshot {
             state: self.latch.state(),
             since: last.map(|t| ms_to_rfc3339(t.at_ms)),
             last_transition: last.map(TransitionView::from),
@@ -1077,7 +1087,11 @@ impl Actor {
             positions: self.positions.clone(),
             persisted: self.persisted,
             state_file: self.state_file,
-        }));
+        }
+    }
+
+    fn publish(&self) {
+        self.snapshot.send_replace(Arc::new(self.view()));
     }
 }
 

@@ -106,20 +106,28 @@ impl Persist {
     /// Write the latch to the record, then the state file; both are attempted, and both
     /// are done when this returns.
     pub fn write(&self, latch: &Latch) -> Written {
-        self.write_announcing(latch, None)
+        self.write_announcing(latch, None, |_| {})
     }
 
     /// [`Persist::write`] for a transition whose events (`trading_state` last, with the
     /// seqs of `reserved`) go into the record with the latch — long strings truncated
     /// ([`RecordedEvent::fitted`]) — and are handed to `announcer` the moment the record is
     /// durable (or failed: then `trading_state` says `persisted: false` and why), while
-    /// the state file is still being written; this returns when both writes are done.
-    pub fn write_announcing(&self, latch: &Latch, announce: Option<Announcing>) -> Written {
+    /// the state file is still being written; `on_recorded` is called with the record's
+    /// outcome just before the announcement. This returns when both writes are done.
+    pub fn write_announcing(
+        &self,
+        latch: &Latch,
+        announce: Option<Announcing>,
+        on_recorded: impl FnOnce(&Result<(), String>),
+    ) -> Written {
         let text = match latch.to_persisted() {
             Ok(t) => t,
             Err(e) => {
+                let r = Err(e.to_string());
+                on_recorded(&r);
                 if let Some((_, mut events, announcer)) = announce {
-                    mark(&mut events, &Err(e.to_string()));
+                    mark(&mut events, &r);
                     announcer.announce(events);
                 }
                 return Written {
@@ -142,10 +150,14 @@ impl Persist {
         std::thread::scope(|s| {
             let file = s.spawn(|| write_state_file(&self.file, &body));
             let record = match announce {
-                None => self
-                    .record
-                    .update(|c| c.latch = Some(text.clone()))
-                    .map_err(|e| e.to_string()),
+                None => {
+                    let r = self
+                        .record
+                        .update(|c| c.latch = Some(text.clone()))
+                        .map_err(|e| e.to_string());
+                    on_recorded(&r);
+                    r
+                }
                 Some((reserved, mut events, announcer)) => {
                     let recorded: Vec<RecordedEvent> = events
                         .iter()
@@ -176,6 +188,7 @@ impl Persist {
                     }
                     let r = r.map_err(|e| e.to_string());
                     crate::failpoint::hit("trading-state-recorded", std::time::Duration::ZERO);
+                    on_recorded(&r);
                     mark(&mut events, &r);
                     announcer.announce(events);
                     r

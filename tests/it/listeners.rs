@@ -117,7 +117,10 @@ fn a_failed_event_is_redelivered_to_the_same_pool() {
             .count()
             >= 2
     });
-    assert!(d.stderr_text().contains("listener rejected an event"));
+    // The warning is logged as the redelivery goes out: wait for it, do not race it.
+    eventually(T, "the rejection in vigil's log", || {
+        d.stderr_text().contains("listener rejected an event")
+    });
 }
 
 #[test]

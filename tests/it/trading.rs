@@ -121,10 +121,12 @@ fn stale_market_data_halts_at_the_deadline_and_resume_waits_for_the_feed() {
     assert_eq!(ev["actor"], "vigil");
     let at = ts_ms(&ev);
     let late = at - sent;
-    // Detected at last tick + threshold (no scan interval), give or take scheduling.
+    // Never before last tick + threshold. That it fires at the deadline itself (no scan
+    // interval) is the paused-clock and rule tests' to show, and `cargo bench --bench
+    // ingest`'s to measure: a bound on scheduling here would only measure the machine.
     assert!(
-        (900..1500).contains(&late),
-        "detected {late} ms after the last tick"
+        late >= 950,
+        "detected {late} ms after the last tick, before the 1 s threshold"
     );
     let checks = d.get("/api/checks");
     let feed = checks["checks"]
@@ -622,10 +624,12 @@ fn the_demo_feed_stopping_halts_within_the_threshold() {
     let ev = wait_trading(&d, since, "HALTED");
     assert_eq!(ev["source"], "check:market_data");
     let late = ts_ms(&ev) - stopped_at;
-    // The last tick came at most one feed interval before the stop: threshold ± 50 ms + ε.
+    // The last tick came at most one feed interval (50 ms) before the stop, so the halt
+    // cannot come earlier than threshold − 50 ms after it (how soon after is measured by the
+    // benches, not bounded here).
     assert!(
-        (900..1100).contains(&late),
-        "halted {late} ms after the feed stopped"
+        late >= 900,
+        "halted {late} ms after the feed stopped, before the threshold"
     );
 }
 
