@@ -49,7 +49,15 @@ async fn harness() -> Harness {
     let skew = skew_ms.clone();
     let clock =
         Clock::with_wall(move || now_ms().saturating_add_signed(skew.load(Ordering::SeqCst)));
-    let monitor = start_with_clock(cfg, events, persist, sup, clock);
+    let monitor = start_with_clock(
+        cfg,
+        events,
+        persist,
+        sup,
+        clock,
+        &TaskTracker::new(),
+        CancellationToken::new(),
+    );
     Harness {
         monitor,
         skew_ms,

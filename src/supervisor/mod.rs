@@ -173,7 +173,8 @@ pub fn start(config: &Config, events: EventLog, options: Options) -> SupervisorH
     for spec in specs(config) {
         actor.insert(spec);
     }
-    tokio::spawn(actor.run(rx, irx));
+    let tasks = actor.options.tasks.clone();
+    tasks.spawn(actor.run(rx, irx));
     SupervisorHandle {
         tx,
         snapshot: snap_rx,
@@ -502,7 +503,7 @@ impl Actor {
         {
             let (tx, mut rx) = mpsc::channel::<StdinWrite>(STDIN_QUEUE);
             let pname = name.clone();
-            tokio::spawn(async move {
+            self.options.tasks.spawn(async move {
                 use tokio::io::AsyncWriteExt;
                 while let Some((data, reply)) = rx.recv().await {
                     let r = match stdin.write_all(&data).await {
@@ -561,7 +562,7 @@ impl Actor {
                     names.reverse();
                 }
                 let (results, waits) = names.iter().map(|n| act(self, n)).unzip();
-                finish_after(results, waits, reply);
+                finish_after(&self.options.tasks, results, waits, reply);
             }
         }
     }
@@ -922,7 +923,8 @@ impl Actor {
                         None
                     },
                 };
-                let out_pump = tokio::spawn(output::pump(sp.stdout, stdout_sink, name.to_string()));
+                let tasks = &self.options.tasks;
+                let out_pump = tasks.spawn(output::pump(sp.stdout, stdout_sink, name.to_string()));
                 let err_pump = sp.stderr.map(|stderr| {
                     let sink = Sink {
                         capture: capture(program.stderr_capture_maxbytes, "stderr"),
@@ -933,13 +935,13 @@ impl Actor {
                         stderr: true,
                         lines: None,
                     };
-                    tokio::spawn(output::pump(stderr, sink, name.to_string()))
+                    tasks.spawn(output::pump(stderr, sink, name.to_string()))
                 });
                 let mut child = sp.child;
                 let tx = self.internal.clone();
                 let generation = e.generation;
                 let pname = name.to_string();
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     use std::os::unix::process::ExitStatusExt;
                     let exit = match child.wait().await {
                         Ok(st) => match (st.code(), st.signal()) {
@@ -975,7 +977,7 @@ impl Actor {
                     if let Some(old) = e.probe.replace(token.clone()) {
                         old.cancel();
                     }
-                    tokio::spawn(readiness::probe(
+                    tasks.spawn(readiness::probe(
                         check.clone(),
                         program.clone(),
                         name.to_string(),
@@ -1144,8 +1146,13 @@ enum Waiter {
 }
 
 /// Reply once every waiter has resolved (start → RUNNING, stop → stopped).
-fn finish_after(mut results: Vec<ActionResult>, waits: Vec<Waiter>, reply: ActionReply) {
-    tokio::spawn(async move {
+fn finish_after(
+    tasks: &tokio_util::task::TaskTracker,
+    mut results: Vec<ActionResult>,
+    waits: Vec<Waiter>,
+    reply: ActionReply,
+) {
+    tasks.spawn(async move {
         for (i, w) in waits.into_iter().enumerate() {
             match w {
                 Waiter::None => {}
