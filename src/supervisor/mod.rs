@@ -4,6 +4,8 @@
 //! deadline (startsecs, backoff, stopwaitsecs), so every reaction happens when its cause
 //! does. Reads go through a `watch` snapshot published after every change.
 
+#[cfg(test)]
+mod clock_tests;
 mod handle;
 mod lifecycle;
 pub mod output;
@@ -14,7 +16,11 @@ pub use handle::*;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock: the same as std's in production, and a paused test clock drives the
+// deadlines (startsecs, backoff, stopwaitsecs) and the actor's `now` alike.
+use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -296,8 +302,7 @@ impl Actor {
             let sleep = async {
                 match deadline {
                     Some(ms) => {
-                        tokio::time::sleep_until((self.base + Duration::from_millis(ms)).into())
-                            .await
+                        tokio::time::sleep_until(self.base + Duration::from_millis(ms)).await
                     }
                     None => std::future::pending().await,
                 }
