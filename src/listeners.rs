@@ -11,10 +11,6 @@
 //! is lost anyway (an unstored TICK on a full buffer, an event gone from the store) is
 //! logged and counted.
 
-#[cfg(test)]
-#[path = "listeners_tests.rs"]
-mod tests;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;

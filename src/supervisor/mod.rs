@@ -8,6 +8,8 @@
 mod clock_tests;
 mod handle;
 mod lifecycle;
+#[cfg(test)]
+mod listener_tests;
 pub mod output;
 mod readiness;
 mod restart;

@@ -1,4 +1,4 @@
-//! The listener actor with the supervisor and real listener processes, on tokio's paused
+//! The listener actor (`crate::listeners`) with the supervisor and real listener processes, on tokio's paused
 //! clock held still (`crate::clock::paused`): a listener that dies mid-event (after READY,
 //! with the event written to it, before its RESULT) does not lose the event — the pool
 //! hands it again, to its other listener or to the restarted one — and the pool keeps
@@ -66,7 +66,7 @@ fn harness() -> Harness {
     let events = EventLog::start(store, Arc::new(record)).expect("event log");
     let tasks = TaskTracker::new();
     let stop = CancellationToken::new();
-    let listener_io = super::start(&config, events.clone(), &tasks, stop.clone());
+    let listener_io = crate::listeners::start(&config, events.clone(), &tasks, stop.clone());
     assert!(listener_io.is_some(), "a pool is configured");
     let sup = supervisor::start(
         &config,
@@ -220,7 +220,7 @@ async fn a_listener_dying_mid_event_loses_nothing_and_the_pool_goes_on() {
     let answered: Vec<u64> = err
         .seen
         .iter()
-        .filter(|l| !l.dying && !(l.serial == died.serial && l.pid == died.pid))
+        .filter(|l| !(l.dying || (l.serial == died.serial && l.pid == died.pid)))
         .map(|l| l.serial)
         .collect();
     let unique: BTreeSet<u64> = answered.iter().copied().collect();
