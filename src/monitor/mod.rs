@@ -65,15 +65,30 @@ fn mono_anchor() -> (tokio::time::Instant, u64) {
 /// are measured on it.
 pub fn now_mono() -> Mono {
     let (at, ms) = mono_anchor();
-    let since = tokio::time::Instant::now().saturating_duration_since(at);
-    Mono(ms.saturating_add(u64::try_from(since.as_millis()).unwrap_or(u64::MAX)))
+    let now = tokio::time::Instant::now();
+    let whole = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    // Whole milliseconds since the anchor, rounded down on either side of it: an `Instant`
+    // before the anchor is possible where several runtimes share this process (tests on a
+    // paused clock that started before another runtime took the first reading).
+    Mono(match now.checked_duration_since(at) {
+        Some(after) => ms.saturating_add(whole(after)),
+        None => {
+            let before = at.duration_since(now);
+            let up = u64::from(before.subsec_nanos() % 1_000_000 != 0);
+            ms.saturating_sub(whole(before).saturating_add(up))
+        }
+    })
 }
 
 /// The `Instant` at which [`now_mono`] reads `m` (for `sleep_until` a deadline).
 pub fn mono_instant(m: Mono) -> tokio::time::Instant {
     let (at, ms) = mono_anchor();
-    let ahead = std::time::Duration::from_millis(m.0.saturating_sub(ms));
-    at.checked_add(ahead).unwrap_or_else(|| {
+    let at_m = if m.0 >= ms {
+        at.checked_add(std::time::Duration::from_millis(m.0 - ms))
+    } else {
+        at.checked_sub(std::time::Duration::from_millis(ms - m.0))
+    };
+    at_m.unwrap_or_else(|| {
         tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365)
     })
 }
