@@ -41,13 +41,22 @@ fn harness(command: impl FnOnce(&Path) -> String, program: &str) -> Harness {
         d.join("data").display()
     );
     let config = crate::config::load_str(&d.join("vigil.toml"), &text).expect("config");
-    let data = d.join("data");
+    let events = event_log(&d.join("data"));
+    let sup = start(&config, events.clone(), Options::default());
+    Harness { sup, events, dir }
+}
+
+/// [`harness`] whose program is the sh script `body`.
+fn harness_script(body: &'static str, program: &str) -> Harness {
+    harness(|d| script(d, "p.sh", body).display().to_string(), program)
+}
+
+/// A real event log (and state record) in `data`, as the daemon opens it.
+pub(super) fn event_log(data: &Path) -> EventLog {
     let (record, _) =
         crate::store::record::StateRecord::open(&data.join("vigil.state")).expect("record");
     let store = crate::store::Store::open(&data.join("vigil.db")).expect("store");
-    let events = EventLog::start(store, Arc::new(record)).expect("event log");
-    let sup = start(&config, events.clone(), Options::default());
-    Harness { sup, events, dir }
+    EventLog::start(store, Arc::new(record)).expect("event log")
 }
 
 fn process(sup: &SupervisorHandle) -> ProcessInfo {
@@ -87,6 +96,18 @@ async fn start_ready(h: &Hold, sup: &SupervisorHandle) -> u32 {
     })
     .await;
     process(sup).pid.expect("p runs")
+}
+
+/// `for_` later (and every deadline in it looked at), `p` is still STOPPED, never restarted.
+async fn stays_stopped(sup: &SupervisorHandle, for_: Duration) {
+    advance(for_).await;
+    assert!(sup.ping().await);
+    let p = process(sup);
+    assert_eq!(
+        (p.state, p.pid, p.restarts),
+        (ProcessState::Stopped, None, 0),
+        "{p:?}"
+    );
 }
 
 /// SIGKILL sent to `pid` (pending, dying, a zombie, or reaped): read from the kernel,
@@ -131,16 +152,8 @@ async fn startsecs_makes_a_process_running_exactly_at_its_deadline() {
 #[tokio::test(start_paused = true)]
 async fn a_child_ignoring_sigterm_is_killed_exactly_at_stopwaitsecs() {
     let h = hold(REAL_BOUND);
-    let x = harness(
-        |d| {
-            script(
-                d,
-                "stubborn.sh",
-                "trap '' TERM\necho ready\nexec sleep 1000\n",
-            )
-            .display()
-            .to_string()
-        },
+    let x = harness_script(
+        "trap '' TERM\necho ready\nexec sleep 1000\n",
         "startsecs = 0\nstopwaitsecs = 10\nautorestart = true\n",
     );
     let pid = start_ready(&h, &x.sup).await;
@@ -158,14 +171,7 @@ async fn a_child_ignoring_sigterm_is_killed_exactly_at_stopwaitsecs() {
     let p = wait_state(&h, &x.sup, ProcessState::Stopped).await;
     assert_eq!(p.last_exit, Some(Exit::Signal(9)), "{p:?}");
     // Stopped for good: autorestart does not apply to a stop.
-    advance(Duration::from_secs(60)).await;
-    assert!(x.sup.ping().await);
-    let p = process(&x.sup);
-    assert_eq!(
-        (p.state, p.pid, p.restarts),
-        (ProcessState::Stopped, None, 0),
-        "{p:?}"
-    );
+    stays_stopped(&x.sup, Duration::from_secs(60)).await;
     h.within("the shutdown", x.sup.shutdown()).await;
     drop(x.dir);
 }
@@ -173,18 +179,10 @@ async fn a_child_ignoring_sigterm_is_killed_exactly_at_stopwaitsecs() {
 #[tokio::test(start_paused = true)]
 async fn a_child_exiting_on_its_own_during_a_stop_ends_stopped_not_restarted() {
     let h = hold(REAL_BOUND);
-    let x = harness(
-        |d| {
-            // On SIGTERM it exits 3 (not an expected code): out of RUNNING that would be
-            // EXITED and a restart; during a stop it is STOPPED.
-            script(
-                d,
-                "quits.sh",
-                "trap 'kill $!; exit 3' TERM\necho ready\nsleep 1000 &\nwait\n",
-            )
-            .display()
-            .to_string()
-        },
+    // On SIGTERM it exits 3 (not an expected code): out of RUNNING that would be EXITED and
+    // a restart; during a stop it is STOPPED.
+    let x = harness_script(
+        "trap 'kill $!; exit 3' TERM\necho ready\nsleep 1000 &\nwait\n",
         "startsecs = 0\nstopwaitsecs = 10\nautorestart = true\nstartretries = 5\n",
     );
     start_ready(&h, &x.sup).await;
@@ -199,14 +197,7 @@ async fn a_child_exiting_on_its_own_during_a_stop_ends_stopped_not_restarted() {
         "it exited by itself: {p:?}"
     );
     // No BACKOFF, no STARTING later: past any backoff and the stop's SIGKILL deadline.
-    advance(Duration::from_secs(120)).await;
-    assert!(x.sup.ping().await);
-    let p = process(&x.sup);
-    assert_eq!(
-        (p.state, p.pid, p.restarts),
-        (ProcessState::Stopped, None, 0),
-        "{p:?}"
-    );
+    stays_stopped(&x.sup, Duration::from_secs(120)).await;
     // Every transition since the stop, from the event log: exactly STOPPING, STOPPED.
     x.events.flush().await;
     let mut seen = Vec::new();

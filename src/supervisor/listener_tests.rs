@@ -5,14 +5,12 @@
 //! delivering afterwards. Nothing of it waits for a timer: the clock never moves.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vigil_core::program::ProcessState;
 
-use crate::events::EventLog;
 use crate::supervisor::{self, SupervisorHandle};
 
 /// supervisord's protocol in sh: READY, a header line, `len` bytes of payload, RESULT. Each
@@ -59,11 +57,7 @@ fn harness() -> Harness {
         dir = d.display(),
     );
     let config = crate::config::load_str(&d.join("vigil.toml"), &text).expect("config");
-    let data = d.join("data");
-    let (record, _) =
-        crate::store::record::StateRecord::open(&data.join("vigil.state")).expect("record");
-    let store = crate::store::Store::open(&data.join("vigil.db")).expect("store");
-    let events = EventLog::start(store, Arc::new(record)).expect("event log");
+    let events = super::clock_tests::event_log(&d.join("data"));
     let tasks = TaskTracker::new();
     let stop = CancellationToken::new();
     let listener_io = crate::listeners::start(&config, events.clone(), &tasks, stop.clone());
