@@ -153,4 +153,8 @@ fn a_daemon_runs_in_process_and_stops_with_its_token() {
         "tasks still alive on the runtime after run() returned"
     );
     assert!(!alive(pid), "the child {pid} outlived the daemon");
+    // The halt outlives the daemon: the state file the trading processes read says so.
+    let state = std::fs::read_to_string(dir.join("data").join("trading_state"))
+        .expect("the trading state file");
+    assert!(state.contains("HALTED"), "{state}");
 }
