@@ -162,6 +162,12 @@ pub async fn run(
     }
     // Before anything records a metric.
     api::metrics::install();
+    // Cancelled once the programs are stopped: the HTTP servers and every long-lived task
+    // below end with it, and `tasks` (where each of them runs) is joined before the final
+    // flush.
+    let shutdown = CancellationToken::new();
+    // An early return (an error below) ends what was started too.
+    let _end_tasks = shutdown.clone().drop_guard();
     let auth = config
         .auth
         .clone()
@@ -177,8 +183,13 @@ pub async fn run(
     for f in &faults {
         events.health().startup_problem(f.clone());
     }
-    crate::store::retention::start(events.store().clone(), opts.monitor.retention);
-    api::metrics::spawn_event_counters(&events);
+    crate::store::retention::start(
+        events.store().clone(),
+        opts.monitor.retention,
+        &tasks,
+        shutdown.clone(),
+    );
+    api::metrics::spawn_event_counters(&events, &tasks, shutdown.clone());
 
     let addr = listener.local_addr().context("reading the bound address")?;
     let url = format!("http://{addr}");
@@ -227,7 +238,8 @@ pub async fn run(
             .chain(rpc_listeners.child_env(&config, addr))
             .collect(),
             stdout_events: Some(stdout_tx),
-            listener_io: crate::listeners::start(&config, events.clone()),
+            listener_io: crate::listeners::start(&config, events.clone(), &tasks, shutdown.clone()),
+            tasks: tasks.clone(),
         },
     );
     // The monitor restores the trading state before it accepts anything; it is the only
@@ -243,17 +255,27 @@ pub async fn run(
             faults,
         ),
         sup.clone(),
+        &tasks,
+        shutdown.clone(),
     );
-    let venues = crate::venue::start(&config.venues, events.clone(), monitor.clone());
-    ingest::serve_stdout(stdout_rx, monitor.clone());
+    let venues = crate::venue::start(
+        &config.venues,
+        events.clone(),
+        monitor.clone(),
+        &tasks,
+        shutdown.clone(),
+    );
+    ingest::serve_stdout(stdout_rx, monitor.clone(), &tasks, shutdown.clone());
     if opts.monitor.ingest.socket {
-        ingest::serve_socket(&socket, monitor.clone())
+        ingest::serve_socket(&socket, monitor.clone(), &tasks, shutdown.clone())
             .with_context(|| format!("listening on {}", socket.display()))?;
     }
     ingest::serve_files(
         &opts.monitor.ingest.files,
         events.store().clone(),
         monitor.clone(),
+        &tasks,
+        shutdown.clone(),
     );
 
     // Background jobs (issue 10): recovers the queue and leftovers before serving.
@@ -274,8 +296,6 @@ pub async fn run(
         daemon: control.clone(),
         guard: crate::compat::Guard::Open,
     };
-    // Ends the HTTP servers and the daemon's own tasks once the programs are stopped.
-    let shutdown = CancellationToken::new();
     let state = AppState {
         shutdown: shutdown.clone(),
         supervisor: sup.clone(),
@@ -285,10 +305,11 @@ pub async fn run(
         jobs: jobs.clone(),
         compat: compat.with_guard(crate::compat::main_guard(&config, addr)),
         venues,
+        tasks: tasks.clone(),
     };
     let app = api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let http_stop = shutdown.clone();
-    rpc_listeners.serve(&compat, &shutdown);
+    rpc_listeners.serve(&compat, &shutdown, &tasks);
     let server = tasks.spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { http_stop.cancelled().await })
@@ -331,14 +352,14 @@ pub async fn run(
             _ = stop.cancelled() => { tracing::info!("shutdown requested"); break; }
             _ = hup.recv() => {
                 tracing::info!("received SIGHUP indicating restart request");
-                let _ = reload(&ctl, &sup, &monitor, auth.as_deref()).await;
+                let _ = reload(&ctl, &sup, &monitor, auth.as_deref(), &tasks).await;
             }
             // supervisord's XML-RPC shutdown / restart / reloadConfig / groups.
             Some(req) = requests.recv() => match ctl.handle(req, &sup).await {
                 control::Next::Continue => {}
                 control::Next::Shutdown => break,
                 control::Next::Reload(reply) => {
-                    let _ = reply.send(reload(&ctl, &sup, &monitor, auth.as_deref()).await);
+                    let _ = reply.send(reload(&ctl, &sup, &monitor, auth.as_deref(), &tasks).await);
                 }
             },
         }
@@ -399,6 +420,7 @@ async fn reload(
     sup: &SupervisorHandle,
     monitor: &monitor::MonitorHandle,
     auth: Option<&crate::auth::Auth>,
+    tasks: &TaskTracker,
 ) -> Result<ReloadReport, String> {
     if ctl.restarting() {
         let e = "a restart is already under way".to_string();
@@ -450,7 +472,7 @@ async fn reload(
         tracing::error!(error = %e, "reload: the monitor did not take the new checks and rules");
     }
     if new.vigil.reload == crate::config::ReloadMode::Restart {
-        ctl.restart(sup, new);
+        ctl.restart(sup, new, tasks);
         return Ok(ReloadReport::default());
     }
     let r = ctl.replace(sup, new).await;

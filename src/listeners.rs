@@ -19,6 +19,8 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::process::ChildStdin;
 use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use vigil_core::listener::{
     self, Effect, Input, Notification, Pool, PoolConfig, PoolEvent, Pools, SerialCounter,
     Subscriptions, Ticker,
@@ -61,8 +63,15 @@ pub enum ListenerIo {
     },
 }
 
-/// Start the actor if the config has listeners; returns where the supervisor reports.
-pub fn start(config: &Config, events: EventLog) -> Option<mpsc::UnboundedSender<ListenerIo>> {
+/// Start the actor if the config has listeners; returns where the supervisor reports. The
+/// actor and its stdin writes run on `tasks`; the actor ends when `stop` is cancelled (the
+/// daemon cancels it once the supervisor has stopped every listener process).
+pub fn start(
+    config: &Config,
+    events: EventLog,
+    tasks: &TaskTracker,
+    stop: CancellationToken,
+) -> Option<mpsc::UnboundedSender<ListenerIo>> {
     if config.eventlisteners.is_empty() {
         return None;
     }
@@ -132,9 +141,10 @@ pub fn start(config: &Config, events: EventLog) -> Option<mpsc::UnboundedSender<
         events: events.clone(),
         io: tx.clone(),
         lost: 0,
+        tasks: tasks.clone(),
     };
     let log_rx = events.subscribe();
-    tokio::spawn(actor.run(rx, log_rx, groups));
+    tasks.spawn(actor.run(rx, log_rx, groups, stop));
     Some(tx)
 }
 
@@ -146,6 +156,8 @@ struct Actor {
     events: EventLog,
     io: mpsc::UnboundedSender<ListenerIo>,
     lost: u64,
+    /// Where the stdin writes run.
+    tasks: TaskTracker,
 }
 
 impl Actor {
@@ -154,6 +166,7 @@ impl Actor {
         mut rx: mpsc::UnboundedReceiver<ListenerIo>,
         mut log_rx: tokio::sync::broadcast::Receiver<Arc<Event>>,
         groups: Vec<String>,
+        stop: CancellationToken,
     ) {
         // Every group exists from the start: PROCESS_GROUP_ADDED, in priority order.
         for g in &groups {
@@ -169,6 +182,7 @@ impl Actor {
                 .next_deadline()
                 .map_or(next_tick, |d| d.min(next_tick));
             tokio::select! {
+                _ = stop.cancelled() => return,
                 msg = rx.recv() => match msg {
                     Some(m) => self.io(m).await,
                     None => return,
@@ -378,7 +392,7 @@ impl Actor {
                             continue;
                         };
                         let io = self.io.clone();
-                        tokio::spawn(async move {
+                        self.tasks.spawn(async move {
                             let mut s = stdin.lock().await;
                             let r = async {
                                 s.write_all(&bytes).await?;

@@ -249,7 +249,7 @@ async fn log(
     // Follow: what is there from `offset`, then each new write, until the job ends.
     let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(64);
     let stop = st.shutdown.clone();
-    tokio::spawn(async move {
+    st.tasks.spawn(async move {
         let mut pos = offset;
         let mut written = written;
         loop {

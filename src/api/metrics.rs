@@ -136,9 +136,14 @@ pub fn set_one_hot(
 }
 
 /// Count trading transitions from the event log (event-driven; no polling).
-pub fn spawn_event_counters(events: &EventLog) {
+/// Runs on `tasks` until `stop`.
+pub fn spawn_event_counters(
+    events: &EventLog,
+    tasks: &tokio_util::task::TaskTracker,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let mut rx = events.subscribe();
-    tokio::spawn(async move {
+    tasks.spawn(stop.run_until_cancelled_owned(async move {
         use tokio::sync::broadcast::error::RecvError;
         loop {
             match rx.recv().await {
@@ -163,7 +168,7 @@ pub fn spawn_event_counters(events: &EventLog) {
                 Err(RecvError::Closed) => return,
             }
         }
-    });
+    }));
 }
 
 /// A text exposition being written: families of samples, each family once.

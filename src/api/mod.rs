@@ -44,6 +44,9 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// `[venue.ID]` dead-man switches (`crate::venue`); empty without venues.
     pub venues: crate::venue::Venues,
+    /// Where the streaming responses' tasks run (each ends with its client or `shutdown`);
+    /// the daemon joins them at shutdown.
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 /// The authenticated caller's name, put in request extensions by the auth layer; handlers
@@ -283,7 +286,7 @@ async fn program_log(
         }
         let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(64);
         let stop = st.shutdown.clone();
-        tokio::spawn(async move {
+        st.tasks.spawn(async move {
             if tx.send(Ok(initial.into_bytes())).await.is_err() {
                 return;
             }

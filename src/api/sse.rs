@@ -124,7 +124,7 @@ pub async fn stream(
     let ping = q
         .ping
         .map(|s| std::time::Duration::from_secs(s.clamp(1, 60)));
-    tokio::spawn(async move {
+    st.tasks.spawn(async move {
         if let Some(g) = gap {
             let notice = serde_json::json!({"after": start, "missing_through": g,
                 "reason": "events up to missing_through were pruned by retention or lost"});

@@ -103,7 +103,7 @@ async fn task_events(
     let (tx, out) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
     let stop = st.shutdown.clone();
     let jobs = st.jobs.clone();
-    tokio::spawn(async move {
+    st.tasks.spawn(async move {
         if tx.send(Ok(message(&initial))).await.is_err() {
             return;
         }

@@ -233,10 +233,17 @@ impl Control {
     /// as in supervisord); the supervisor stops everything in reverse priority and starts
     /// `new` as at start-up, in the background so that the main loop still takes signals (a
     /// SIGTERM meanwhile turns it into a shutdown). Returns at once.
-    pub fn restart(&self, sup: &SupervisorHandle, new: Config) {
+    /// The restart runs on `tasks` (it ends once the supervisor answers, also when a
+    /// shutdown abandons it).
+    pub fn restart(
+        &self,
+        sup: &SupervisorHandle,
+        new: Config,
+        tasks: &tokio_util::task::TaskTracker,
+    ) {
         self.publish(|v| v.state = DaemonState::Restarting);
         let (sup, view) = (sup.clone(), self.view.clone());
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             match sup.restart_all(new.clone()).await {
                 Ok(report) => {
                     tracing::info!(

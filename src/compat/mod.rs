@@ -505,13 +505,18 @@ impl Listeners {
         env
     }
 
-    /// Serve the compat routes on each listener until `stop`; the socket file is removed
-    /// when its server ends.
-    pub fn serve(self, cx: &Compat, stop: &CancellationToken) {
+    /// Serve the compat routes on each listener (on `tasks`) until `stop`; the socket file is
+    /// removed when its server ends.
+    pub fn serve(
+        self,
+        cx: &Compat,
+        stop: &CancellationToken,
+        tasks: &tokio_util::task::TaskTracker,
+    ) {
         if let Some((tcp, guard)) = self.inet {
             let app = routes(cx.with_guard(guard));
             let stop = stop.clone();
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 let r = axum::serve(tcp, app)
                     .with_graceful_shutdown(async move { stop.cancelled().await })
                     .await;
@@ -523,7 +528,7 @@ impl Listeners {
         if let Some((sock, guard, path)) = self.unix {
             let app = routes(cx.with_guard(guard));
             let stop = stop.clone();
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 let r = axum::serve(sock, app)
                     .with_graceful_shutdown(async move { stop.cancelled().await })
                     .await;

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use vigil_core::event::{LineError, parse_line};
 
 use crate::events::Ack;
@@ -70,8 +72,13 @@ fn validate(
     }
 }
 
-/// Serve the NDJSON socket until the runtime ends.
-pub fn serve_socket(path: &Path, monitor: MonitorHandle) -> std::io::Result<()> {
+/// Serve the NDJSON socket on `tasks` (the accept loop and each connection) until `stop`.
+pub fn serve_socket(
+    path: &Path,
+    monitor: MonitorHandle,
+    tasks: &TaskTracker,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
     if path.exists() {
         // A live vigil on the same data_dir would already hold the database lock and the
         // HTTP port; a leftover socket file is stale.
@@ -82,11 +89,16 @@ pub fn serve_socket(path: &Path, monitor: MonitorHandle) -> std::io::Result<()> 
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     }
-    tokio::spawn(async move {
+    let (tracker, stop2) = (tasks.clone(), stop.clone());
+    tasks.spawn(stop.run_until_cancelled_owned(async move {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    tokio::spawn(socket::serve(stream, monitor.clone()));
+                    tracker.spawn(
+                        stop2
+                            .clone()
+                            .run_until_cancelled_owned(socket::serve(stream, monitor.clone())),
+                    );
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "event socket accept failed");
@@ -94,7 +106,7 @@ pub fn serve_socket(path: &Path, monitor: MonitorHandle) -> std::io::Result<()> 
                 }
             }
         }
-    });
+    }));
     Ok(())
 }
 
@@ -105,8 +117,15 @@ pub const STDOUT_EVENTS_QUEUE: usize = 1024;
 /// Programs with `events = "stdout"`: JSON-object lines are events; other lines are
 /// ordinary output (already in the program's log) and ignored here. Each event waits for
 /// its unit of the ingest budget, so the queue is not read meanwhile.
-pub fn serve_stdout(mut rx: tokio::sync::mpsc::Receiver<(String, String)>, monitor: MonitorHandle) {
-    tokio::spawn(async move {
+///
+/// Runs on `tasks` until `stop`, or until every sender is gone (the supervisor's end).
+pub fn serve_stdout(
+    mut rx: tokio::sync::mpsc::Receiver<(String, String)>,
+    monitor: MonitorHandle,
+    tasks: &TaskTracker,
+    stop: CancellationToken,
+) {
+    tasks.spawn(stop.run_until_cancelled_owned(async move {
         let mut counts: std::collections::HashMap<String, usize> = Default::default();
         while let Some((process, line)) = rx.recv().await {
             let n = counts.entry(process.clone()).or_default();
@@ -118,12 +137,24 @@ pub fn serve_stdout(mut rx: tokio::sync::mpsc::Receiver<(String, String)>, monit
                 tracing::warn!(process = %process, "event refused: {e}");
             }
         }
-    });
+    }));
 }
 
-/// Follow each configured JSONL file.
-pub fn serve_files(files: &[PathBuf], store: crate::store::Store, monitor: MonitorHandle) {
+/// Follow each configured JSONL file, on `tasks` until `stop`.
+pub fn serve_files(
+    files: &[PathBuf],
+    store: crate::store::Store,
+    monitor: MonitorHandle,
+    tasks: &TaskTracker,
+    stop: CancellationToken,
+) {
     for f in files {
-        tail::follow(f.clone(), store.clone(), monitor.clone());
+        tail::follow(
+            f.clone(),
+            store.clone(),
+            monitor.clone(),
+            tasks,
+            stop.clone(),
+        );
     }
 }

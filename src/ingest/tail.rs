@@ -135,8 +135,17 @@ impl Follower {
     }
 }
 
-pub fn follow(path: PathBuf, store: Store, monitor: MonitorHandle) {
-    tokio::spawn(async move {
+/// Follow `path` on `tasks` until `stop`. The thread blocked in inotify's read(2) is not
+/// joined: it cannot be woken, and it ends at its next event once the task is gone (it holds
+/// only the inotify descriptor).
+pub fn follow(
+    path: PathBuf,
+    store: Store,
+    monitor: MonitorHandle,
+    tasks: &tokio_util::task::TaskTracker,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    tasks.spawn(stop.run_until_cancelled_owned(async move {
         let dir = path
             .parent()
             .map(|p| p.to_path_buf())
@@ -215,5 +224,5 @@ pub fn follow(path: PathBuf, store: Store, monitor: MonitorHandle) {
                 f.drain().await;
             }
         }
-    });
+    }));
 }

@@ -24,10 +24,17 @@ pub struct Actions {
     events: EventLog,
     supervisor: SupervisorHandle,
     http: reqwest::Client,
+    /// Where the actions and alert deliveries run (the daemon joins them at shutdown).
+    tasks: tokio_util::task::TaskTracker,
 }
 
 impl Actions {
-    pub fn new(cfg: Arc<MonitorConfig>, events: EventLog, supervisor: SupervisorHandle) -> Self {
+    pub fn new(
+        cfg: Arc<MonitorConfig>,
+        events: EventLog,
+        supervisor: SupervisorHandle,
+        tasks: tokio_util::task::TaskTracker,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -37,6 +44,7 @@ impl Actions {
             events,
             supervisor,
             http,
+            tasks,
         }
     }
 
@@ -71,7 +79,8 @@ impl Actions {
     pub fn on_transition(&self, t: &Transition, seq: u64, positions: BTreeMap<String, f64>) {
         let me = self.clone();
         let t = t.clone();
-        tokio::spawn(async move { me.run(t, seq, positions).await });
+        self.tasks
+            .spawn(async move { me.run(t, seq, positions).await });
     }
 
     async fn run(self, t: Transition, seq: u64, positions: BTreeMap<String, f64>) {
@@ -281,7 +290,7 @@ impl Actions {
             let id = sink.id.clone();
             let name = name.to_string();
             let status = status.to_string();
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 let mut delay = Duration::from_millis(500);
                 for attempt in 1..=4 {
                     match http.post(&url).json(&body).send().await {

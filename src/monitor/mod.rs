@@ -28,6 +28,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -62,15 +65,30 @@ fn mono_anchor() -> (tokio::time::Instant, u64) {
 /// are measured on it.
 pub fn now_mono() -> Mono {
     let (at, ms) = mono_anchor();
-    let since = tokio::time::Instant::now().saturating_duration_since(at);
-    Mono(ms.saturating_add(u64::try_from(since.as_millis()).unwrap_or(u64::MAX)))
+    let now = tokio::time::Instant::now();
+    let whole = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    // Whole milliseconds since the anchor, rounded down on either side of it: an `Instant`
+    // before the anchor is possible where several runtimes share this process (tests on a
+    // paused clock that started before another runtime took the first reading).
+    Mono(match now.checked_duration_since(at) {
+        Some(after) => ms.saturating_add(whole(after)),
+        None => {
+            let before = at.duration_since(now);
+            let up = u64::from(before.subsec_nanos() % 1_000_000 != 0);
+            ms.saturating_sub(whole(before).saturating_add(up))
+        }
+    })
 }
 
 /// The `Instant` at which [`now_mono`] reads `m` (for `sleep_until` a deadline).
 pub fn mono_instant(m: Mono) -> tokio::time::Instant {
     let (at, ms) = mono_anchor();
-    let ahead = std::time::Duration::from_millis(m.0.saturating_sub(ms));
-    at.checked_add(ahead).unwrap_or_else(|| {
+    let at_m = if m.0 >= ms {
+        at.checked_add(std::time::Duration::from_millis(m.0 - ms))
+    } else {
+        at.checked_sub(std::time::Duration::from_millis(ms - m.0))
+    };
+    at_m.unwrap_or_else(|| {
         tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365)
     })
 }
@@ -614,17 +632,31 @@ struct Actor {
     /// The probe task of each check that has one (http, kraken, host).
     probes: probes::Running,
     clock: Clock,
+    /// Where the probes and the halt actions run.
+    tasks: TaskTracker,
 }
 
 /// Start the monitor: restore the trading state (before anything else runs), build the
-/// rules, start the probes; returns the handle.
+/// rules, start the probes; returns the handle. The actor, its probes and its halt actions
+/// run on `tasks`; the actor ends when `stop` is cancelled (or every handle is gone) and
+/// aborts its probes as it goes.
 pub fn start(
     cfg: MonitorConfig,
     events: EventLog,
     persist: Persist,
     supervisor: SupervisorHandle,
+    tasks: &TaskTracker,
+    stop: CancellationToken,
 ) -> MonitorHandle {
-    start_with_clock(cfg, events, persist, supervisor, Clock::system())
+    start_with_clock(
+        cfg,
+        events,
+        persist,
+        supervisor,
+        Clock::system(),
+        tasks,
+        stop,
+    )
 }
 
 /// [`start`] with the given clocks (tests step the wall clock).
@@ -634,6 +666,8 @@ pub fn start_with_clock(
     persist: Persist,
     supervisor: SupervisorHandle,
     clock: Clock,
+    tasks: &TaskTracker,
+    stop: CancellationToken,
 ) -> MonitorHandle {
     let now = clock.wall_ms();
     let mono = clock.mono();
@@ -676,7 +710,7 @@ pub fn start_with_clock(
         clock: clock.clone(),
     };
     let persist = Arc::new(persist);
-    let probes = probes::start(&cfg, &handle.probe_sender(), &handle);
+    let probes = probes::start(&cfg, &handle.probe_sender(), &handle, tasks);
     let mut actor = Actor {
         latch: restored.latch,
         rules,
@@ -688,22 +722,23 @@ pub fn start_with_clock(
         state_file: written.file.is_ok(),
         retry: None,
         snapshot: snap_tx,
-        actions: actions::Actions::new(cfg.clone(), events.clone(), supervisor),
+        actions: actions::Actions::new(cfg.clone(), events.clone(), supervisor, tasks.clone()),
         external: Default::default(),
         probes,
         clock,
+        tasks: tasks.clone(),
     };
     actor.note_written(&written);
     actor.publish();
     let log_rx = events.subscribe();
     let restored_transition = restored.transition;
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         if let Some(t) = restored_transition {
             actor.commit(t, None).await;
         } else if actor.latch.state() != TradingState::Active {
             tracing::warn!(state = %actor.latch.state(), "trading state restored from the last run");
         }
-        actor.run(rx, irx, log_rx).await;
+        actor.run(rx, irx, log_rx, stop).await;
     });
     handle
 }
@@ -714,6 +749,21 @@ impl Actor {
         mut rx: mpsc::Receiver<Cmd>,
         mut irx: mpsc::Receiver<Ingested>,
         mut log_rx: tokio::sync::broadcast::Receiver<Arc<crate::events::Event>>,
+        stop: CancellationToken,
+    ) {
+        self.serve(&mut rx, &mut irx, &mut log_rx, &stop).await;
+        // The probes end with the actor (a host probe holds a handle and would not).
+        for p in self.probes.values() {
+            p.abort();
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        rx: &mut mpsc::Receiver<Cmd>,
+        irx: &mut mpsc::Receiver<Ingested>,
+        log_rx: &mut tokio::sync::broadcast::Receiver<Arc<crate::events::Event>>,
+        stop: &CancellationToken,
     ) {
         loop {
             // The rules' deadlines are monotonic; the latch's auto-resume is a wall-clock time.
@@ -738,6 +788,7 @@ impl Actor {
             };
             tokio::select! {
                 biased;
+                _ = stop.cancelled() => return,
                 cmd = rx.recv() => match cmd {
                     Some(c) => self.command(c).await,
                     None => return,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::AbortHandle;
+use tokio_util::task::TaskTracker;
 
 use vigil_core::event::{EventKind, InboundEvent, Metric};
 use vigil_core::kraken;
@@ -21,15 +22,27 @@ use super::{MonitorHandle, ProbeSender, source_of};
 pub type Running = BTreeMap<Source, AbortHandle>;
 
 /// Start a probe for every check that has one.
-pub fn start(cfg: &Arc<MonitorConfig>, tx: &ProbeSender, monitor: &MonitorHandle) -> Running {
+pub fn start(
+    cfg: &Arc<MonitorConfig>,
+    tx: &ProbeSender,
+    monitor: &MonitorHandle,
+    tasks: &TaskTracker,
+) -> Running {
     cfg.rules
         .iter()
-        .filter_map(|def| Some((source_of(def), start_one(def, tx, monitor)?)))
+        .filter_map(|def| Some((source_of(def), start_one(def, tx, monitor, tasks)?)))
         .collect()
 }
 
 /// Start the probe of `def`, if its kind has one (http, kraken, host).
-pub fn start_one(def: &RuleDef, tx: &ProbeSender, monitor: &MonitorHandle) -> Option<AbortHandle> {
+/// The probe runs on `tasks` until it is aborted (a reload, the monitor's end) or the
+/// monitor is gone.
+pub fn start_one(
+    def: &RuleDef,
+    tx: &ProbeSender,
+    monitor: &MonitorHandle,
+    tasks: &TaskTracker,
+) -> Option<AbortHandle> {
     let source = source_of(def);
     let task = {
         match def.kind.clone() {
@@ -41,7 +54,7 @@ pub fn start_one(def: &RuleDef, tx: &ProbeSender, monitor: &MonitorHandle) -> Op
                 ..
             } => {
                 let tx = tx.clone();
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     let client = client(timeout_s);
                     let mut tick = tokio::time::interval(Duration::from_secs_f64(interval_s));
                     loop {
@@ -90,7 +103,7 @@ pub fn start_one(def: &RuleDef, tx: &ProbeSender, monitor: &MonitorHandle) -> Op
                     },
                     _ => None,
                 };
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     let client = client(timeout_s);
                     let mut tick = tokio::time::interval(Duration::from_secs_f64(interval_s));
                     let mut nonce = 0u64;
@@ -171,7 +184,7 @@ pub fn start_one(def: &RuleDef, tx: &ProbeSender, monitor: &MonitorHandle) -> Op
                 metric, interval_s, ..
             } => {
                 let monitor = monitor.clone();
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     let mut tick = tokio::time::interval(Duration::from_secs_f64(interval_s));
                     let mut prev: Option<(u64, u64)> = None;
                     loop {

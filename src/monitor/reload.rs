@@ -64,7 +64,7 @@ impl Actor {
             if let Some(p) = self.probes.remove(source) {
                 p.abort();
             }
-            if let Some(p) = probes::start_one(def, &handle.probe_sender(), handle) {
+            if let Some(p) = probes::start_one(def, &handle.probe_sender(), handle, &self.tasks) {
                 self.probes.insert(source.clone(), p);
             }
         }

@@ -137,9 +137,15 @@ fn report(r: Result<u64, StoreError>) {
 
 /// Run retention now (before vigil serves anything, so the first answers already reflect
 /// it), then every [`SWEEP_EVERY`] off the runtime.
-pub fn start(store: Store, r: Retention) {
+/// The sweeps run on `tasks` until `stop`.
+pub fn start(
+    store: Store,
+    r: Retention,
+    tasks: &tokio_util::task::TaskTracker,
+    stop: tokio_util::sync::CancellationToken,
+) {
     report(store.prune(&r, chrono::Utc::now()));
-    tokio::spawn(async move {
+    tasks.spawn(stop.run_until_cancelled_owned(async move {
         loop {
             tokio::time::sleep(SWEEP_EVERY).await;
             let s = store.clone();
@@ -149,7 +155,7 @@ pub fn start(store: Store, r: Retention) {
                 report(res);
             }
         }
-    });
+    }));
 }
 
 #[cfg(test)]

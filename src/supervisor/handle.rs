@@ -179,6 +179,10 @@ pub struct Options {
     pub stdout_events: Option<mpsc::Sender<(String, String)>>,
     /// Where event-listener processes' stdout, stdin, states and exits go.
     pub listener_io: Option<mpsc::UnboundedSender<crate::listeners::ListenerIo>>,
+    /// Every task the supervisor spawns (its actor, each child's waiter, output pumps,
+    /// readiness probes, stdin writers, action replies) is spawned on this tracker; all of
+    /// them end once the actor has shut down (every child reaped, every pipe at EOF).
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 /// The API's handle on the supervisor; cheap to clone.

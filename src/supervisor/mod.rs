@@ -4,8 +4,12 @@
 //! deadline (startsecs, backoff, stopwaitsecs), so every reaction happens when its cause
 //! does. Reads go through a `watch` snapshot published after every change.
 
+#[cfg(test)]
+mod clock_tests;
 mod handle;
 mod lifecycle;
+#[cfg(test)]
+mod listener_tests;
 pub mod output;
 mod readiness;
 mod restart;
@@ -14,7 +18,11 @@ pub use handle::*;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock: the same as std's in production, and a paused test clock drives the
+// deadlines (startsecs, backoff, stopwaitsecs) and the actor's `now` alike.
+use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -173,7 +181,8 @@ pub fn start(config: &Config, events: EventLog, options: Options) -> SupervisorH
     for spec in specs(config) {
         actor.insert(spec);
     }
-    tokio::spawn(actor.run(rx, irx));
+    let tasks = actor.options.tasks.clone();
+    tasks.spawn(actor.run(rx, irx));
     SupervisorHandle {
         tx,
         snapshot: snap_rx,
@@ -295,8 +304,7 @@ impl Actor {
             let sleep = async {
                 match deadline {
                     Some(ms) => {
-                        tokio::time::sleep_until((self.base + Duration::from_millis(ms)).into())
-                            .await
+                        tokio::time::sleep_until(self.base + Duration::from_millis(ms)).await
                     }
                     None => std::future::pending().await,
                 }
@@ -502,7 +510,7 @@ impl Actor {
         {
             let (tx, mut rx) = mpsc::channel::<StdinWrite>(STDIN_QUEUE);
             let pname = name.clone();
-            tokio::spawn(async move {
+            self.options.tasks.spawn(async move {
                 use tokio::io::AsyncWriteExt;
                 while let Some((data, reply)) = rx.recv().await {
                     let r = match stdin.write_all(&data).await {
@@ -561,7 +569,7 @@ impl Actor {
                     names.reverse();
                 }
                 let (results, waits) = names.iter().map(|n| act(self, n)).unzip();
-                finish_after(results, waits, reply);
+                finish_after(&self.options.tasks, results, waits, reply);
             }
         }
     }
@@ -922,7 +930,8 @@ impl Actor {
                         None
                     },
                 };
-                let out_pump = tokio::spawn(output::pump(sp.stdout, stdout_sink, name.to_string()));
+                let tasks = &self.options.tasks;
+                let out_pump = tasks.spawn(output::pump(sp.stdout, stdout_sink, name.to_string()));
                 let err_pump = sp.stderr.map(|stderr| {
                     let sink = Sink {
                         capture: capture(program.stderr_capture_maxbytes, "stderr"),
@@ -933,13 +942,13 @@ impl Actor {
                         stderr: true,
                         lines: None,
                     };
-                    tokio::spawn(output::pump(stderr, sink, name.to_string()))
+                    tasks.spawn(output::pump(stderr, sink, name.to_string()))
                 });
                 let mut child = sp.child;
                 let tx = self.internal.clone();
                 let generation = e.generation;
                 let pname = name.to_string();
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     use std::os::unix::process::ExitStatusExt;
                     let exit = match child.wait().await {
                         Ok(st) => match (st.code(), st.signal()) {
@@ -975,7 +984,7 @@ impl Actor {
                     if let Some(old) = e.probe.replace(token.clone()) {
                         old.cancel();
                     }
-                    tokio::spawn(readiness::probe(
+                    tasks.spawn(readiness::probe(
                         check.clone(),
                         program.clone(),
                         name.to_string(),
@@ -1144,8 +1153,13 @@ enum Waiter {
 }
 
 /// Reply once every waiter has resolved (start → RUNNING, stop → stopped).
-fn finish_after(mut results: Vec<ActionResult>, waits: Vec<Waiter>, reply: ActionReply) {
-    tokio::spawn(async move {
+fn finish_after(
+    tasks: &tokio_util::task::TaskTracker,
+    mut results: Vec<ActionResult>,
+    waits: Vec<Waiter>,
+    reply: ActionReply,
+) {
+    tasks.spawn(async move {
         for (i, w) in waits.into_iter().enumerate() {
             match w {
                 Waiter::None => {}

@@ -49,10 +49,23 @@ impl Handle {
     }
 }
 
-pub fn start(timeout_ms: u64, events: EventLog, monitor: MonitorHandle) -> Handle {
+/// The watch runs on `tasks` until `stop`.
+pub fn start(
+    timeout_ms: u64,
+    events: EventLog,
+    monitor: MonitorHandle,
+    tasks: &tokio_util::task::TaskTracker,
+    stop: tokio_util::sync::CancellationToken,
+) -> Handle {
     let handle = Handle(Arc::new(Mutex::new(None)));
     let rx = events.subscribe();
-    tokio::spawn(run(timeout_ms, events, monitor, rx, handle.clone()));
+    tasks.spawn(stop.run_until_cancelled_owned(run(
+        timeout_ms,
+        events,
+        monitor,
+        rx,
+        handle.clone(),
+    )));
     handle
 }
 

@@ -234,9 +234,16 @@ async fn kv_put(store: &Store, key: String, value: String) -> Result<(), String>
     .unwrap_or_else(|e| Err(e.to_string()))
 }
 
-/// Start one task per venue (and the close watch). Reads the persisted nonce reservation
-/// and operator disarm of each venue first.
-pub fn start(venues: &[VenueConfig], events: EventLog, monitor: MonitorHandle) -> Venues {
+/// Start one task per venue (and the close watch) on `tasks`, each until `stop` (a call in
+/// flight is dropped then, as the runtime's end dropped it before). Reads the persisted
+/// nonce reservation and operator disarm of each venue first.
+pub fn start(
+    venues: &[VenueConfig],
+    events: EventLog,
+    monitor: MonitorHandle,
+    tasks: &tokio_util::task::TaskTracker,
+    stop: tokio_util::sync::CancellationToken,
+) -> Venues {
     if venues.is_empty() {
         return Venues::default();
     }
@@ -280,7 +287,7 @@ pub fn start(venues: &[VenueConfig], events: EventLog, monitor: MonitorHandle) -
             state: state_tx,
             reported: None,
         };
-        tokio::spawn(task.run(rx, log_rx));
+        tasks.spawn(stop.clone().run_until_cancelled_owned(task.run(rx, log_rx)));
         list.push(Entry {
             cfg,
             tx,
@@ -291,7 +298,7 @@ pub fn start(venues: &[VenueConfig], events: EventLog, monitor: MonitorHandle) -
         .iter()
         .map(|v| v.close_timeout_s)
         .fold(f64::INFINITY, f64::min);
-    let close = close::start(secs_ms(close_after), events, monitor);
+    let close = close::start(secs_ms(close_after), events, monitor, tasks, stop);
     Venues {
         list: Arc::new(list),
         close: Some(close),
