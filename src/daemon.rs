@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::events::EventLog;
 use crate::fields;
 use crate::ingest;
-use crate::monitor::{self, config::MonitorConfig};
+use crate::monitor;
 use crate::store::Store;
 use crate::supervisor::{self, ReloadReport, SupervisorHandle};
 
@@ -31,8 +31,6 @@ pub struct RunOptions {
     pub overrides: crate::config::Overrides,
     /// Printed after the listening line (the demo's greeting).
     pub banner: Option<String>,
-    /// Checks, rules, halt actions, alerts, ingest sources.
-    pub monitor: MonitorConfig,
     /// `--recover`: a damaged database is set aside and vigil starts HALTED on a new one.
     pub recover: bool,
 }
@@ -185,7 +183,7 @@ pub async fn run(
     }
     crate::store::retention::start(
         events.store().clone(),
-        opts.monitor.retention,
+        config.monitor.retention,
         &tasks,
         shutdown.clone(),
     );
@@ -245,7 +243,7 @@ pub async fn run(
     // The monitor restores the trading state before it accepts anything; it is the only
     // writer of that state.
     let monitor = monitor::start(
-        opts.monitor.clone(),
+        config.monitor.clone(),
         events.clone(),
         monitor::Persist::new(
             record,
@@ -266,12 +264,12 @@ pub async fn run(
         shutdown.clone(),
     );
     ingest::serve_stdout(stdout_rx, monitor.clone(), &tasks, shutdown.clone());
-    if opts.monitor.ingest.socket {
+    if config.monitor.ingest.socket {
         ingest::serve_socket(&socket, monitor.clone(), &tasks, shutdown.clone())
             .with_context(|| format!("listening on {}", socket.display()))?;
     }
     ingest::serve_files(
-        &opts.monitor.ingest.files,
+        &config.monitor.ingest.files,
         events.store().clone(),
         monitor.clone(),
         &tasks,

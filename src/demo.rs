@@ -117,10 +117,7 @@ role = "admin"
 secret_hash = "@TOKHASH@"
 "#;
 
-pub fn config(
-    listen: &str,
-    data_dir: &Path,
-) -> anyhow::Result<(Config, crate::monitor::config::MonitorConfig, String)> {
+pub fn config(listen: &str, data_dir: &Path) -> anyhow::Result<(Config, String)> {
     let exe = std::env::current_exe().context("locating the vigil binary")?;
     let exe = exe.to_string_lossy().to_string();
     let quoted = shlex::try_quote(&exe)
@@ -158,13 +155,12 @@ pub fn config(
     let path = cwd.join("demo.toml");
     let cfg = config::load_str(&path, &text)
         .map_err(|e| anyhow::anyhow!("the embedded demo config is invalid:\n{e}"))?;
-    let monitor = cfg.monitor.clone();
     let banner = format!(
         "{}\nvigil demo: log in as admin / {password}, or for the CLI: export VIGIL_URL=http://{} VIGIL_TOKEN=demo.{token_secret}",
         banner_text(&cfg),
         cfg.vigil.listen
     );
-    Ok((cfg, monitor, banner))
+    Ok((cfg, banner))
 }
 
 fn banner_text(cfg: &Config) -> String {
@@ -181,7 +177,7 @@ mod tests {
     #[test]
     fn the_embedded_demo_config_is_valid() {
         let dir = tempfile::tempdir().unwrap();
-        let (cfg, monitor, banner) = super::config("127.0.0.1:0", dir.path()).unwrap();
+        let (cfg, banner) = super::config("127.0.0.1:0", dir.path()).unwrap();
         assert_eq!(cfg.programs.len(), 3);
         let bt = cfg.jobs.job_type("backtest").unwrap();
         assert!(
@@ -190,7 +186,7 @@ mod tests {
                 .is_some_and(|c| c[1] == "sim" && c[2] == "backtest")
         );
         assert!(cfg.program("bot").unwrap().critical);
-        assert_eq!(monitor.rules.len(), 6);
+        assert_eq!(cfg.monitor.rules.len(), 6);
         assert!(banner.contains("vigil demo"));
     }
 }

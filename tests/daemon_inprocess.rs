@@ -105,7 +105,6 @@ fn a_daemon_runs_in_process_and_stops_with_its_token() {
     );
     std::fs::write(&config_path, &text).expect("write config");
     let config = vigil::config::load(&config_path).expect("a valid config");
-    let monitor = config.monitor.clone();
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -124,7 +123,6 @@ fn a_daemon_runs_in_process_and_stops_with_its_token() {
         reload_from: Some(config_path),
         overrides: Default::default(),
         banner: None,
-        monitor,
         recover: false,
     };
     let (result, left) = rt.block_on(async {

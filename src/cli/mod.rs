@@ -179,7 +179,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(exit::USAGE));
                 }
             };
-            let monitor = cfg.monitor.clone();
             init_tracing(&cfg.vigil.log_level);
             // What supervisord ignores (unknown options and sections) is ignored, and said.
             for w in &cfg.warnings {
@@ -191,20 +190,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 reload_from: Some(abs),
                 overrides,
                 banner: None,
-                monitor,
                 recover,
             }))?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Demo { listen, data_dir } => {
-            let (cfg, monitor, banner) = crate::demo::config(&listen, &data_dir)?;
+            let (cfg, banner) = crate::demo::config(&listen, &data_dir)?;
             init_tracing(&cfg.vigil.log_level);
             runtime()?.block_on(serve(crate::daemon::RunOptions {
                 config: cfg,
                 reload_from: None,
                 overrides: Default::default(),
                 banner: Some(banner),
-                monitor,
                 recover: false,
             }))?;
             Ok(ExitCode::SUCCESS)
