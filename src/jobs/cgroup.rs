@@ -293,6 +293,17 @@ impl JobCgroup {
             .collect()
     }
 
+    /// The v1 `cgroup.procs` file a `clone3` child still writes `0` into (it is created in
+    /// its v2 cgroup by `CLONE_INTO_CGROUP`).
+    pub fn v1_join_paths(&self) -> Vec<CString> {
+        self.v1_mem
+            .iter()
+            .filter_map(|p| {
+                CString::new(p.join("cgroup.procs").into_os_string().into_encoded_bytes()).ok()
+            })
+            .collect()
+    }
+
     /// Every pid in the job's cgroup(s).
     pub fn pids(&self) -> Vec<i32> {
         let mut out = Vec::new();

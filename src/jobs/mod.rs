@@ -13,6 +13,7 @@
 pub mod cgroup;
 pub mod exec;
 pub mod host;
+mod launch;
 mod restore;
 mod submit;
 mod view;
@@ -1109,10 +1110,21 @@ impl Actor {
                 description,
                 percent,
             } => self.set_progress(id, description, percent),
-            Note::Exited { id, code, signal } => {
+            Note::Exited {
+                id,
+                code,
+                signal,
+                error,
+            } => {
                 let Some(e) = self.jobs.get_mut(&id) else {
                     return;
                 };
+                if let Some(err) = error {
+                    // It never ran job code: a start failure, as when the spawn itself fails.
+                    self.finish(id, JobState::Failed, format!("could not start: {err}"));
+                    self.admit();
+                    return;
+                }
                 e.job.exit_code = code;
                 e.job.signal = signal;
                 let mut ending = e.ending.clone();

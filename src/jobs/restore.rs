@@ -100,7 +100,7 @@ impl Actor {
             let kill_at = self.jobs.values().filter_map(|e| e.kill_at).min();
             tokio::select! {
                 Some(n) = notes.recv() => {
-                    if let Note::Exited { id, code, signal } = n
+                    if let Note::Exited { id, code, signal, .. } = n
                         && let Some(e) = self.jobs.get_mut(&id)
                     {
                         e.job.exit_code = code;
