@@ -18,7 +18,7 @@ mod restore;
 mod submit;
 mod view;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -344,6 +344,8 @@ pub fn start(cfg: JobsConfig, events: EventLog, opts: Options) -> Result<JobsHan
         queue: Queue::new(),
         ledger: Ledger::default(),
         jobs: HashMap::new(),
+        active: BTreeSet::new(),
+        prepared: HashMap::new(),
         recent: VecDeque::new(),
         next_id: last_id,
         writer,
@@ -392,6 +394,12 @@ struct Actor {
     ledger: Ledger,
     /// Queued, running and paused jobs.
     jobs: HashMap<u64, Entry>,
+    /// The running and paused ones (what deadlines, pauses and samples look at: never the
+    /// whole queue).
+    active: BTreeSet<u64>,
+    /// Cgroups made ahead for the next jobs in order, so that an exit → spawn does not
+    /// create them (`prepare_next`).
+    prepared: HashMap<u64, JobCgroup>,
     /// Recently finished jobs (reads until the store has them).
     recent: VecDeque<Job>,
     next_id: u64,
@@ -411,6 +419,8 @@ struct Actor {
 
 const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 const RECENT: usize = 1000;
+/// Cgroups made ahead for the next jobs in order.
+const PREPARED: usize = 4;
 
 impl Actor {
     async fn run(
@@ -458,7 +468,7 @@ impl Actor {
     fn next_deadline(&self, next_sample: Instant) -> Option<Instant> {
         let mut d: Option<Instant> = None;
         let mut put = |t: Instant| d = Some(d.map_or(t, |x| x.min(t)));
-        for e in self.jobs.values() {
+        for e in self.active_jobs() {
             if let Some(t) = e.timeout_at {
                 put(t);
             }
@@ -467,14 +477,10 @@ impl Actor {
             }
         }
         // Host samples only while something waits (or CPU may pause running jobs).
-        let watch_cpu = self.pauser.watching_cpu()
-            && self
-                .jobs
-                .values()
-                .any(|e| e.job.state.is_active() && e.job.pausable);
+        let watch_cpu =
+            self.pauser.watching_cpu() && self.active_jobs().any(|e| e.job.pausable);
         // Without a memory cgroup, running jobs' memory is sampled from /proc.
-        let sample_memory = self.cgroups.mode == cgroup::Mode::None
-            && self.jobs.values().any(|e| e.job.state.is_active());
+        let sample_memory = self.cgroups.mode == cgroup::Mode::None && !self.active.is_empty();
         if !self.queue.is_empty() || watch_cpu || sample_memory {
             put(next_sample);
         }
@@ -498,6 +504,11 @@ impl Actor {
         d
     }
 
+    /// The running and paused jobs.
+    fn active_jobs(&self) -> impl Iterator<Item = &Entry> {
+        self.active.iter().filter_map(|id| self.jobs.get(id))
+    }
+
     fn sample(&mut self) {
         let r = self.host.read();
         self.last_reading = Some(r);
@@ -515,8 +526,7 @@ impl Actor {
     /// previous call.
     fn jobs_cpu_percent(&mut self, cores: f64) -> f64 {
         let pgids: Vec<i32> = self
-            .jobs
-            .values()
+            .active_jobs()
             .filter(|e| e.job.state == JobState::Running)
             .filter_map(|e| e.job.pid.map(|p| p as i32))
             .collect();
@@ -546,8 +556,7 @@ impl Actor {
     /// group; over its limit, the job is killed and ends `oom_killed`.
     fn sample_memory(&mut self) {
         let active: Vec<i32> = self
-            .jobs
-            .values()
+            .active_jobs()
             .filter(|e| e.job.state == JobState::Running && e.kill_at.is_none())
             .filter_map(|e| e.job.pid.map(|p| p as i32))
             .collect();
@@ -555,7 +564,10 @@ impl Actor {
             return;
         }
         let rss = cgroup::rss_by_pgid(&active);
-        for e in self.jobs.values_mut() {
+        for id in &self.active {
+            let Some(e) = self.jobs.get_mut(id) else {
+                continue;
+            };
             let Some(pid) = e.job.pid.map(|p| p as i32) else {
                 continue;
             };
@@ -666,6 +678,10 @@ impl Actor {
         if from.is_active() {
             self.ledger.release(e.booking);
         }
+        self.active.remove(&id);
+        if let Some(cg) = self.prepared.remove(&id) {
+            cg.remove();
+        }
         self.queue.remove(id);
         e.job.state = state;
         e.job.message = Some(message);
@@ -674,10 +690,11 @@ impl Actor {
         if e.job.cgroup.is_some() {
             e.job.peak_memory_bytes = e.job.cgroup.peak_bytes();
             e.job.cpu_seconds = e.job.cgroup.cpu_seconds();
-            // Nothing of a finished job lives on (a setsid grandchild included).
-            e.job.cgroup.kill();
             let cg = e.job.cgroup.clone();
+            // After this turn of the actor, so after the next job is spawned: nothing of a
+            // finished job lives on (a setsid grandchild included), then its cgroup goes.
             tokio::spawn(async move {
+                cg.kill();
                 for _ in 0..50 {
                     if cg.remove() {
                         return;
@@ -736,6 +753,39 @@ impl Actor {
         for (q, d) in admitted {
             self.dispatch(q, d.reason);
         }
+        self.prepare_next();
+    }
+
+    /// Make the cgroups of the next jobs in order now, after this pass's spawns, so the
+    /// spawn that follows an exit finds them ready. At most `PREPARED` exist; one that is no
+    /// longer next stays until its job starts or ends.
+    fn prepare_next(&mut self) {
+        if self.cgroups.mode == cgroup::Mode::None || self.prepared.len() >= PREPARED {
+            return;
+        }
+        let next: Vec<u64> = self
+            .queue
+            .ordered_first(PREPARED, now_ms(), &self.order)
+            .into_iter()
+            .filter(|id| !self.prepared.contains_key(id))
+            .collect();
+        for id in next {
+            if self.prepared.len() >= PREPARED {
+                break;
+            }
+            let Some(e) = self.jobs.get(&id) else {
+                continue;
+            };
+            match self.cgroups.create(id, e.job.memory_limit_bytes) {
+                Ok(cg) => {
+                    self.prepared.insert(id, cg);
+                }
+                Err(err) => {
+                    tracing::debug!(job = id, error = %err, "job cgroup not made ahead");
+                    return;
+                }
+            }
+        }
     }
 
     /// A job as shown: a waiting one carries why it waits, worked out now (held for the
@@ -772,7 +822,11 @@ impl Actor {
         let waited = (now_ms() - e.job.queued_at_ms).max(0) as f64 / 1000.0;
         metrics::histogram!(names::WAIT, "type" => e.job.task_type.clone()).record(waited);
         let dir = PathBuf::from(&e.job.output_dir);
-        let cg = match self.cgroups.create(id, e.job.memory_limit_bytes) {
+        let made = match self.prepared.remove(&id) {
+            Some(cg) => Ok(cg),
+            None => self.cgroups.create(id, e.job.memory_limit_bytes),
+        };
+        let cg = match made {
             Ok(cg) => cg,
             Err(err) => {
                 tracing::warn!(job = id, error = %err, "job cgroup not created; process group only");
@@ -798,6 +852,7 @@ impl Actor {
         );
         match spawned {
             Ok(r) => {
+                self.active.insert(id);
                 e.job.pid = Some(r.pid);
                 e.job.start_time = exec::start_time(r.pid as i32);
                 e.job.cgroup = cg;
@@ -919,13 +974,8 @@ impl Actor {
             .iter()
             .filter_map(|q| self.jobs.get(&q.id).map(|e| self.shown(e.job.clone())))
             .collect();
-        let mut running: Vec<Job> = self
-            .jobs
-            .values()
-            .filter(|e| e.job.state.is_active())
-            .map(|e| e.job.clone())
-            .collect();
-        running.sort_by_key(|j| j.id);
+        // `active` is ordered by id.
+        let running: Vec<Job> = self.active_jobs().map(|e| e.job.clone()).collect();
         QueueSnapshot { queued, running }
     }
 
@@ -1152,7 +1202,10 @@ impl Actor {
     }
 
     fn timers(&mut self, now: Instant) {
-        for e in self.jobs.values_mut() {
+        for id in &self.active {
+            let Some(e) = self.jobs.get_mut(id) else {
+                continue;
+            };
             if e.kill_at.is_some_and(|t| t <= now) {
                 e.kill_at = Some(now + Duration::from_secs(3600));
                 Self::kill_now(e);
@@ -1209,7 +1262,16 @@ impl Actor {
         let changed = why != self.paused_reason;
         self.paused_reason = why.clone();
         let mut transitions = Vec::new();
-        for e in self.jobs.values_mut() {
+        if why.is_none()
+            && !changed
+            && !self.active_jobs().any(|e| e.frozen || e.job.state == JobState::Paused)
+        {
+            return; // nothing to pause, nothing paused
+        }
+        for id in &self.active {
+            let Some(e) = self.jobs.get_mut(id) else {
+                continue;
+            };
             if !e.job.pausable || e.kill_at.is_some() {
                 continue;
             }

@@ -116,6 +116,9 @@ impl Actor {
                 _ = tokio::time::sleep_until(deadline.into()) => break,
             }
         }
+        for (_, cg) in self.prepared.drain() {
+            cg.remove();
+        }
         // Let the last cgroups be removed, then the parents.
         tokio::time::sleep(Duration::from_millis(50)).await;
         self.cgroups.remove_parents();
