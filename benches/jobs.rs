@@ -86,6 +86,10 @@ struct Vigil {
 
 impl Vigil {
     fn start(dir: &Path, cores: u32) -> Vigil {
+        Vigil::start_with(dir, cores, &[])
+    }
+
+    fn start_with(dir: &Path, cores: u32, env: &[(&str, &str)]) -> Vigil {
         let cfg = dir.join("vigil.toml");
         std::fs::write(
             &cfg,
@@ -100,6 +104,7 @@ impl Vigil {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
             .args(["run", "-c"])
             .arg(&cfg)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -193,6 +198,28 @@ fn print_stats(name: &str, s: &Stats) {
 }
 
 fn bench_latency(exe: &Path, n: usize) {
+    let floor = latency_floor(exe, n);
+    let lat = latency_of(exe, n, &[]);
+    print_stats("fork/exec floor (spawn, wait, spawn)", &floor);
+    print_stats("vigil (exit → admission → spawn)", &lat);
+    println!(
+        "  vigil above the floor: median {:+.3} ms, p99 {:+.3} ms",
+        lat.median - floor.median,
+        lat.p99 - floor.p99
+    );
+    // BENCH_AB=1: the same with std's fork + pre_exec spawn (VIGIL_JOBS_SPAWN=fork).
+    if env_or("BENCH_AB", 0u32).expect("BENCH_AB") != 0 {
+        let fork = latency_of(exe, n, &[("VIGIL_JOBS_SPAWN", "fork")]);
+        print_stats("vigil, VIGIL_JOBS_SPAWN=fork", &fork);
+        println!(
+            "  fork spawn above the floor: median {:+.3} ms, p99 {:+.3} ms",
+            fork.median - floor.median,
+            fork.p99 - floor.p99
+        );
+    }
+}
+
+fn latency_floor(exe: &Path, n: usize) -> Stats {
     println!("(a) exit → next queued job's first instruction, {n} jobs, one slot");
     // Floor: spawn, wait, spawn.
     let fdir = tempfile::tempdir().expect("tempdir");
@@ -204,10 +231,12 @@ fn bench_latency(exe: &Path, n: usize) {
             .expect("spawn stamp");
         assert!(st.success());
     }
-    let floor = Stats::of(&latencies(fdir.path(), n));
-    // vigil.
+    Stats::of(&latencies(fdir.path(), n))
+}
+
+fn latency_of(exe: &Path, n: usize, env: &[(&str, &str)]) -> Stats {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let v = Vigil::start(tmp.path(), 1);
+    let v = Vigil::start_with(tmp.path(), 1, env);
     let sdir = tmp.path().join("stamps");
     std::fs::create_dir_all(&sdir).expect("stamps dir");
     let blocker = v.submit(&json!({"command": ["sleep", "600"], "cpu_cores": 1}));
@@ -219,14 +248,7 @@ fn bench_latency(exe: &Path, n: usize) {
     }
     v.cancel(blocker);
     v.drain(last);
-    let lat = Stats::of(&latencies(&sdir, n));
-    print_stats("fork/exec floor (spawn, wait, spawn)", &floor);
-    print_stats("vigil (exit → admission → spawn)", &lat);
-    println!(
-        "  vigil above the floor: median {:+.3} ms, p99 {:+.3} ms",
-        lat.median - floor.median,
-        lat.p99 - floor.p99
-    );
+    Stats::of(&latencies(&sdir, n))
 }
 
 fn pueue_bin(root: &Path) -> (PathBuf, PathBuf) {
@@ -314,9 +336,9 @@ struct Run {
     rss_per_job: f64,
 }
 
-fn vigil_throughput(n: usize, par: u32) -> Run {
+fn vigil_throughput(n: usize, par: u32, env: &[(&str, &str)]) -> Run {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let v = Vigil::start(tmp.path(), par);
+    let v = Vigil::start_with(tmp.path(), par, env);
     let blocker = v.submit(&json!({"command": ["sleep", "600"], "cpu_cores": par}));
     std::thread::sleep(Duration::from_millis(300));
     let before = rss_kib(v.child.id());
@@ -411,7 +433,7 @@ fn main() {
         floor,
         n as f64 / floor
     );
-    let v = vigil_throughput(n, par);
+    let v = vigil_throughput(n, par, &[]);
     println!(
         "  vigil  : submit {:>8.2} s  drain {:>8.2} s  = {:>8.0} jobs/s  ({:.2}× the floor's time)",
         v.submit_s,
@@ -419,6 +441,15 @@ fn main() {
         n as f64 / v.drain_s,
         v.drain_s / floor
     );
+    if env_or("BENCH_AB", 0u32).expect("BENCH_AB") != 0 {
+        let f = vigil_throughput(n, par, &[("VIGIL_JOBS_SPAWN", "fork")]);
+        println!(
+            "  vigil, VIGIL_JOBS_SPAWN=fork: drain {:>8.2} s  = {:>8.0} jobs/s  ({:.2}× the floor's time)",
+            f.drain_s,
+            n as f64 / f.drain_s,
+            f.drain_s / floor
+        );
+    }
     // BENCH_PEER=0: vigil and the floor only (quick runs; pueue needs its install).
     let peer: u32 = env_or("BENCH_PEER", 1).expect("BENCH_PEER");
     if peer != 0 {

@@ -75,6 +75,60 @@ static NO_CLONE3: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 /// `clone3` (`launch.rs`) this returns as soon as the child exists, inside its v2 cgroup; an
 /// exec failure then arrives with the exit note. Without it, std's `Command`.
 pub fn spawn(spec: Spec<'_>, notes: mpsc::Sender<Note>) -> Result<Running, String> {
+    let exe = resolve(&spec)?;
+    if clone3_usable() {
+        match launch::launch(&plan(&spec, &exe, false)) {
+            launch::Launch::Started(c) => return Ok(watch_launched(c, exe, &spec, notes)),
+            launch::Launch::Failed(e) => return Err(e),
+            launch::Launch::Unsupported(e) => unsupported(&e),
+        }
+    }
+    spawn_std(&spec, &exe, notes)
+}
+
+/// A job's process made ahead, waiting before exec (`launch.rs`): its cgroup joins, and the
+/// fork itself, are off the exit → spawn path. [`start`] lets it exec; [`discard`] ends it.
+pub struct Spare {
+    child: launch::Child,
+    exe: PathBuf,
+}
+
+/// Make a spare for a job that is likely next; `None` where `clone3` is not used.
+pub fn spare(spec: &Spec<'_>) -> Result<Option<Spare>, String> {
+    if !clone3_usable() {
+        return Ok(None);
+    }
+    let exe = resolve(spec)?;
+    match launch::launch(&plan(spec, &exe, true)) {
+        launch::Launch::Started(child) => Ok(Some(Spare { child, exe })),
+        launch::Launch::Failed(e) => Err(e),
+        launch::Launch::Unsupported(e) => {
+            unsupported(&e);
+            Ok(None)
+        }
+    }
+}
+
+/// Start a spare: it execs now (a step it failed arrives with its exit note, as an exec
+/// error does).
+pub fn start(mut spare: Spare, spec: &Spec<'_>, notes: mpsc::Sender<Note>) -> Running {
+    if let Some(g) = spare.child.gate.take() {
+        launch::release(g);
+    }
+    watch_launched(spare.child, spare.exe, spec, notes)
+}
+
+/// End a spare that is not needed (its job was canceled, or is no longer next): the gate
+/// closes, it exits without exec; then it is reaped and `then` runs (remove its cgroup).
+pub fn discard(mut spare: Spare, then: impl FnOnce() + Send + 'static) {
+    drop(spare.child.gate.take());
+    tokio::spawn(async move {
+        let _ = launch::wait(spare.child.pidfd).await;
+        then();
+    });
+}
+
+fn resolve(spec: &Spec<'_>) -> Result<PathBuf, String> {
     let Some(argv0) = spec.argv.first() else {
         return Err("empty command".into());
     };
@@ -82,30 +136,40 @@ pub fn spawn(spec: Spec<'_>, notes: mpsc::Sender<Note>) -> Result<Running, Strin
     let exe = crate::supervisor::spawn::resolve_command(argv0, &env)?;
     std::fs::create_dir_all(spec.dir)
         .map_err(|e| format!("creating {}: {e}", spec.dir.display()))?;
-    if !NO_CLONE3.load(std::sync::atomic::Ordering::Relaxed) {
-        let mut vars: std::collections::BTreeMap<std::ffi::OsString, std::ffi::OsString> =
-            std::env::vars_os()
-                .filter(|(k, _)| !NOT_INHERITED.iter().any(|n| k == n))
-                .collect();
-        vars.extend(spec.env.iter().map(|(k, v)| (k.into(), v.into())));
-        let plan = launch::Plan {
-            exe: &exe,
-            argv: spec.argv,
-            env: vars.into_iter().collect(),
-            dir: spec.dir,
-            cgroup_v2: spec.cgroup.v2.as_deref(),
-            joins: spec.cgroup.v1_join_paths(),
-        };
-        match launch::launch(&plan) {
-            launch::Launch::Started(c) => return Ok(watch_launched(c, exe, &spec, notes)),
-            launch::Launch::Failed(e) => return Err(e),
-            launch::Launch::Unsupported(e) => {
-                NO_CLONE3.store(true, std::sync::atomic::Ordering::Relaxed);
-                tracing::info!(error = %e, "clone3 with CLONE_INTO_CGROUP unavailable; jobs are spawned with fork and join their cgroups before exec");
-            }
-        }
+    Ok(exe)
+}
+
+pub fn clone3_usable() -> bool {
+    !NO_CLONE3.load(std::sync::atomic::Ordering::Relaxed) && !fork_asked()
+}
+
+fn unsupported(e: &std::io::Error) {
+    NO_CLONE3.store(true, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(error = %e, "clone3 with CLONE_INTO_CGROUP unavailable; jobs are spawned with fork and join their cgroups before exec");
+}
+
+fn plan<'a>(spec: &'a Spec<'_>, exe: &'a Path, gated: bool) -> launch::Plan<'a> {
+    let mut vars: std::collections::BTreeMap<std::ffi::OsString, std::ffi::OsString> =
+        std::env::vars_os()
+            .filter(|(k, _)| !NOT_INHERITED.iter().any(|n| k == n))
+            .collect();
+    vars.extend(spec.env.iter().map(|(k, v)| (k.into(), v.into())));
+    launch::Plan {
+        exe,
+        argv: spec.argv,
+        env: vars.into_iter().collect(),
+        dir: spec.dir,
+        cgroup_v2: spec.cgroup.v2.as_deref(),
+        joins: spec.cgroup.v1_join_paths(),
+        gated,
     }
-    spawn_std(&spec, &exe, notes)
+}
+
+/// `VIGIL_JOBS_SPAWN=fork` in vigil's environment: always std's `Command` (to compare, or
+/// on a host where `clone3` misbehaves).
+fn fork_asked() -> bool {
+    static FORK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FORK.get_or_init(|| std::env::var("VIGIL_JOBS_SPAWN").is_ok_and(|v| v == "fork"))
 }
 
 /// The waiter of a `clone3` child: exec errors, the exit (on the pidfd), the output pumps.

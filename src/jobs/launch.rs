@@ -55,6 +55,9 @@ pub struct Plan<'a> {
     pub cgroup_v2: Option<&'a Path>,
     /// `cgroup.procs` files the child writes `0` to (the v1 memory cgroup on hybrid hosts).
     pub joins: Vec<CString>,
+    /// A spare: the child does every step, closes every other descriptor, then waits on a
+    /// gate until [`release`] (or exits when the gate closes unreleased) before it execs.
+    pub gated: bool,
 }
 
 pub struct Child {
@@ -64,6 +67,16 @@ pub struct Child {
     pub stderr: OwnedFd,
     /// Read end of the exec-error pipe: EOF once the child exec'd, else (step, errno).
     pub errors: OwnedFd,
+    /// The write end of a spare's gate.
+    pub gate: Option<OwnedFd>,
+}
+
+/// Let a spare exec (one byte through its gate). False when it is already gone (it failed a
+/// step: its report says which).
+pub fn release(gate: OwnedFd) -> bool {
+    // SAFETY: a valid fd and a one-byte buffer.
+    let n = unsafe { libc::write(gate.as_raw_fd(), b"1".as_ptr().cast(), 1) };
+    n == 1
 }
 
 pub enum Launch {
@@ -117,7 +130,7 @@ fn open(path: &CString, flags: libc::c_int) -> Result<OwnedFd, String> {
 }
 
 /// The steps of the child, named in the error it reports.
-pub const STEPS: [&str; 8] = [
+pub const STEPS: [&str; 9] = [
     "setting the parent-death signal",
     "vigil exited",
     "creating the process group",
@@ -126,6 +139,7 @@ pub const STEPS: [&str; 8] = [
     "changing to the job directory",
     "exec",
     "resetting signals",
+    "waiting to be started",
 ];
 
 /// The text of a (step, errno) report from the child.
@@ -179,6 +193,12 @@ fn prepare_and_clone(plan: &Plan<'_>) -> Result<Result<Child, std::io::Error>, S
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
+    let (gate_r, gate_w) = if plan.gated {
+        let (r, w) = pipe()?;
+        (Some(r), Some(w))
+    } else {
+        (None, None)
+    };
     let cg = match plan.cgroup_v2 {
         Some(p) => Some(open(
             &cstr(p.as_os_str())?,
@@ -208,6 +228,7 @@ fn prepare_and_clone(plan: &Plan<'_>) -> Result<Result<Child, std::io::Error>, S
         out: out_w.as_raw_fd(),
         err: err_w.as_raw_fd(),
         report: rep_w.as_raw_fd(),
+        gate: gate_r.as_ref().map_or(-1, |g| g.as_raw_fd()),
     };
     // SAFETY: clone3 without CLONE_VM is fork: the child gets a copy of this thread only and
     // runs `child_steps`, which uses only async-signal-safe system calls on data built above
@@ -248,7 +269,7 @@ fn prepare_and_clone(plan: &Plan<'_>) -> Result<Result<Child, std::io::Error>, S
     // a killpg right after this returns reaches it whichever runs first.
     // SAFETY: plain syscall; an error (the child already exec'd) is harmless.
     unsafe { libc::setpgid(pid, pid) };
-    drop((null, out_w, err_w, rep_w, cg));
+    drop((null, out_w, err_w, rep_w, cg, gate_r));
     // SAFETY: CLONE_PIDFD stored a fresh close-on-exec fd.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     Ok(Ok(Child {
@@ -257,6 +278,7 @@ fn prepare_and_clone(plan: &Plan<'_>) -> Result<Result<Child, std::io::Error>, S
         stdout: out_r,
         stderr: err_r,
         errors: rep_r,
+        gate: gate_w,
     }))
 }
 
@@ -265,6 +287,36 @@ struct ChildFds {
     out: RawFd,
     err: RawFd,
     report: RawFd,
+    /// A spare's gate (read end), or -1.
+    gate: RawFd,
+}
+
+/// In the child: close every descriptor from 3 up except `keep` (a spare lives on; it must
+/// not hold vigil's sockets, database or other jobs' pipes open).
+unsafe fn close_others(keep: [RawFd; 2]) {
+    let (a, b) = (keep[0].min(keep[1]), keep[0].max(keep[1]));
+    let ranges = [(3, a - 1), (a + 1, b - 1), (b + 1, libc::c_int::MAX)];
+    for (lo, hi) in ranges {
+        if lo > hi {
+            continue;
+        }
+        // SAFETY: close_range on descriptors this process owns; on failure (a kernel before
+        // 5.9) each is closed in turn.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                lo as libc::c_uint,
+                hi as libc::c_uint,
+                0 as libc::c_uint,
+            )
+        };
+        if r != 0 {
+            for fd in lo..=hi.min(65_535) {
+                // SAFETY: as above.
+                unsafe { libc::close(fd) };
+            }
+        }
+    }
 }
 
 /// In the child: report (step, errno) and exit 127.
@@ -332,6 +384,19 @@ unsafe fn child_steps(
         }
         if libc::chdir(dir) != 0 {
             fail(fds.report, 5);
+        }
+        if fds.gate >= 0 {
+            close_others([fds.report, fds.gate]);
+            let mut b = [0u8; 1];
+            loop {
+                match libc::read(fds.gate, b.as_mut_ptr().cast(), 1) {
+                    1 => break,
+                    0 => libc::_exit(0), // not needed after all
+                    _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
+                    _ => fail(fds.report, 8),
+                }
+            }
+            libc::close(fds.gate);
         }
         libc::execve(exe, argv, envp);
         fail(fds.report, 6)

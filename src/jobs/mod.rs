@@ -289,6 +289,40 @@ impl Entry {
     }
 }
 
+/// What is made ahead for a job likely to start next.
+struct Ahead {
+    cg: JobCgroup,
+    /// Its process, forked and in its cgroups, waiting before exec (where `clone3` is used).
+    spare: Option<exec::Spare>,
+}
+
+impl Ahead {
+    /// Not needed after all: the spare exits without exec, then the cgroups go.
+    fn discard(self) {
+        let cg = self.cg;
+        match self.spare {
+            Some(sp) => exec::discard(sp, move || {
+                if !cg.remove() {
+                    tracing::debug!(?cg, "cgroup of a discarded spare not removed");
+                }
+            }),
+            None => {
+                cg.remove();
+            }
+        }
+    }
+}
+
+/// The variables vigil adds to a job's environment.
+fn job_env(url: &str, id: u64, e: &Entry) -> Vec<(String, String)> {
+    vec![
+        ("VIGIL_URL".to_string(), url.to_string()),
+        ("VIGIL_JOB_ID".to_string(), id.to_string()),
+        ("VIGIL_JOB_TOKEN".to_string(), e.token.clone()),
+        ("VIGIL_JOB_TYPE".to_string(), e.job.task_type.clone()),
+    ]
+}
+
 pub struct Options {
     pub data_dir: PathBuf,
     pub url: String,
@@ -397,9 +431,9 @@ struct Actor {
     /// The running and paused ones (what deadlines, pauses and samples look at: never the
     /// whole queue).
     active: BTreeSet<u64>,
-    /// Cgroups made ahead for the next jobs in order, so that an exit → spawn does not
-    /// create them (`prepare_next`).
-    prepared: HashMap<u64, JobCgroup>,
+    /// Cgroups and spare processes made ahead for the next jobs in order, so that an exit →
+    /// spawn neither creates cgroups nor forks (`prepare_next`).
+    prepared: HashMap<u64, Ahead>,
     /// Recently finished jobs (reads until the store has them).
     recent: VecDeque<Job>,
     next_id: u64,
@@ -679,8 +713,8 @@ impl Actor {
             self.ledger.release(e.booking);
         }
         self.active.remove(&id);
-        if let Some(cg) = self.prepared.remove(&id) {
-            cg.remove();
+        if let Some(a) = self.prepared.remove(&id) {
+            a.discard();
         }
         self.queue.remove(id);
         e.job.state = state;
@@ -736,7 +770,12 @@ impl Actor {
             // While the bots need the host, nothing new starts (`reason_of` says so).
             return;
         }
-        let reading = self.reading();
+        // Ledger-only admission needs no fresh /proc reading on the exit → spawn path (the
+        // totals come from the last one, or the config).
+        let reading = match self.last_reading {
+            Some(r) if !self.policy.check_measured => r,
+            _ => self.reading(),
+        };
         let now = now_ms();
         let admitted = self
             .queue
@@ -756,36 +795,61 @@ impl Actor {
         self.prepare_next();
     }
 
-    /// Make the cgroups of the next jobs in order now, after this pass's spawns, so the
-    /// spawn that follows an exit finds them ready. At most `PREPARED` exist; one that is no
-    /// longer next stays until its job starts or ends.
+    /// Make the cgroups and spare processes of the next jobs in order now, after this pass's
+    /// spawns, so the spawn that follows an exit finds them ready. At most `PREPARED` exist;
+    /// one whose job is no longer among the next is discarded when room is needed.
     fn prepare_next(&mut self) {
-        if self.cgroups.mode == cgroup::Mode::None || self.prepared.len() >= PREPARED {
+        if self.cgroups.mode == cgroup::Mode::None && !exec::clone3_usable() {
             return;
         }
-        let next: Vec<u64> = self
+        let next = self
             .queue
-            .ordered_first(PREPARED, now_ms(), &self.order)
-            .into_iter()
-            .filter(|id| !self.prepared.contains_key(id))
-            .collect();
-        for id in next {
-            if self.prepared.len() >= PREPARED {
-                break;
-            }
-            let Some(e) = self.jobs.get(&id) else {
+            .ordered_first(PREPARED, now_ms(), &self.order);
+        for id in &next {
+            if self.prepared.contains_key(id) {
                 continue;
-            };
-            match self.cgroups.create(id, e.job.memory_limit_bytes) {
-                Ok(cg) => {
-                    self.prepared.insert(id, cg);
+            }
+            if self.prepared.len() >= PREPARED {
+                let stale = self.prepared.keys().copied().find(|p| !next.contains(p));
+                match stale.and_then(|p| self.prepared.remove(&p)) {
+                    Some(a) => a.discard(),
+                    None => break,
                 }
-                Err(err) => {
-                    tracing::debug!(job = id, error = %err, "job cgroup not made ahead");
-                    return;
+            }
+            match self.ahead(*id) {
+                Some(a) => {
+                    self.prepared.insert(*id, a);
                 }
+                None => return,
             }
         }
+    }
+
+    fn ahead(&self, id: u64) -> Option<Ahead> {
+        let e = self.jobs.get(&id)?;
+        let cg = if self.cgroups.mode == cgroup::Mode::None {
+            JobCgroup::default()
+        } else {
+            match self.cgroups.create(id, e.job.memory_limit_bytes) {
+                Ok(cg) => cg,
+                Err(err) => {
+                    tracing::debug!(job = id, error = %err, "job cgroup not made ahead");
+                    return None;
+                }
+            }
+        };
+        let dir = PathBuf::from(&e.job.output_dir);
+        let spec = exec::Spec {
+            id,
+            argv: &e.job.argv,
+            env: job_env(&self.url, id, e),
+            dir: &dir,
+            cgroup: &cg,
+            max_output: self.cfg.max_output_bytes,
+        };
+        // A job whose spare cannot be made gets its error from the spawn when it starts.
+        let spare = exec::spare(&spec).unwrap_or(None);
+        Some(Ahead { cg, spare })
     }
 
     /// A job as shown: a waiting one carries why it waits, worked out now (held for the
@@ -822,9 +886,9 @@ impl Actor {
         let waited = (now_ms() - e.job.queued_at_ms).max(0) as f64 / 1000.0;
         metrics::histogram!(names::WAIT, "type" => e.job.task_type.clone()).record(waited);
         let dir = PathBuf::from(&e.job.output_dir);
-        let made = match self.prepared.remove(&id) {
-            Some(cg) => Ok(cg),
-            None => self.cgroups.create(id, e.job.memory_limit_bytes),
+        let (made, spare) = match self.prepared.remove(&id) {
+            Some(a) => (Ok(a.cg), a.spare),
+            None => (self.cgroups.create(id, e.job.memory_limit_bytes), None),
         };
         let cg = match made {
             Ok(cg) => cg,
@@ -833,23 +897,18 @@ impl Actor {
                 JobCgroup::default()
             }
         };
-        let env = vec![
-            ("VIGIL_URL".to_string(), self.url.clone()),
-            ("VIGIL_JOB_ID".to_string(), id.to_string()),
-            ("VIGIL_JOB_TOKEN".to_string(), e.token.clone()),
-            ("VIGIL_JOB_TYPE".to_string(), e.job.task_type.clone()),
-        ];
-        let spawned = exec::spawn(
-            exec::Spec {
-                id,
-                argv: &e.job.argv,
-                env,
-                dir: &dir,
-                cgroup: &cg,
-                max_output: self.cfg.max_output_bytes,
-            },
-            self.notes_tx.clone(),
-        );
+        let spec = exec::Spec {
+            id,
+            argv: &e.job.argv,
+            env: job_env(&self.url, id, e),
+            dir: &dir,
+            cgroup: &cg,
+            max_output: self.cfg.max_output_bytes,
+        };
+        let spawned = match spare {
+            Some(sp) => Ok(exec::start(sp, &spec, self.notes_tx.clone())),
+            None => exec::spawn(spec, self.notes_tx.clone()),
+        };
         match spawned {
             Ok(r) => {
                 self.active.insert(id);

@@ -116,8 +116,8 @@ impl Actor {
                 _ = tokio::time::sleep_until(deadline.into()) => break,
             }
         }
-        for (_, cg) in self.prepared.drain() {
-            cg.remove();
+        for (_, a) in self.prepared.drain() {
+            a.discard();
         }
         // Let the last cgroups be removed, then the parents.
         tokio::time::sleep(Duration::from_millis(50)).await;
