@@ -78,7 +78,10 @@ pub fn spawn(spec: Spec<'_>, notes: mpsc::Sender<Note>) -> Result<Running, Strin
     let exe = resolve(&spec)?;
     if clone3_usable() {
         match launch::launch(&plan(&spec, &exe, false)) {
-            launch::Launch::Started(c) => return Ok(watch_launched(c, exe, &spec, notes)),
+            launch::Launch::Started(c) => {
+                let logs = open_logs(spec.dir);
+                return Ok(watch_launched(c, exe, logs, &spec, notes));
+            }
             launch::Launch::Failed(e) => return Err(e),
             launch::Launch::Unsupported(e) => unsupported(&e),
         }
@@ -91,6 +94,7 @@ pub fn spawn(spec: Spec<'_>, notes: mpsc::Sender<Note>) -> Result<Running, Strin
 pub struct Spare {
     child: launch::Child,
     exe: PathBuf,
+    logs: Logs,
 }
 
 /// Make a spare for a job that is likely next; `None` where `clone3` is not used.
@@ -100,7 +104,11 @@ pub fn spare(spec: &Spec<'_>) -> Result<Option<Spare>, String> {
     }
     let exe = resolve(spec)?;
     match launch::launch(&plan(spec, &exe, true)) {
-        launch::Launch::Started(child) => Ok(Some(Spare { child, exe })),
+        launch::Launch::Started(child) => Ok(Some(Spare {
+            child,
+            exe,
+            logs: open_logs(spec.dir),
+        })),
         launch::Launch::Failed(e) => Err(e),
         launch::Launch::Unsupported(e) => {
             unsupported(&e);
@@ -115,7 +123,7 @@ pub fn start(mut spare: Spare, spec: &Spec<'_>, notes: mpsc::Sender<Note>) -> Ru
     if let Some(g) = spare.child.gate.take() {
         launch::release(g);
     }
-    watch_launched(spare.child, spare.exe, spec, notes)
+    watch_launched(spare.child, spare.exe, spare.logs, spec, notes)
 }
 
 /// End a spare that is not needed (its job was canceled, or is no longer next): the gate
@@ -176,13 +184,13 @@ fn fork_asked() -> bool {
 fn watch_launched(
     c: launch::Child,
     exe: PathBuf,
+    logs: Logs,
     spec: &Spec<'_>,
     notes: mpsc::Sender<Note>,
 ) -> Running {
     let (wtx, wrx) = watch::channel(0u64);
     let id = spec.id;
     let max = spec.max_output;
-    let dir = spec.dir.to_path_buf();
     let pid = c.pid;
     tokio::spawn(async move {
         use tokio::io::AsyncReadExt;
@@ -191,7 +199,7 @@ fn watch_launched(
         let a = Receiver::from_owned_fd(c.stdout).ok().map(|o| {
             tokio::spawn(pump(
                 o,
-                dir.join("stdout.log"),
+                logs.out,
                 max,
                 Some((id, notes.clone())),
                 wtx.clone(),
@@ -199,7 +207,7 @@ fn watch_launched(
         });
         let b = Receiver::from_owned_fd(c.stderr)
             .ok()
-            .map(|e| tokio::spawn(pump(e, dir.join("stderr.log"), max, None, wtx.clone())));
+            .map(|e| tokio::spawn(pump(e, logs.err, max, None, wtx.clone())));
         let mut report = Vec::new();
         if let Ok(mut r) = Receiver::from_owned_fd(c.errors) {
             let _ = r.read_to_end(&mut report).await;
@@ -293,19 +301,19 @@ fn spawn_std(spec: &Spec<'_>, exe: &Path, notes: mpsc::Sender<Note>) -> Result<R
     let err = child.stderr.take();
     let id = spec.id;
     let max = spec.max_output;
-    let dir = spec.dir.to_path_buf();
+    let logs = open_logs(spec.dir);
     tokio::spawn(async move {
         let wtx = std::sync::Arc::new(wtx);
         let a = out.map(|o| {
             tokio::spawn(pump(
                 o,
-                dir.join("stdout.log"),
+                logs.out,
                 max,
                 Some((id, notes.clone())),
                 wtx.clone(),
             ))
         });
-        let b = err.map(|e| tokio::spawn(pump(e, dir.join("stderr.log"), max, None, wtx.clone())));
+        let b = err.map(|e| tokio::spawn(pump(e, logs.err, max, None, wtx.clone())));
         let status = child.wait().await;
         finish_pumps([a, b]).await;
         use std::os::unix::process::ExitStatusExt;
@@ -343,25 +351,40 @@ pub fn parse_progress(line: &str) -> Option<(Option<String>, Option<f64>)> {
     Some((d, p))
 }
 
+/// The job's `stdout.log` and `stderr.log`, opened (created, appended to) before it starts,
+/// so that a pump never waits for the blocking pool to open its file — a short job's exit
+/// would wait for that.
+pub struct Logs {
+    out: Option<std::fs::File>,
+    err: Option<std::fs::File>,
+}
+
+pub fn open_logs(dir: &Path) -> Logs {
+    let open = |name: &str| {
+        let path = dir.join(name);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "cannot open job output");
+            })
+            .ok()
+    };
+    Logs {
+        out: open("stdout.log"),
+        err: open("stderr.log"),
+    }
+}
+
 async fn pump<R: AsyncRead + Unpin>(
     r: R,
-    path: PathBuf,
+    file: Option<std::fs::File>,
     max: u64,
     progress: Option<(u64, mpsc::Sender<Note>)>,
     written: std::sync::Arc<watch::Sender<u64>>,
 ) {
-    let mut file = match tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .await
-    {
-        Ok(f) => Some(f),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot open job output");
-            None
-        }
-    };
+    let mut file = file.map(tokio::fs::File::from_std);
     let mut size = 0u64;
     let mut full = false;
     let mut reader = BufReader::new(r);

@@ -55,8 +55,10 @@ pub struct Plan<'a> {
     pub cgroup_v2: Option<&'a Path>,
     /// `cgroup.procs` files the child writes `0` to (the v1 memory cgroup on hybrid hosts).
     pub joins: Vec<CString>,
-    /// A spare: the child does every step, closes every other descriptor, then waits on a
-    /// gate until [`release`] (or exits when the gate closes unreleased) before it execs.
+    /// A spare: the child does every step, then execs vigil itself as [`SPARE_ARG0`] (a
+    /// small process that shares no memory with the daemon and holds none of its
+    /// descriptors), which waits on a gate until [`release`] — or exits when the gate closes
+    /// unreleased — and then execs the job's command.
     pub gated: bool,
 }
 
@@ -101,18 +103,23 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     Ok((above_stdio(r)?, above_stdio(w)?))
 }
 
-/// A descriptor numbered 3 or more (so the child's dup2 onto 0–2 never clobbers another).
-fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, String> {
-    if fd.as_raw_fd() > 2 {
+/// A descriptor numbered `min` or more.
+fn at_least(fd: OwnedFd, min: RawFd) -> Result<OwnedFd, String> {
+    if fd.as_raw_fd() >= min {
         return Ok(fd);
     }
     // SAFETY: F_DUPFD_CLOEXEC returns a new fd or -1.
-    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
     if n < 0 {
         return Err(format!("fcntl: {}", std::io::Error::last_os_error()));
     }
     // SAFETY: fresh fd.
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// A descriptor numbered 3 or more (so the child's dup2 onto 0–2 never clobbers another).
+fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, String> {
+    at_least(fd, 3)
 }
 
 fn open(path: &CString, flags: libc::c_int) -> Result<OwnedFd, String> {
@@ -139,7 +146,7 @@ pub const STEPS: [&str; 9] = [
     "changing to the job directory",
     "exec",
     "resetting signals",
-    "waiting to be started",
+    "starting the spare process",
 ];
 
 /// The text of a (step, errno) report from the child.
@@ -193,12 +200,28 @@ fn prepare_and_clone(plan: &Plan<'_>) -> Result<Result<Child, std::io::Error>, S
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
+    // A spare's gate and report go to 3 and 4 of the trampoline: keep them off 0–4 here.
+    let rep_w = if plan.gated {
+        at_least(rep_w, 5)?
+    } else {
+        rep_w
+    };
     let (gate_r, gate_w) = if plan.gated {
         let (r, w) = pipe()?;
-        (Some(r), Some(w))
+        (Some(at_least(r, 5)?), Some(w))
     } else {
         (None, None)
     };
+    // The trampoline's argv: SPARE_ARG0, the resolved program, then the job's argv.
+    let spare_argv: Vec<CString> = if plan.gated {
+        let mut v = vec![CString::new(SPARE_ARG0).map_err(|e| e.to_string())?, exe.clone()];
+        v.extend(argv.iter().cloned());
+        v
+    } else {
+        Vec::new()
+    };
+    let mut spare_p: Vec<*const libc::c_char> = spare_argv.iter().map(|a| a.as_ptr()).collect();
+    spare_p.push(std::ptr::null());
     let cg = match plan.cgroup_v2 {
         Some(p) => Some(open(
             &cstr(p.as_os_str())?,
@@ -250,7 +273,11 @@ fn prepare_and_clone(plan: &Plan<'_>) -> Result<Result<Child, std::io::Error>, S
                 &empty,
                 dir.as_ptr(),
                 exe.as_ptr(),
-                argv_p.as_ptr(),
+                if plan.gated {
+                    spare_p.as_ptr()
+                } else {
+                    argv_p.as_ptr()
+                },
                 env_p.as_ptr(),
             )
         }
@@ -291,31 +318,63 @@ struct ChildFds {
     gate: RawFd,
 }
 
-/// In the child: close every descriptor from 3 up except `keep` (a spare lives on; it must
-/// not hold vigil's sockets, database or other jobs' pipes open).
-unsafe fn close_others(keep: [RawFd; 2]) {
-    let (a, b) = (keep[0].min(keep[1]), keep[0].max(keep[1]));
-    let ranges = [(3, a - 1), (a + 1, b - 1), (b + 1, libc::c_int::MAX)];
-    for (lo, hi) in ranges {
-        if lo > hi {
-            continue;
+/// In the child: close every descriptor from `lo` up.
+unsafe fn close_from(lo: RawFd) {
+    // SAFETY: close_range on descriptors this process owns; on failure (a kernel before
+    // 5.9) each is closed in turn.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            lo as libc::c_uint,
+            libc::c_uint::MAX,
+            0 as libc::c_uint,
+        )
+    };
+    if r != 0 {
+        for fd in lo..65_536 {
+            // SAFETY: as above.
+            unsafe { libc::close(fd) };
         }
-        // SAFETY: close_range on descriptors this process owns; on failure (a kernel before
-        // 5.9) each is closed in turn.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_close_range,
-                lo as libc::c_uint,
-                hi as libc::c_uint,
-                0 as libc::c_uint,
-            )
-        };
-        if r != 0 {
-            for fd in lo..=hi.min(65_535) {
-                // SAFETY: as above.
-                unsafe { libc::close(fd) };
+    }
+}
+
+/// argv[0] of a spare: `vigil` exec'd as a trampoline (`main` hands it to [`spare_main`]).
+pub const SPARE_ARG0: &str = "vigil-job-spare";
+
+/// The spare trampoline (argv: [`SPARE_ARG0`], program, the job's argv; the job's
+/// environment; its cgroups, process group, priority, stdio and directory already set): wait
+/// on the gate (fd 3), then exec the job; a failure is reported (step, errno) on fd 4.
+pub fn spare_main() -> ! {
+    // SAFETY: plain syscalls on the two descriptors the launcher left at 3 and 4.
+    unsafe {
+        libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::fcntl(4, libc::F_SETFD, libc::FD_CLOEXEC);
+        let mut b = [0u8; 1];
+        loop {
+            match libc::read(3, b.as_mut_ptr().cast(), 1) {
+                1 => break,
+                0 => libc::_exit(0), // not needed after all
+                _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
+                _ => fail(4, 8),
             }
         }
+        libc::close(3);
+    }
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os().skip(1);
+    let (Some(exe), Some(arg0)) = (args.next(), args.next()) else {
+        // SAFETY: errno set for the report.
+        unsafe {
+            *libc::__errno_location() = libc::EINVAL;
+            fail(4, 6)
+        }
+    };
+    // std's exec: default SIGPIPE (ignored by Rust's runtime here), the environment as is.
+    let err = std::process::Command::new(exe).arg0(arg0).args(args).exec();
+    // SAFETY: errno from the failed exec, for the report.
+    unsafe {
+        *libc::__errno_location() = err.raw_os_error().unwrap_or(libc::EIO);
+        fail(4, 6)
     }
 }
 
@@ -386,17 +445,14 @@ unsafe fn child_steps(
             fail(fds.report, 5);
         }
         if fds.gate >= 0 {
-            close_others([fds.report, fds.gate]);
-            let mut b = [0u8; 1];
-            loop {
-                match libc::read(fds.gate, b.as_mut_ptr().cast(), 1) {
-                    1 => break,
-                    0 => libc::_exit(0), // not needed after all
-                    _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
-                    _ => fail(fds.report, 8),
-                }
+            // The trampoline gets its gate on 3 and its report on 4 (dup2 clears
+            // close-on-exec), and nothing else of vigil's.
+            if libc::dup2(fds.gate, 3) < 0 || libc::dup2(fds.report, 4) < 0 {
+                fail(fds.report, 8);
             }
-            libc::close(fds.gate);
+            close_from(5);
+            libc::execve(c"/proc/self/exe".as_ptr(), argv, envp);
+            fail(4, 8)
         }
         libc::execve(exe, argv, envp);
         fail(fds.report, 6)

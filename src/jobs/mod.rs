@@ -35,6 +35,7 @@ use crate::events::{EventLog, rfc3339};
 use crate::store::jobs::{JobFilter, JobWriter};
 use crate::store::{Store, StoreError};
 
+pub use launch::{SPARE_ARG0, spare_main};
 pub use submit::{JobError, SubmitRequest};
 pub use view::{Caller, Job, QueueSnapshot, ResourcesView, TaskEvent};
 
