@@ -207,15 +207,17 @@ fn bench_latency(exe: &Path, n: usize) {
         lat.median - floor.median,
         lat.p99 - floor.p99
     );
-    // BENCH_AB=1: the same with std's fork + pre_exec spawn (VIGIL_JOBS_SPAWN=fork).
+    // BENCH_AB=1: the same with the other spawn modes (VIGIL_JOBS_SPAWN).
     if env_or("BENCH_AB", 0u32).expect("BENCH_AB") != 0 {
-        let fork = latency_of(exe, n, &[("VIGIL_JOBS_SPAWN", "fork")]);
-        print_stats("vigil, VIGIL_JOBS_SPAWN=fork", &fork);
-        println!(
-            "  fork spawn above the floor: median {:+.3} ms, p99 {:+.3} ms",
-            fork.median - floor.median,
-            fork.p99 - floor.p99
-        );
+        for mode in ["fork", "clone3", "spare"] {
+            let other = latency_of(exe, n, &[("VIGIL_JOBS_SPAWN", mode)]);
+            print_stats(&format!("vigil, VIGIL_JOBS_SPAWN={mode}"), &other);
+            println!(
+                "  {mode} above the floor: median {:+.3} ms, p99 {:+.3} ms",
+                other.median - floor.median,
+                other.p99 - floor.p99
+            );
+        }
     }
 }
 
@@ -442,13 +444,15 @@ fn main() {
         v.drain_s / floor
     );
     if env_or("BENCH_AB", 0u32).expect("BENCH_AB") != 0 {
-        let f = vigil_throughput(n, par, &[("VIGIL_JOBS_SPAWN", "fork")]);
-        println!(
-            "  vigil, VIGIL_JOBS_SPAWN=fork: drain {:>8.2} s  = {:>8.0} jobs/s  ({:.2}× the floor's time)",
-            f.drain_s,
-            n as f64 / f.drain_s,
-            f.drain_s / floor
-        );
+        for mode in ["fork", "clone3", "spare"] {
+            let f = vigil_throughput(n, par, &[("VIGIL_JOBS_SPAWN", mode)]);
+            println!(
+                "  vigil, VIGIL_JOBS_SPAWN={mode}: drain {:>8.2} s  = {:>8.0} jobs/s  ({:.2}× the floor's time)",
+                f.drain_s,
+                n as f64 / f.drain_s,
+                f.drain_s / floor
+            );
+        }
     }
     // BENCH_PEER=0: vigil and the floor only (quick runs; pueue needs its install).
     let peer: u32 = env_or("BENCH_PEER", 1).expect("BENCH_PEER");

@@ -99,7 +99,7 @@ pub struct Spare {
 
 /// Make a spare for a job that is likely next; `None` where `clone3` is not used.
 pub fn spare(spec: &Spec<'_>) -> Result<Option<Spare>, String> {
-    if !clone3_usable() {
+    if !spares_wanted() {
         return Ok(None);
     }
     let exe = resolve(spec)?;
@@ -173,11 +173,20 @@ fn plan<'a>(spec: &'a Spec<'_>, exe: &'a Path, gated: bool) -> launch::Plan<'a> 
     }
 }
 
-/// `VIGIL_JOBS_SPAWN=fork` in vigil's environment: always std's `Command` (to compare, or
-/// on a host where `clone3` misbehaves).
+/// `VIGIL_JOBS_SPAWN` in vigil's environment: `fork` (always std's `Command`), `clone3`
+/// (no spares), `spare`; unset: the default.
+fn spawn_mode() -> &'static str {
+    static MODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    MODE.get_or_init(|| std::env::var("VIGIL_JOBS_SPAWN").unwrap_or_default())
+}
+
 fn fork_asked() -> bool {
-    static FORK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FORK.get_or_init(|| std::env::var("VIGIL_JOBS_SPAWN").is_ok_and(|v| v == "fork"))
+    spawn_mode() == "fork"
+}
+
+/// Whether spares are made.
+pub fn spares_wanted() -> bool {
+    clone3_usable() && spawn_mode() == "spare"
 }
 
 /// The waiter of a `clone3` child: exec errors, the exit (on the pidfd), the output pumps.

@@ -800,7 +800,7 @@ impl Actor {
     /// spawns, so the spawn that follows an exit finds them ready. At most `PREPARED` exist;
     /// one whose job is no longer among the next is discarded when room is needed.
     fn prepare_next(&mut self) {
-        if self.cgroups.mode == cgroup::Mode::None && !exec::clone3_usable() {
+        if self.cgroups.mode == cgroup::Mode::None && !exec::spares_wanted() {
             return;
         }
         let next = self
