@@ -85,10 +85,6 @@ struct Vigil {
 }
 
 impl Vigil {
-    fn start(dir: &Path, cores: u32) -> Vigil {
-        Vigil::start_with(dir, cores, &[])
-    }
-
     fn start_with(dir: &Path, cores: u32, env: &[(&str, &str)]) -> Vigil {
         let cfg = dir.join("vigil.toml");
         std::fs::write(

@@ -152,8 +152,12 @@ pub fn clone3_usable() -> bool {
 }
 
 fn unsupported(e: &std::io::Error) {
-    NO_CLONE3.store(true, std::sync::atomic::Ordering::Relaxed);
-    tracing::info!(error = %e, "clone3 with CLONE_INTO_CGROUP unavailable; jobs are spawned with fork and join their cgroups before exec");
+    if launch::never_here(e) {
+        NO_CLONE3.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(error = %e, "clone3 with CLONE_INTO_CGROUP unavailable; jobs are spawned with fork and join their cgroups before exec");
+    } else {
+        tracing::warn!(error = %e, "clone3 failed; this job is spawned with fork");
+    }
 }
 
 fn plan<'a>(spec: &'a Spec<'_>, exe: &'a Path, gated: bool) -> launch::Plan<'a> {

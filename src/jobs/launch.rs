@@ -83,9 +83,19 @@ pub fn release(gate: OwnedFd) -> bool {
 
 pub enum Launch {
     Started(Child),
-    /// `clone3` (or `CLONE_INTO_CGROUP`) is not available here: use std's `Command`.
+    /// `clone3` failed: use std's `Command` (for good when [`never_here`] says so).
     Unsupported(std::io::Error),
     Failed(String),
+}
+
+/// Whether a `clone3` error means it (or `CLONE_INTO_CGROUP`) is unavailable on this host
+/// (no such call, a seccomp filter, an older `clone_args`, an unknown flag), rather than a
+/// problem of this one job (its cgroup, resources).
+pub fn never_here(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSYS | libc::EPERM | libc::E2BIG | libc::EINVAL)
+    )
 }
 
 fn cstr(s: &OsStr) -> Result<CString, String> {
@@ -214,7 +224,10 @@ fn prepare_and_clone(plan: &Plan<'_>) -> Result<Result<Child, std::io::Error>, S
     };
     // The trampoline's argv: SPARE_ARG0, the resolved program, then the job's argv.
     let spare_argv: Vec<CString> = if plan.gated {
-        let mut v = vec![CString::new(SPARE_ARG0).map_err(|e| e.to_string())?, exe.clone()];
+        let mut v = vec![
+            CString::new(SPARE_ARG0).map_err(|e| e.to_string())?,
+            exe.clone(),
+        ];
         v.extend(argv.iter().cloned());
         v
     } else {
@@ -284,12 +297,7 @@ fn prepare_and_clone(plan: &Plan<'_>) -> Result<Result<Child, std::io::Error>, S
     }
     if r < 0 {
         let e = std::io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENOSYS | libc::EPERM | libc::E2BIG | libc::EINVAL | libc::EOPNOTSUPP) => {
-                Ok(Err(e))
-            }
-            _ => Err(format!("clone3: {e}")),
-        };
+        return Ok(Err(e));
     }
     let pid = r as i32;
     // The job's own process group from the parent's side too (the child does it as well):
@@ -405,7 +413,14 @@ unsafe fn child_steps(
     // SAFETY: every call below is an async-signal-safe system call on memory the parent
     // built before the clone.
     unsafe {
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
             fail(fds.report, 0);
         }
         if libc::getppid() != parent {
@@ -437,8 +452,7 @@ unsafe fn child_steps(
             libc::close(fd);
         }
         libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-        if libc::dup2(fds.null, 0) < 0 || libc::dup2(fds.out, 1) < 0 || libc::dup2(fds.err, 2) < 0
-        {
+        if libc::dup2(fds.null, 0) < 0 || libc::dup2(fds.out, 1) < 0 || libc::dup2(fds.err, 2) < 0 {
             fail(fds.report, 4);
         }
         if libc::chdir(dir) != 0 {

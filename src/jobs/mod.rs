@@ -512,8 +512,7 @@ impl Actor {
             }
         }
         // Host samples only while something waits (or CPU may pause running jobs).
-        let watch_cpu =
-            self.pauser.watching_cpu() && self.active_jobs().any(|e| e.job.pausable);
+        let watch_cpu = self.pauser.watching_cpu() && self.active_jobs().any(|e| e.job.pausable);
         // Without a memory cgroup, running jobs' memory is sampled from /proc.
         let sample_memory = self.cgroups.mode == cgroup::Mode::None && !self.active.is_empty();
         if !self.queue.is_empty() || watch_cpu || sample_memory {
@@ -803,9 +802,7 @@ impl Actor {
         if self.cgroups.mode == cgroup::Mode::None && !exec::spares_wanted() {
             return;
         }
-        let next = self
-            .queue
-            .ordered_first(PREPARED, now_ms(), &self.order);
+        let next = self.queue.ordered_first(PREPARED, now_ms(), &self.order);
         for id in &next {
             if self.prepared.contains_key(id) {
                 continue;
@@ -1324,7 +1321,9 @@ impl Actor {
         let mut transitions = Vec::new();
         if why.is_none()
             && !changed
-            && !self.active_jobs().any(|e| e.frozen || e.job.state == JobState::Paused)
+            && !self
+                .active_jobs()
+                .any(|e| e.frozen || e.job.state == JobState::Paused)
         {
             return; // nothing to pause, nothing paused
         }

@@ -56,11 +56,15 @@ fn spares_run_their_jobs_inside_the_cgroups_and_a_canceled_jobs_spare_leaves_not
     let probe = "cat /proc/self/cgroup; echo adj=$(cat /proc/self/oom_score_adj); ls /proc/self/fd | tr '\\n' ' '";
     let a = submit(&d, json!({"command": ["sh", "-c", probe], "cpu_cores": 1}));
     let b = submit(&d, json!({"command": ["true"], "cpu_cores": 1}));
-    eventually(T, "a spare for each waiting job", || spares_of(d.pid()) == 2);
+    eventually(T, "a spare for each waiting job", || {
+        spares_of(d.pid()) == 2
+    });
     // A queued job canceled: its spare exits without running anything.
     let (s, _, body) = d.call("POST", &format!("/api/jobs/{b}/cancel"), None, None);
     assert_eq!(s, 200, "{body}");
-    eventually(T, "the canceled job's spare gone", || spares_of(d.pid()) == 1);
+    eventually(T, "the canceled job's spare gone", || {
+        spares_of(d.pid()) == 1
+    });
     let (s, _, body) = d.call("POST", &format!("/api/jobs/{blocker}/cancel"), None, None);
     assert_eq!(s, 200, "{body}");
     wait_final(&d, a, "succeeded");
@@ -81,9 +85,32 @@ fn spares_run_their_jobs_inside_the_cgroups_and_a_canceled_jobs_spare_leaves_not
 fn fork_mode_still_runs_jobs() {
     let tmp = tempdir();
     let d = start(tmp.path(), "fork");
-    let a = submit(&d, json!({"command": ["sh", "-c", "echo forked"], "cpu_cores": 1}));
+    let a = submit(
+        &d,
+        json!({"command": ["sh", "-c", "echo forked"], "cpu_cores": 1}),
+    );
     wait_final(&d, a, "succeeded");
     let out = std::fs::read_to_string(tmp.path().join(format!("data/jobs/{a}/stdout.log")))
         .expect("output");
     assert_eq!(out, "forked\n");
+}
+
+#[test]
+fn a_command_that_cannot_exec_ends_failed_with_the_os_error() {
+    // The default spawn does not wait for the exec: its error arrives with the exit.
+    let tmp = tempdir();
+    let d = start(tmp.path(), "");
+    let bad = tmp.path().join("not-a-program");
+    std::fs::write(&bad, [0u8, 1, 2, 3]).expect("write");
+    let mut perm = std::fs::metadata(&bad).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&bad, perm).expect("chmod");
+    let a = submit(&d, json!({"command": [bad], "cpu_cores": 1}));
+    wait_final(&d, a, "failed");
+    let (_, _, j) = d.call("GET", &format!("/api/jobs/{a}"), None, None);
+    let msg = j["message"].as_str().unwrap_or("");
+    assert!(
+        msg.starts_with("could not start: couldn't exec") && msg.contains("Exec format error"),
+        "{j}"
+    );
 }
