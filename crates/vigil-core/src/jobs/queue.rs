@@ -201,7 +201,7 @@ impl Queue {
         self.merge(now_ms, o).take(n).map(|q| q.id).collect()
     }
 
-        /// 1-based position of `id` in admission order: the jobs of every list that come before
+    /// 1-based position of `id` in admission order: the jobs of every list that come before
     /// it (a binary search per priority, as each list is in admission order).
     pub fn position(&self, id: u64, now_ms: i64, o: &Order) -> Option<usize> {
         let q = self.get(id)?;
