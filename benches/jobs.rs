@@ -16,6 +16,11 @@
 //!     time, jobs/s, the ratio.
 //! (c) **daemon memory per queued job**: VmRSS of the daemon before and after queueing them.
 //!
+//! Knobs: BENCH_LAT, BENCH_JOBS, BENCH_PARALLEL, and BENCH_PEER=0 to leave pueue out (a
+//! quick run of vigil against the floors). (b) also runs a throughput floor: BENCH_PARALLEL
+//! threads of the bench spawning `true` back to back. vigil's drain is awaited by polling
+//! the last job (`GET /api/jobs/{id}`), not the whole queue listing.
+//!
 //! pueue 4.0.4 is installed by the bench (`cargo install pueue --version 4.0.4 --locked`
 //! into target/bench-peers) when missing. Without `--bench` it does nothing.
 
@@ -80,7 +85,7 @@ struct Vigil {
 }
 
 impl Vigil {
-    fn start(dir: &Path, cores: u32) -> Vigil {
+    fn start_with(dir: &Path, cores: u32, env: &[(&str, &str)]) -> Vigil {
         let cfg = dir.join("vigil.toml");
         std::fs::write(
             &cfg,
@@ -95,6 +100,7 @@ impl Vigil {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
             .args(["run", "-c"])
             .arg(&cfg)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -143,8 +149,26 @@ impl Vigil {
             .expect("queue")
     }
 
-    /// Until nothing is queued or running.
-    fn drain(&self) {
+    fn job_state(&self, id: u64) -> String {
+        self.http
+            .get(format!("{}/api/jobs/{id}", self.base))
+            .send()
+            .and_then(|r| r.json::<Value>())
+            .map(|v| v["state"].as_str().unwrap_or("").to_string())
+            .expect("job")
+    }
+
+    /// Until `last` (admitted last: one priority, FIFO) has ended and nothing is queued or
+    /// running. Polls one job (an O(1) read of the actor), not the whole queue listing,
+    /// which with 10 000 jobs queued is megabytes per poll and competes with the jobs.
+    fn drain(&self, last: u64) {
+        loop {
+            let st = self.job_state(last);
+            if !["queued", "running", "paused", ""].contains(&st.as_str()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         loop {
             let q = self.queue();
             if q["queued_count"] == 0 && q["running_count"] == 0 {
@@ -170,6 +194,30 @@ fn print_stats(name: &str, s: &Stats) {
 }
 
 fn bench_latency(exe: &Path, n: usize) {
+    let floor = latency_floor(exe, n);
+    let lat = latency_of(exe, n, &[]);
+    print_stats("fork/exec floor (spawn, wait, spawn)", &floor);
+    print_stats("vigil (exit → admission → spawn)", &lat);
+    println!(
+        "  vigil above the floor: median {:+.3} ms, p99 {:+.3} ms",
+        lat.median - floor.median,
+        lat.p99 - floor.p99
+    );
+    // BENCH_AB=1: the same with the other spawn modes (VIGIL_JOBS_SPAWN).
+    if env_or("BENCH_AB", 0u32).expect("BENCH_AB") != 0 {
+        for mode in ["fork", "clone3", "spare"] {
+            let other = latency_of(exe, n, &[("VIGIL_JOBS_SPAWN", mode)]);
+            print_stats(&format!("vigil, VIGIL_JOBS_SPAWN={mode}"), &other);
+            println!(
+                "  {mode} above the floor: median {:+.3} ms, p99 {:+.3} ms",
+                other.median - floor.median,
+                other.p99 - floor.p99
+            );
+        }
+    }
+}
+
+fn latency_floor(exe: &Path, n: usize) -> Stats {
     println!("(a) exit → next queued job's first instruction, {n} jobs, one slot");
     // Floor: spawn, wait, spawn.
     let fdir = tempfile::tempdir().expect("tempdir");
@@ -181,26 +229,24 @@ fn bench_latency(exe: &Path, n: usize) {
             .expect("spawn stamp");
         assert!(st.success());
     }
-    let floor = Stats::of(&latencies(fdir.path(), n));
-    // vigil.
+    Stats::of(&latencies(fdir.path(), n))
+}
+
+fn latency_of(exe: &Path, n: usize, env: &[(&str, &str)]) -> Stats {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let v = Vigil::start(tmp.path(), 1);
+    let v = Vigil::start_with(tmp.path(), 1, env);
     let sdir = tmp.path().join("stamps");
     std::fs::create_dir_all(&sdir).expect("stamps dir");
     let blocker = v.submit(&json!({"command": ["sleep", "600"], "cpu_cores": 1}));
+    let mut last = blocker;
     for i in 0..n {
-        v.submit(&json!({"command": [exe, "--stamp", sdir.join(i.to_string())], "cpu_cores": 1}));
+        last = v.submit(
+            &json!({"command": [exe, "--stamp", sdir.join(i.to_string())], "cpu_cores": 1}),
+        );
     }
     v.cancel(blocker);
-    v.drain();
-    let lat = Stats::of(&latencies(&sdir, n));
-    print_stats("fork/exec floor (spawn, wait, spawn)", &floor);
-    print_stats("vigil (exit → admission → spawn)", &lat);
-    println!(
-        "  vigil above the floor: median {:+.3} ms, p99 {:+.3} ms",
-        lat.median - floor.median,
-        lat.p99 - floor.p99
-    );
+    v.drain(last);
+    Stats::of(&latencies(&sdir, n))
 }
 
 fn pueue_bin(root: &Path) -> (PathBuf, PathBuf) {
@@ -288,27 +334,48 @@ struct Run {
     rss_per_job: f64,
 }
 
-fn vigil_throughput(n: usize, par: u32) -> Run {
+fn vigil_throughput(n: usize, par: u32, env: &[(&str, &str)]) -> Run {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let v = Vigil::start(tmp.path(), par);
+    let v = Vigil::start_with(tmp.path(), par, env);
     let blocker = v.submit(&json!({"command": ["sleep", "600"], "cpu_cores": par}));
     std::thread::sleep(Duration::from_millis(300));
     let before = rss_kib(v.child.id());
     let t = Instant::now();
+    let mut last = blocker;
     for _ in 0..n {
-        v.submit(&json!({"command": ["true"], "cpu_cores": 1}));
+        last = v.submit(&json!({"command": ["true"], "cpu_cores": 1}));
     }
     let submit_s = t.elapsed().as_secs_f64();
     let after = rss_kib(v.child.id());
     let t = Instant::now();
     v.cancel(blocker);
-    v.drain();
+    v.drain(last);
     let drain_s = t.elapsed().as_secs_f64();
     Run {
         submit_s,
         drain_s,
         rss_per_job: (after.saturating_sub(before) * 1024) as f64 / n as f64,
     }
+}
+
+/// The floor: `par` threads of the bench itself running `true` back to back (spawn, wait).
+fn floor_throughput(n: usize, par: u32) -> f64 {
+    let t = Instant::now();
+    let per = n.div_ceil(par as usize);
+    let threads: Vec<_> = (0..par)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..per {
+                    let st = Command::new("true").status().expect("spawn true");
+                    assert!(st.success());
+                }
+            })
+        })
+        .collect();
+    for th in threads {
+        th.join().expect("floor thread");
+    }
+    t.elapsed().as_secs_f64() * n as f64 / (per * par as usize) as f64
 }
 
 fn pueue_throughput(root: &Path, n: usize, par: u32) -> Run {
@@ -358,28 +425,53 @@ fn main() {
         "\n(b) {n} trivial jobs, parallelism {par}; load {}",
         loadavg()
     );
-    let v = vigil_throughput(n, par);
+    let floor = floor_throughput(n, par);
     println!(
-        "  vigil  : submit {:>8.2} s  drain {:>8.2} s  = {:>8.0} jobs/s",
+        "  floor  : {par} threads of spawn+wait: {:>8.2} s  = {:>8.0} jobs/s",
+        floor,
+        n as f64 / floor
+    );
+    let v = vigil_throughput(n, par, &[]);
+    println!(
+        "  vigil  : submit {:>8.2} s  drain {:>8.2} s  = {:>8.0} jobs/s  ({:.2}× the floor's time)",
         v.submit_s,
         v.drain_s,
-        n as f64 / v.drain_s
+        n as f64 / v.drain_s,
+        v.drain_s / floor
     );
-    let p = pueue_throughput(&root, n, par);
-    println!(
-        "  pueue  : submit {:>8.2} s  drain {:>8.2} s  = {:>8.0} jobs/s",
-        p.submit_s,
-        p.drain_s,
-        n as f64 / p.drain_s
-    );
-    println!(
-        "  ratio (vigil / pueue): drain throughput {:.1}×, submit {:.1}×, end to end {:.1}×",
-        p.drain_s / v.drain_s,
-        p.submit_s / v.submit_s,
-        (p.submit_s + p.drain_s) / (v.submit_s + v.drain_s)
-    );
-    println!("\n(c) daemon memory per queued job (VmRSS delta / {n})");
-    println!("  vigil  : {:>8.0} bytes", v.rss_per_job);
-    println!("  pueue  : {:>8.0} bytes", p.rss_per_job);
+    if env_or("BENCH_AB", 0u32).expect("BENCH_AB") != 0 {
+        for mode in ["fork", "clone3", "spare"] {
+            let f = vigil_throughput(n, par, &[("VIGIL_JOBS_SPAWN", mode)]);
+            println!(
+                "  vigil, VIGIL_JOBS_SPAWN={mode}: drain {:>8.2} s  = {:>8.0} jobs/s  ({:.2}× the floor's time)",
+                f.drain_s,
+                n as f64 / f.drain_s,
+                f.drain_s / floor
+            );
+        }
+    }
+    // BENCH_PEER=0: vigil and the floor only (quick runs; pueue needs its install).
+    let peer: u32 = env_or("BENCH_PEER", 1).expect("BENCH_PEER");
+    if peer != 0 {
+        let p = pueue_throughput(&root, n, par);
+        println!(
+            "  pueue  : submit {:>8.2} s  drain {:>8.2} s  = {:>8.0} jobs/s",
+            p.submit_s,
+            p.drain_s,
+            n as f64 / p.drain_s
+        );
+        println!(
+            "  ratio (vigil / pueue): drain throughput {:.1}×, submit {:.1}×, end to end {:.1}×",
+            p.drain_s / v.drain_s,
+            p.submit_s / v.submit_s,
+            (p.submit_s + p.drain_s) / (v.submit_s + v.drain_s)
+        );
+        println!("\n(c) daemon memory per queued job (VmRSS delta / {n})");
+        println!("  vigil  : {:>8.0} bytes", v.rss_per_job);
+        println!("  pueue  : {:>8.0} bytes", p.rss_per_job);
+    } else {
+        println!("\n(c) daemon memory per queued job (VmRSS delta / {n})");
+        println!("  vigil  : {:>8.0} bytes", v.rss_per_job);
+    }
     println!("load after: {}", loadavg());
 }

@@ -9,8 +9,12 @@
 //! - `none`: the job's process group only; memory is sampled from `/proc` and enforced by
 //!   vigil (`memory_enforcement: sampled`).
 //!
-//! A job joins its cgroups in the forked child before exec (it writes `0` to their
-//! `cgroup.procs`), so even its first instruction runs inside; a `setsid` grandchild stays in.
+//! A job is created inside its v2 cgroup (`clone3` with `CLONE_INTO_CGROUP`, `launch.rs`)
+//! and joins its v1 memory cgroup (hybrid) in the child before exec (it writes `0` to its
+//! `cgroup.procs`), so even its first instruction runs inside; a `setsid` grandchild stays
+//! in. Without `clone3`, the forked child joins both before exec. The cgroups of the next
+//! jobs in order are made ahead (`Actor::prepare_next`), and an ended job's are killed and
+//! removed after the next job is spawned.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -287,6 +291,17 @@ impl JobCgroup {
         [&self.v2, &self.v1_mem]
             .into_iter()
             .flatten()
+            .filter_map(|p| {
+                CString::new(p.join("cgroup.procs").into_os_string().into_encoded_bytes()).ok()
+            })
+            .collect()
+    }
+
+    /// The v1 `cgroup.procs` file a `clone3` child still writes `0` into (it is created in
+    /// its v2 cgroup by `CLONE_INTO_CGROUP`).
+    pub fn v1_join_paths(&self) -> Vec<CString> {
+        self.v1_mem
+            .iter()
             .filter_map(|p| {
                 CString::new(p.join("cgroup.procs").into_os_string().into_encoded_bytes()).ok()
             })

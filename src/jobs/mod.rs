@@ -13,11 +13,12 @@
 pub mod cgroup;
 pub mod exec;
 pub mod host;
+mod launch;
 mod restore;
 mod submit;
 mod view;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +35,7 @@ use crate::events::{EventLog, rfc3339};
 use crate::store::jobs::{JobFilter, JobWriter};
 use crate::store::{Store, StoreError};
 
+pub use launch::{SPARE_ARG0, spare_main};
 pub use submit::{JobError, SubmitRequest};
 pub use view::{Caller, Job, QueueSnapshot, ResourcesView, TaskEvent};
 
@@ -288,6 +290,40 @@ impl Entry {
     }
 }
 
+/// What is made ahead for a job likely to start next.
+struct Ahead {
+    cg: JobCgroup,
+    /// Its process, forked and in its cgroups, waiting before exec (where `clone3` is used).
+    spare: Option<exec::Spare>,
+}
+
+impl Ahead {
+    /// Not needed after all: the spare exits without exec, then the cgroups go.
+    fn discard(self) {
+        let cg = self.cg;
+        match self.spare {
+            Some(sp) => exec::discard(sp, move || {
+                if !cg.remove() {
+                    tracing::debug!(?cg, "cgroup of a discarded spare not removed");
+                }
+            }),
+            None => {
+                cg.remove();
+            }
+        }
+    }
+}
+
+/// The variables vigil adds to a job's environment.
+fn job_env(url: &str, id: u64, e: &Entry) -> Vec<(String, String)> {
+    vec![
+        ("VIGIL_URL".to_string(), url.to_string()),
+        ("VIGIL_JOB_ID".to_string(), id.to_string()),
+        ("VIGIL_JOB_TOKEN".to_string(), e.token.clone()),
+        ("VIGIL_JOB_TYPE".to_string(), e.job.task_type.clone()),
+    ]
+}
+
 pub struct Options {
     pub data_dir: PathBuf,
     pub url: String,
@@ -343,6 +379,8 @@ pub fn start(cfg: JobsConfig, events: EventLog, opts: Options) -> Result<JobsHan
         queue: Queue::new(),
         ledger: Ledger::default(),
         jobs: HashMap::new(),
+        active: BTreeSet::new(),
+        prepared: HashMap::new(),
         recent: VecDeque::new(),
         next_id: last_id,
         writer,
@@ -391,6 +429,12 @@ struct Actor {
     ledger: Ledger,
     /// Queued, running and paused jobs.
     jobs: HashMap<u64, Entry>,
+    /// The running and paused ones (what deadlines, pauses and samples look at: never the
+    /// whole queue).
+    active: BTreeSet<u64>,
+    /// Cgroups and spare processes made ahead for the next jobs in order, so that an exit →
+    /// spawn neither creates cgroups nor forks (`prepare_next`).
+    prepared: HashMap<u64, Ahead>,
     /// Recently finished jobs (reads until the store has them).
     recent: VecDeque<Job>,
     next_id: u64,
@@ -410,6 +454,8 @@ struct Actor {
 
 const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 const RECENT: usize = 1000;
+/// Cgroups made ahead for the next jobs in order.
+const PREPARED: usize = 4;
 
 impl Actor {
     async fn run(
@@ -457,7 +503,7 @@ impl Actor {
     fn next_deadline(&self, next_sample: Instant) -> Option<Instant> {
         let mut d: Option<Instant> = None;
         let mut put = |t: Instant| d = Some(d.map_or(t, |x| x.min(t)));
-        for e in self.jobs.values() {
+        for e in self.active_jobs() {
             if let Some(t) = e.timeout_at {
                 put(t);
             }
@@ -466,14 +512,9 @@ impl Actor {
             }
         }
         // Host samples only while something waits (or CPU may pause running jobs).
-        let watch_cpu = self.pauser.watching_cpu()
-            && self
-                .jobs
-                .values()
-                .any(|e| e.job.state.is_active() && e.job.pausable);
+        let watch_cpu = self.pauser.watching_cpu() && self.active_jobs().any(|e| e.job.pausable);
         // Without a memory cgroup, running jobs' memory is sampled from /proc.
-        let sample_memory = self.cgroups.mode == cgroup::Mode::None
-            && self.jobs.values().any(|e| e.job.state.is_active());
+        let sample_memory = self.cgroups.mode == cgroup::Mode::None && !self.active.is_empty();
         if !self.queue.is_empty() || watch_cpu || sample_memory {
             put(next_sample);
         }
@@ -497,6 +538,11 @@ impl Actor {
         d
     }
 
+    /// The running and paused jobs.
+    fn active_jobs(&self) -> impl Iterator<Item = &Entry> {
+        self.active.iter().filter_map(|id| self.jobs.get(id))
+    }
+
     fn sample(&mut self) {
         let r = self.host.read();
         self.last_reading = Some(r);
@@ -514,8 +560,7 @@ impl Actor {
     /// previous call.
     fn jobs_cpu_percent(&mut self, cores: f64) -> f64 {
         let pgids: Vec<i32> = self
-            .jobs
-            .values()
+            .active_jobs()
             .filter(|e| e.job.state == JobState::Running)
             .filter_map(|e| e.job.pid.map(|p| p as i32))
             .collect();
@@ -545,8 +590,7 @@ impl Actor {
     /// group; over its limit, the job is killed and ends `oom_killed`.
     fn sample_memory(&mut self) {
         let active: Vec<i32> = self
-            .jobs
-            .values()
+            .active_jobs()
             .filter(|e| e.job.state == JobState::Running && e.kill_at.is_none())
             .filter_map(|e| e.job.pid.map(|p| p as i32))
             .collect();
@@ -554,7 +598,10 @@ impl Actor {
             return;
         }
         let rss = cgroup::rss_by_pgid(&active);
-        for e in self.jobs.values_mut() {
+        for id in &self.active {
+            let Some(e) = self.jobs.get_mut(id) else {
+                continue;
+            };
             let Some(pid) = e.job.pid.map(|p| p as i32) else {
                 continue;
             };
@@ -665,6 +712,10 @@ impl Actor {
         if from.is_active() {
             self.ledger.release(e.booking);
         }
+        self.active.remove(&id);
+        if let Some(a) = self.prepared.remove(&id) {
+            a.discard();
+        }
         self.queue.remove(id);
         e.job.state = state;
         e.job.message = Some(message);
@@ -673,10 +724,11 @@ impl Actor {
         if e.job.cgroup.is_some() {
             e.job.peak_memory_bytes = e.job.cgroup.peak_bytes();
             e.job.cpu_seconds = e.job.cgroup.cpu_seconds();
-            // Nothing of a finished job lives on (a setsid grandchild included).
-            e.job.cgroup.kill();
             let cg = e.job.cgroup.clone();
+            // After this turn of the actor, so after the next job is spawned: nothing of a
+            // finished job lives on (a setsid grandchild included), then its cgroup goes.
             tokio::spawn(async move {
+                cg.kill();
                 for _ in 0..50 {
                     if cg.remove() {
                         return;
@@ -718,7 +770,12 @@ impl Actor {
             // While the bots need the host, nothing new starts (`reason_of` says so).
             return;
         }
-        let reading = self.reading();
+        // Ledger-only admission needs no fresh /proc reading on the exit → spawn path (the
+        // totals come from the last one, or the config).
+        let reading = match self.last_reading {
+            Some(r) if !self.policy.check_measured => r,
+            _ => self.reading(),
+        };
         let now = now_ms();
         let admitted = self
             .queue
@@ -735,6 +792,62 @@ impl Actor {
         for (q, d) in admitted {
             self.dispatch(q, d.reason);
         }
+        self.prepare_next();
+    }
+
+    /// Make the cgroups and spare processes of the next jobs in order now, after this pass's
+    /// spawns, so the spawn that follows an exit finds them ready. At most `PREPARED` exist;
+    /// one whose job is no longer among the next is discarded when room is needed.
+    fn prepare_next(&mut self) {
+        if self.cgroups.mode == cgroup::Mode::None && !exec::spares_wanted() {
+            return;
+        }
+        let next = self.queue.ordered_first(PREPARED, now_ms(), &self.order);
+        for id in &next {
+            if self.prepared.contains_key(id) {
+                continue;
+            }
+            if self.prepared.len() >= PREPARED {
+                let stale = self.prepared.keys().copied().find(|p| !next.contains(p));
+                match stale.and_then(|p| self.prepared.remove(&p)) {
+                    Some(a) => a.discard(),
+                    None => break,
+                }
+            }
+            match self.ahead(*id) {
+                Some(a) => {
+                    self.prepared.insert(*id, a);
+                }
+                None => return,
+            }
+        }
+    }
+
+    fn ahead(&self, id: u64) -> Option<Ahead> {
+        let e = self.jobs.get(&id)?;
+        let cg = if self.cgroups.mode == cgroup::Mode::None {
+            JobCgroup::default()
+        } else {
+            match self.cgroups.create(id, e.job.memory_limit_bytes) {
+                Ok(cg) => cg,
+                Err(err) => {
+                    tracing::debug!(job = id, error = %err, "job cgroup not made ahead");
+                    return None;
+                }
+            }
+        };
+        let dir = PathBuf::from(&e.job.output_dir);
+        let spec = exec::Spec {
+            id,
+            argv: &e.job.argv,
+            env: job_env(&self.url, id, e),
+            dir: &dir,
+            cgroup: &cg,
+            max_output: self.cfg.max_output_bytes,
+        };
+        // A job whose spare cannot be made gets its error from the spawn when it starts.
+        let spare = exec::spare(&spec).unwrap_or(None);
+        Some(Ahead { cg, spare })
     }
 
     /// A job as shown: a waiting one carries why it waits, worked out now (held for the
@@ -771,32 +884,32 @@ impl Actor {
         let waited = (now_ms() - e.job.queued_at_ms).max(0) as f64 / 1000.0;
         metrics::histogram!(names::WAIT, "type" => e.job.task_type.clone()).record(waited);
         let dir = PathBuf::from(&e.job.output_dir);
-        let cg = match self.cgroups.create(id, e.job.memory_limit_bytes) {
+        let (made, spare) = match self.prepared.remove(&id) {
+            Some(a) => (Ok(a.cg), a.spare),
+            None => (self.cgroups.create(id, e.job.memory_limit_bytes), None),
+        };
+        let cg = match made {
             Ok(cg) => cg,
             Err(err) => {
                 tracing::warn!(job = id, error = %err, "job cgroup not created; process group only");
                 JobCgroup::default()
             }
         };
-        let env = vec![
-            ("VIGIL_URL".to_string(), self.url.clone()),
-            ("VIGIL_JOB_ID".to_string(), id.to_string()),
-            ("VIGIL_JOB_TOKEN".to_string(), e.token.clone()),
-            ("VIGIL_JOB_TYPE".to_string(), e.job.task_type.clone()),
-        ];
-        let spawned = exec::spawn(
-            exec::Spec {
-                id,
-                argv: &e.job.argv,
-                env,
-                dir: &dir,
-                cgroup: &cg,
-                max_output: self.cfg.max_output_bytes,
-            },
-            self.notes_tx.clone(),
-        );
+        let spec = exec::Spec {
+            id,
+            argv: &e.job.argv,
+            env: job_env(&self.url, id, e),
+            dir: &dir,
+            cgroup: &cg,
+            max_output: self.cfg.max_output_bytes,
+        };
+        let spawned = match spare {
+            Some(sp) => Ok(exec::start(sp, &spec, self.notes_tx.clone())),
+            None => exec::spawn(spec, self.notes_tx.clone()),
+        };
         match spawned {
             Ok(r) => {
+                self.active.insert(id);
                 e.job.pid = Some(r.pid);
                 e.job.start_time = exec::start_time(r.pid as i32);
                 e.job.cgroup = cg;
@@ -918,13 +1031,8 @@ impl Actor {
             .iter()
             .filter_map(|q| self.jobs.get(&q.id).map(|e| self.shown(e.job.clone())))
             .collect();
-        let mut running: Vec<Job> = self
-            .jobs
-            .values()
-            .filter(|e| e.job.state.is_active())
-            .map(|e| e.job.clone())
-            .collect();
-        running.sort_by_key(|j| j.id);
+        // `active` is ordered by id.
+        let running: Vec<Job> = self.active_jobs().map(|e| e.job.clone()).collect();
         QueueSnapshot { queued, running }
     }
 
@@ -1109,10 +1217,21 @@ impl Actor {
                 description,
                 percent,
             } => self.set_progress(id, description, percent),
-            Note::Exited { id, code, signal } => {
+            Note::Exited {
+                id,
+                code,
+                signal,
+                error,
+            } => {
                 let Some(e) = self.jobs.get_mut(&id) else {
                     return;
                 };
+                if let Some(err) = error {
+                    // It never ran job code: a start failure, as when the spawn itself fails.
+                    self.finish(id, JobState::Failed, format!("could not start: {err}"));
+                    self.admit();
+                    return;
+                }
                 e.job.exit_code = code;
                 e.job.signal = signal;
                 let mut ending = e.ending.clone();
@@ -1140,7 +1259,10 @@ impl Actor {
     }
 
     fn timers(&mut self, now: Instant) {
-        for e in self.jobs.values_mut() {
+        for id in &self.active {
+            let Some(e) = self.jobs.get_mut(id) else {
+                continue;
+            };
             if e.kill_at.is_some_and(|t| t <= now) {
                 e.kill_at = Some(now + Duration::from_secs(3600));
                 Self::kill_now(e);
@@ -1197,7 +1319,18 @@ impl Actor {
         let changed = why != self.paused_reason;
         self.paused_reason = why.clone();
         let mut transitions = Vec::new();
-        for e in self.jobs.values_mut() {
+        if why.is_none()
+            && !changed
+            && !self
+                .active_jobs()
+                .any(|e| e.frozen || e.job.state == JobState::Paused)
+        {
+            return; // nothing to pause, nothing paused
+        }
+        for id in &self.active {
+            let Some(e) = self.jobs.get_mut(id) else {
+                continue;
+            };
             if !e.job.pausable || e.kill_at.is_some() {
                 continue;
             }

@@ -100,7 +100,7 @@ impl Actor {
             let kill_at = self.jobs.values().filter_map(|e| e.kill_at).min();
             tokio::select! {
                 Some(n) = notes.recv() => {
-                    if let Note::Exited { id, code, signal } = n
+                    if let Note::Exited { id, code, signal, .. } = n
                         && let Some(e) = self.jobs.get_mut(&id)
                     {
                         e.job.exit_code = code;
@@ -115,6 +115,9 @@ impl Actor {
                 _ = sleep_until(kill_at) => self.timers(Instant::now()),
                 _ = tokio::time::sleep_until(deadline.into()) => break,
             }
+        }
+        for (_, a) in self.prepared.drain() {
+            a.discard();
         }
         // Let the last cgroups be removed, then the parents.
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -9,6 +9,7 @@ mod durability;
 mod fake_kraken;
 mod fuzz;
 mod jobs;
+mod jobs_spawn;
 mod listeners;
 mod metrics;
 mod monitor_reload;

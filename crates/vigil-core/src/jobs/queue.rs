@@ -195,6 +195,12 @@ impl Queue {
         self.merge(now_ms, o).collect()
     }
 
+    /// The ids of the first `n` waiting jobs in admission order at `now_ms` (O(n ×
+    /// priorities), not O(queue)).
+    pub fn ordered_first(&self, n: usize, now_ms: i64, o: &Order) -> Vec<u64> {
+        self.merge(now_ms, o).take(n).map(|q| q.id).collect()
+    }
+
     /// 1-based position of `id` in admission order: the jobs of every list that come before
     /// it (a binary search per priority, as each list is in admission order).
     pub fn position(&self, id: u64, now_ms: i64, o: &Order) -> Option<usize> {
@@ -382,6 +388,8 @@ mod tests {
         q.push(job(4, 5, 0, 4.0));
         let order: Vec<u64> = q.ordered(0, &O).iter().map(|j| j.id).collect();
         assert_eq!(order, vec![2, 4, 1, 3]);
+        assert_eq!(q.ordered_first(3, 0, &O), vec![2, 4, 1]);
+        assert_eq!(q.ordered_first(9, 0, &O), vec![2, 4, 1, 3]);
         assert_eq!(q.position(3, 0, &O), Some(4));
         let mut l = Ledger::default();
         let a = q.admit(0, &P, &host(), &mut l, &O);
