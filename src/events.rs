@@ -332,6 +332,7 @@ impl EventLog {
         let mut writer = Writer {
             conn,
             path,
+            turn: store.write_turn(),
             live: live2,
             health: h,
             unstored: unstored.clone(),
@@ -572,6 +573,7 @@ type Pending = Vec<(u64, String, String, Map<String, Value>, Waiter)>;
 struct Writer {
     conn: rusqlite::Connection,
     path: std::path::PathBuf,
+    turn: crate::store::WriteTurn,
     live: broadcast::Sender<Arc<Event>>,
     health: Arc<StoreHealth>,
     unstored: Unstored,
@@ -681,7 +683,11 @@ impl Writer {
         // I/O error is reported without delaying the halt that may be in this batch.
         let mut attempt = 0;
         let result = loop {
-            match Store::append(&mut self.conn, &self.path, &all) {
+            let appended = {
+                let _turn = self.turn.take();
+                Store::append(&mut self.conn, &self.path, &all)
+            };
+            match appended {
                 Ok(()) => break Ok(()),
                 Err(e) if attempt < 5 && Store::transient(&e) => {
                     attempt += 1;

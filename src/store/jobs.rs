@@ -190,6 +190,7 @@ impl JobWriter {
     pub fn start(store: &Store) -> Result<JobWriter, StoreError> {
         let mut conn = store.connect(true)?;
         let path: PathBuf = store.path().to_path_buf();
+        let turn = store.write_turn();
         let (tx, rx) = std::sync::mpsc::channel::<Msg>();
         std::thread::Builder::new()
             .name("vigil-jobs-writer".into())
@@ -216,7 +217,10 @@ impl JobWriter {
                     }
                     let mut result = Ok(());
                     for attempt in 0..5 {
-                        result = upsert(&mut conn, &path, &rows).map_err(|e| e.to_string());
+                        result = {
+                            let _turn = turn.take();
+                            upsert(&mut conn, &path, &rows).map_err(|e| e.to_string())
+                        };
                         if result.is_ok() {
                             break;
                         }

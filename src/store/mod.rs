@@ -79,6 +79,26 @@ CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user_id, id);",
 #[derive(Clone, Debug)]
 pub struct Store {
     path: PathBuf,
+    turn: WriteTurn,
+}
+
+/// The writers of one database in this process (the event writer, the jobs writer) take
+/// turns on this lock around each write transaction instead of meeting in SQLite's busy
+/// handler, which sleeps 1, 2, 5, 10 … ms between tries: a job row waiting behind an event
+/// commit would wait milliseconds after the lock was free. Shared by every clone of a
+/// [`Store`].
+#[derive(Clone, Debug, Default)]
+pub struct WriteTurn(std::sync::Arc<std::sync::Mutex<()>>);
+
+impl WriteTurn {
+    /// Wait for this process's other writers to finish their transaction.
+    pub fn take(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A writer that panicked mid-transaction left nothing half-done in SQLite (its
+        // transaction rolled back): the lock is still good.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 fn err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + 'a {
@@ -94,6 +114,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let store = Store {
             path: path.to_path_buf(),
+            turn: WriteTurn::default(),
         };
         let conn = store.connect(true)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -167,6 +188,11 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The turn this database's writers in this process take ([`WriteTurn`]).
+    pub fn write_turn(&self) -> WriteTurn {
+        self.turn.clone()
     }
 
     /// A new connection (the writer keeps one; readers open their own).

@@ -58,6 +58,7 @@ impl Store {
     /// Record that events up to `seq` are gone (never lowers it).
     pub fn mark_gap(&self, seq: u64) -> Result<(), StoreError> {
         let conn = self.connect(true)?;
+        let _turn = self.turn.take();
         conn.execute(
             "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = \
              CAST(max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
@@ -81,7 +82,11 @@ impl Store {
             .map(super::event::rfc3339);
         let mut deleted = 0u64;
         let mut through = 0i64;
+        // Each chunk is its own write, taking this process's write turn (so the event writer
+        // waits at most one chunk).
+        let turn = self.turn.clone();
         let mut chunk = |conn: &rusqlite::Connection, upto: i64| -> Result<usize, StoreError> {
+            let _turn = turn.take();
             let n = conn
                 .execute("DELETE FROM events WHERE seq <= ?1", params![upto])
                 .map_err(err(&self.path, "pruning events"))?;
