@@ -47,6 +47,9 @@ impl From<JobError> for ApiError {
             }
             JobError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "no_such_job", msg),
             JobError::Finished(_) => ApiError::new(StatusCode::CONFLICT, "job_finished", msg),
+            JobError::QueueFull(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue_full", msg)
+            }
             JobError::Closed => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", msg)
             }
@@ -79,7 +82,19 @@ async fn submit(
     raw: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let req: SubmitRequest = body(&raw)?;
-    let job = st.jobs.submit(&caller(&actor), req).await?;
+    let job = match st.jobs.submit(&caller(&actor), req).await {
+        Ok(job) => job,
+        Err(e @ JobError::QueueFull(_)) => {
+            // Refused, nothing queued: come back when jobs have started.
+            let mut r = ApiError::from(e).into_response();
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("5"),
+            );
+            return Ok(r);
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok((StatusCode::CREATED, Json(job.view())).into_response())
 }
 

@@ -216,6 +216,9 @@ pub struct JobsConfig {
     pub max_wait_s: f64,
     /// Finished jobs kept (the newest this many; 0 = all).
     pub history_max: u64,
+    /// Jobs waiting at most: a submission beyond is refused (503, `Retry-After`), so the
+    /// queue's memory is bounded (about 1.5 KB a job).
+    pub max_queued: usize,
     /// Per job and stream (stdout, stderr): output beyond this is dropped with a note.
     pub max_output_bytes: u64,
     /// Descriptions longer than this are refused (characters).
@@ -246,6 +249,7 @@ impl Default for JobsConfig {
             aging_cap: 10,
             max_wait_s: 600.0,
             history_max: 10_000,
+            max_queued: 100_000,
             max_output_bytes: 16 * 1024 * 1024,
             max_description: 1000,
             pause_cpu_pct: None,
@@ -308,6 +312,7 @@ const JOBS_KEYS: &[&str] = &[
     "aging_cap",
     "max_wait_s",
     "history_max",
+    "max_queued",
     "max_output_bytes",
     "max_description",
     "pause_cpu_pct",
@@ -401,6 +406,11 @@ fn parse_jobs(cx: &mut Ctx, t: &DeTable<'_>, out: &mut JobsConfig) {
                 out.history_max = cx
                     .number_in(&key, v, 0.0, 1e12)
                     .map_or(out.history_max, |n| n as u64)
+            }
+            "max_queued" => {
+                out.max_queued = cx
+                    .number_in(&key, v, 1.0, 10_000_000.0)
+                    .map_or(out.max_queued, |n| n as usize)
             }
             "max_output_bytes" => {
                 out.max_output_bytes = cx

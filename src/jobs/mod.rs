@@ -1037,6 +1037,10 @@ impl Actor {
     }
 
     fn submit(&mut self, p: submit::Prepared) -> Submitted {
+        if self.queue.len() >= self.cfg.max_queued {
+            metrics::counter!(names::DECISIONS, "decision" => "queue_full").increment(1);
+            return Err(JobError::QueueFull(self.cfg.max_queued));
+        }
         let reading = self.last_reading.unwrap_or_else(|| self.reading());
         let req = Resources {
             cpu_cores: p.cpu_cores,

@@ -46,6 +46,10 @@ pub enum JobError {
     NotYours(u64),
     #[error("id: job {0} has already finished")]
     Finished(u64),
+    #[error(
+        "the queue is full: {0} jobs are waiting ([jobs] max_queued); submit again once some have started"
+    )]
+    QueueFull(usize),
     #[error("jobs are shutting down")]
     Closed,
     #[error("store: {0}")]

@@ -927,3 +927,50 @@ fn without_cgroups_memory_is_sampled_and_enforced_and_health_says_so() {
         nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_err()
     });
 }
+
+#[test]
+fn a_full_queue_refuses_with_503_and_retry_after_and_queues_nothing() {
+    let d = TestDaemon::start(&jobs_section(1, "max_queued = 2"));
+    let (s, running) = submit(
+        &d,
+        None,
+        json!({"command": ["sleep", "600"], "cpu_cores": 1}),
+    );
+    assert_eq!(s, 201, "{running}");
+    wait_job(&d, id_of(&running), "running");
+    for _ in 0..2 {
+        let (s, q) = submit(&d, None, json!({"command": ["true"], "cpu_cores": 1}));
+        assert_eq!((s, q["state"].as_str()), (201, Some("queued")), "{q}");
+    }
+    let (s, h, e) = d.call(
+        "POST",
+        "/api/jobs",
+        d.token.as_deref(),
+        Some(&json!({"command": ["true"], "cpu_cores": 1})),
+    );
+    assert_eq!(s, 503, "{e}");
+    assert_eq!(e["error"], "queue_full", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("2 jobs are waiting ([jobs] max_queued)")),
+        "{e}"
+    );
+    assert_eq!(
+        h.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let listed = d.get("/api/jobs");
+    assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(3), "{listed}");
+    // Room again once the running job ends and a waiting one starts.
+    let (s, _, _) = d.call(
+        "POST",
+        &format!("/api/jobs/{}/cancel", id_of(&running)),
+        d.token.as_deref(),
+        None,
+    );
+    assert_eq!(s, 200);
+    eventually(T, "a submission is taken again", || {
+        submit(&d, None, json!({"command": ["true"], "cpu_cores": 1})).0 == 201
+    });
+}
