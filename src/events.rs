@@ -333,6 +333,7 @@ impl EventLog {
             conn,
             path,
             turn: store.write_turn(),
+            store: store.clone(),
             live: live2,
             health: h,
             unstored: unstored.clone(),
@@ -574,6 +575,8 @@ struct Writer {
     conn: rusqlite::Connection,
     path: std::path::PathBuf,
     turn: crate::store::WriteTurn,
+    /// For retention's growth trigger.
+    store: Store,
     live: broadcast::Sender<Arc<Event>>,
     health: Arc<StoreHealth>,
     unstored: Unstored,
@@ -688,7 +691,10 @@ impl Writer {
                 Store::append(&mut self.conn, &self.path, &all)
             };
             match appended {
-                Ok(()) => break Ok(()),
+                Ok(()) => {
+                    self.store.grew(&all);
+                    break Ok(());
+                }
                 Err(e) if attempt < 5 && Store::transient(&e) => {
                     attempt += 1;
                     tracing::warn!(error = %e, attempt, "event write failed; retrying");

@@ -80,6 +80,7 @@ CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user_id, id);",
 pub struct Store {
     path: PathBuf,
     turn: WriteTurn,
+    growth: std::sync::Arc<retention::Growth>,
 }
 
 /// The writers of one database in this process (the event writer, the jobs writer) take
@@ -115,6 +116,7 @@ impl Store {
         let store = Store {
             path: path.to_path_buf(),
             turn: WriteTurn::default(),
+            growth: Default::default(),
         };
         let conn = store.connect(true)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -229,6 +231,16 @@ impl Store {
         }
         tx.commit().map_err(err(path, "committing events"))?;
         Ok(())
+    }
+
+    /// What the event writer appended, for retention to sweep on growth (not only each
+    /// minute): about the bytes of `batch`.
+    pub fn grew(&self, batch: &[(u64, String, String, String)]) {
+        let bytes: usize = batch
+            .iter()
+            .map(|(_, ts, kind, data)| ts.len() + kind.len() + data.len() + 16)
+            .sum();
+        self.growth.add(bytes as u64);
     }
 
     /// Whether a failed write may succeed if retried at once (the database was busy).

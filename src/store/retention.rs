@@ -1,5 +1,7 @@
 //! Event retention: the history is kept bounded by age and by size. Every
-//! [`SWEEP_EVERY`] the oldest events older than `max_age` are deleted, then the oldest ones
+//! [`SWEEP_EVERY`], and whenever the event writer has appended an eighth of `max_bytes`
+//! (at most 32 MiB) since the last sweep ([`Growth`]), the oldest events older than
+//! `max_age` are deleted, then the oldest ones
 //! while the live data exceeds `max_bytes`, in chunks (short write transactions beside the
 //! event writer). Freed pages are reused by SQLite, so the file stays near the bound.
 //! The highest deleted `seq` is kept (`kv` `history_gap_through`): history and stream
@@ -11,8 +13,32 @@ use rusqlite::params;
 
 use super::{Store, StoreError, err};
 
-/// How often retention runs.
+/// How often retention runs at least.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Bytes appended since the last sweep, and the wake-up of the sweeper when they pass its
+/// step: so a flood is pruned while it lasts, not up to a minute later.
+#[derive(Debug, Default)]
+pub struct Growth {
+    bytes: std::sync::atomic::AtomicU64,
+    step: std::sync::atomic::AtomicU64,
+    wake: tokio::sync::Notify,
+}
+
+impl Growth {
+    pub(super) fn add(&self, n: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let before = self.bytes.fetch_add(n, Relaxed);
+        let step = self.step.load(Relaxed);
+        if step > 0 && before < step && before + n >= step {
+            self.wake.notify_one();
+        }
+    }
+
+    fn reset(&self) {
+        self.bytes.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 const CHUNK: i64 = 5_000;
 
 /// `[events]`: how much history to keep.
@@ -108,12 +134,22 @@ impl Store {
                 _ => break,
             }
         }
-        // By size.
-        while self.live_bytes()? > r.max_bytes {
+        // By size: the oldest events, as many as the excess holds at the average size (at
+        // most a chunk at a time), so a pass never deletes much more than the excess.
+        loop {
+            let live = self.live_bytes()?;
+            if live <= r.max_bytes {
+                break;
+            }
+            let count: i64 = conn
+                .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+                .map_err(err(&self.path, "counting events"))?;
+            let excess = (live - r.max_bytes) as f64 / live as f64;
+            let n = ((count as f64 * excess).ceil() as i64).clamp(1, CHUNK);
             let upto: Option<i64> = conn
                 .query_row(
                     "SELECT max(seq) FROM (SELECT seq FROM events ORDER BY seq LIMIT ?1)",
-                    params![CHUNK],
+                    params![n],
                     |row| row.get(0),
                 )
                 .map_err(err(&self.path, "finding the oldest events"))?;
@@ -141,7 +177,7 @@ fn report(r: Result<u64, StoreError>) {
 }
 
 /// Run retention now (before vigil serves anything, so the first answers already reflect
-/// it), then every [`SWEEP_EVERY`] off the runtime.
+/// it), then every [`SWEEP_EVERY`] and on growth ([`Growth`]), off the runtime.
 /// The sweeps run on `tasks` until `stop`.
 pub fn start(
     store: Store,
@@ -150,9 +186,18 @@ pub fn start(
     stop: tokio_util::sync::CancellationToken,
 ) {
     report(store.prune(&r, chrono::Utc::now()));
+    let step = (r.max_bytes / 8).clamp(64 * 1024, 32 * 1024 * 1024);
+    store
+        .growth
+        .step
+        .store(step, std::sync::atomic::Ordering::Relaxed);
     tasks.spawn(stop.run_until_cancelled_owned(async move {
         loop {
-            tokio::time::sleep(SWEEP_EVERY).await;
+            tokio::select! {
+                _ = tokio::time::sleep(SWEEP_EVERY) => {}
+                _ = store.growth.wake.notified() => {}
+            }
+            store.growth.reset();
             let s = store.clone();
             if let Ok(res) =
                 tokio::task::spawn_blocking(move || s.prune(&r, chrono::Utc::now())).await
@@ -201,5 +246,36 @@ mod tests {
         };
         assert_eq!(store.prune(&forever, now).unwrap(), 0);
         assert_eq!(store.gap_through().unwrap(), 7);
+    }
+
+    #[test]
+    fn pruning_by_size_deletes_about_the_excess_not_whole_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("vigil.db")).unwrap();
+        let mut conn = store.connect(true).unwrap();
+        let data = format!("{{\"m\":\"{}\"}}", "x".repeat(300));
+        // 4 000 events (fewer than a chunk) of ~350 B: ~1.6 MB for a 1 MiB bound.
+        let rows: Vec<(u64, String, String, String)> = (1..=4_000)
+            .map(|i| {
+                (
+                    i,
+                    "2026-12-08T00:00:00.000Z".into(),
+                    "log".into(),
+                    data.clone(),
+                )
+            })
+            .collect();
+        Store::append(&mut conn, store.path(), &rows).unwrap();
+        let r = Retention {
+            max_age: Duration::MAX,
+            max_bytes: 1024 * 1024,
+        };
+        let deleted = store.prune(&r, chrono::Utc::now()).unwrap();
+        let left = store.events_since(0, None, 10_000).unwrap().len();
+        assert!(store.live_bytes().unwrap() <= r.max_bytes);
+        assert!(
+            deleted > 0 && left > 1_000,
+            "deleted {deleted}, left {left}"
+        );
     }
 }
