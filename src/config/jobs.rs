@@ -439,19 +439,29 @@ const PARAM_KEYS: &[&str] = &["pattern", "enum", "default", "max_len"];
 /// Parse `[jobs]` from the config file's text (a supervisord `.conf`/`.ini` has none: the
 /// defaults). Syntax errors are the main loader's to report.
 pub fn parse(path: &Path, text: &str) -> Result<JobsConfig, ConfigErrors> {
-    let mut out = JobsConfig::default();
     if path.extension().is_some_and(|e| e == "conf" || e == "ini") {
-        return Ok(out);
+        return Ok(JobsConfig::default());
     }
     let Ok(doc) = DeTable::parse(text) else {
-        return Ok(out);
+        return Ok(JobsConfig::default());
     };
+    parse_value(path, text, doc.get_ref().get("jobs"))
+}
+
+/// Parse the `[jobs]` value `v` of the already parsed `text` (the main loader's tree, so the
+/// file is parsed once); `None`: the defaults.
+pub(super) fn parse_value(
+    path: &Path,
+    text: &str,
+    v: Option<&Spanned<DeValue<'_>>>,
+) -> Result<JobsConfig, ConfigErrors> {
+    let mut out = JobsConfig::default();
     let mut cx = Cx {
         path,
         text,
         errors: Vec::new(),
     };
-    if let Some(v) = doc.get_ref().get("jobs")
+    if let Some(v) = v
         && let Some(t) = cx.table("jobs", v)
     {
         parse_jobs(&mut cx, t, &mut out);

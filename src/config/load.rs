@@ -218,9 +218,12 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
     let mut rpc_v = None;
     let mut auth_v = None;
     let mut venue_v = None;
+    let mut jobs_v = None;
     for (k, v) in entries(doc.get_ref()) {
         let name: &str = k.get_ref();
         match name {
+            // Parsed by crate::config::jobs, below.
+            "jobs" => jobs_v = Some(v),
             // Parsed by config::auth, below.
             "auth" => auth_v = Some(v),
             // Parsed by crate::config::venue, below.
@@ -316,8 +319,8 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
     }
     // The monitor's tables, from the same tree into the same error sink.
     let monitor = super::monitor::parse(&mut cx, doc.get_ref(), &shared.here);
-    // [jobs] (issue 10): parsed by crate::config::jobs from the same text.
-    let jobs = match super::jobs::parse(path, text) {
+    // [jobs] (issue 10): parsed by crate::config::jobs from the same tree.
+    let jobs = match super::jobs::parse_value(path, text, jobs_v) {
         Ok(j) => j,
         Err(errs) => {
             errs.0.into_iter().for_each(|e| cx.push_located(e));
