@@ -2,6 +2,7 @@
 
 /// Edit distance (optimal string alignment: insertions, deletions, substitutions and
 /// transpositions of neighbours each cost 1) over chars, ignoring ASCII case.
+#[cfg(test)]
 pub(crate) fn distance(a: &str, b: &str) -> usize {
     let a = folded(a);
     let b = folded(b);
