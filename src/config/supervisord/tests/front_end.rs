@@ -1195,3 +1195,15 @@ fn every_ini_fuzz_seed_that_loads_converts_exactly() {
     }
     assert!(loaded >= 4, "only {loaded} seeds load");
 }
+
+/// The fuzzer's third find (`fuzz/corpus/ini/found_control_chars_in_a_note.conf`): a value
+/// quoted in one of the TOML's comments (the accepted-but-not-carried notes) held control
+/// characters, which a TOML comment may not, so the converted file did not load.
+#[test]
+fn convert_escapes_control_characters_in_comments() {
+    let path = Path::new("/vigil-fuzz-pure/supervisord.conf");
+    let text = "[supervisord]\nuser=a\u{17}\u{17}b\n[program:a]\ncommand=a\n";
+    let c = crate::config::convert_str_without_io(path, text).expect("converts");
+    assert!(c.warnings.is_empty(), "{:?}\n{}", c.warnings, c.toml);
+    assert!(c.toml.contains("user=a\\u{17}\\u{17}b"), "{}", c.toml);
+}
