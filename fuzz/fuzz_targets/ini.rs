@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigil_fuzz::{check_errors, scratch};
+use vigil_fuzz::{check_converted, check_errors, scratch};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -18,12 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let path = s.config_file("supervisord.conf", text);
     match vigil::config::load_str(&path, text) {
         Ok(_) => match vigil::config::supervisord::convert(&path) {
-            Ok(c) => assert!(
-                c.warnings.is_empty(),
-                "{}\n--- converted:\n{}",
-                c.warnings.join("\n"),
-                c.toml
-            ),
+            Ok(c) => check_converted(&path, text, &c),
             Err(e) => panic!("loads, but convert fails:\n{e}"),
         },
         Err(errors) => check_errors(&path, text, &errors),

@@ -23,7 +23,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use vigil::config::ConfigErrors;
+use vigil::config::{ConfigError, ConfigErrors};
 
 pub struct Scratch {
     work: PathBuf,
@@ -120,13 +120,32 @@ pub fn confined(text: &str) -> bool {
 /// in `path` on one of its lines.
 pub fn check_errors(path: &Path, text: &str, errors: &ConfigErrors) {
     assert!(!errors.0.is_empty(), "a load failed without an error");
+    check_located(path, text, &errors.0);
+    let _ = errors.to_string();
+}
+
+/// Located problems (errors, or the warnings of what a load ignored): each renders, and those
+/// in `path` are on one of its lines.
+pub fn check_located(path: &Path, text: &str, problems: &[ConfigError]) {
     let lines = text.matches('\n').count() + 1;
-    for e in &errors.0 {
+    for e in problems {
         let shown = e.to_string();
         assert!(!shown.is_empty());
         if e.file == path {
             assert!(e.line <= lines, "{shown}: line {} of {lines}", e.line);
         }
     }
-    let _ = errors.to_string();
+}
+
+/// `vigil convert`'s result for a config that loaded: what the input ignores is located in
+/// it, and the translation has no problem (the TOML loads, without a warning, to the same
+/// `Config`).
+pub fn check_converted(path: &Path, text: &str, c: &vigil::config::supervisord::Converted) {
+    check_located(path, text, &c.ignored);
+    assert!(
+        c.warnings.is_empty(),
+        "{}\n--- converted:\n{}",
+        c.warnings.join("\n"),
+        c.toml
+    );
 }

@@ -209,13 +209,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Convert { file } => match crate::config::supervisord::convert(&file) {
             Ok(converted) => {
                 print!("{}", converted.toml);
+                // What the input has that supervisord ignores, located in it.
+                for w in &converted.ignored {
+                    eprintln!("{w}");
+                }
+                // What the translation could not carry over exactly.
                 for w in &converted.warnings {
-                    // Located ones (ignored options) already start with the file.
-                    if w.starts_with(&file.display().to_string()) {
-                        eprintln!("{w}");
-                    } else {
-                        eprintln!("{}: warning: {w}", file.display());
-                    }
+                    eprintln!("{}: warning: {w}", file.display());
                 }
                 Ok(ExitCode::SUCCESS)
             }

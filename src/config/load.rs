@@ -223,12 +223,12 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
     for (k, v) in entries(doc.get_ref()) {
         let name: &str = k.get_ref();
         match name {
+            // Parsed by crate::config::jobs, below.
+            "jobs" => jobs_v = Some(v),
             // Parsed by config::auth, below.
             "auth" => auth_v = Some(v),
             // Parsed by crate::config::venue, below.
             "venue" => venue_v = Some(v),
-            // Parsed by crate::config::jobs, below.
-            "jobs" => jobs_v = Some(v),
             "vigil" => vigil_v = Some(v),
             "program" => program_v = Some(v),
             "group" => group_v = Some(v),

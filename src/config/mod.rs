@@ -36,7 +36,7 @@ pub fn suggest<'c>(word: &str, candidates: &'c [&'c str]) -> Option<&'c str> {
 }
 
 /// One located problem in a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConfigError {
     pub file: PathBuf,
     /// 1-based; 0 when the error concerns the whole file.

@@ -128,7 +128,12 @@ pub(crate) fn load_with(path: &Path, text: &str, env: &Env) -> Result<Config, Co
 pub struct Converted {
     /// The equivalent vigil.toml.
     pub toml: String,
-    /// Problems with the translation (empty when the TOML loads to the same [`Config`]).
+    /// What the input itself has that supervisord (and so vigil) ignores: unknown options and
+    /// sections, located in the input ([`Config::warnings`] of its load). They are not in the
+    /// TOML, which is still equivalent: the original load ignored them too.
+    pub ignored: Vec<super::ConfigError>,
+    /// Problems with the translation: empty when the TOML loads, without a warning of its own,
+    /// to the same [`Config`].
     pub warnings: Vec<String>,
 }
 
@@ -146,10 +151,16 @@ pub(crate) fn convert_with(path: &Path, text: &str, env: &Env) -> Result<Convert
     let toml = to_toml(&config, &hints);
     // Loaded as if saved beside the original (nothing in it depends on where it is).
     let toml_path = path.with_extension("toml");
-    // What the original load ignored (unknown options and sections) is not in the TOML.
-    let mut warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+    // What the original load ignored (unknown options and sections) is not in the TOML: the
+    // input's own warnings, kept apart from the translation's.
+    let mut warnings = Vec::new();
     match load::load_with(&toml_path, &toml, env) {
         Ok(mut back) => {
+            // vigil.toml has no ignored keys (an unknown key is an error), so any warning
+            // here is the converter's.
+            for w in &back.warnings {
+                warnings.push(format!("the converted file has a warning: {w}"));
+            }
             back.source = config.source.clone();
             back.warnings = config.warnings.clone();
             if let Some(d) = first_difference(&config, &back) {
@@ -160,7 +171,11 @@ pub(crate) fn convert_with(path: &Path, text: &str, env: &Env) -> Result<Convert
         }
         Err(e) => warnings.push(format!("the converted file does not load:\n{e}")),
     }
-    Ok(Converted { toml, warnings })
+    Ok(Converted {
+        toml,
+        ignored: config.warnings,
+        warnings,
+    })
 }
 
 /// What `vigil convert` needs besides the [`Config`].
@@ -339,6 +354,16 @@ fn parse_kv_pairs(s: &str) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
+/// vigil's umask, to compare with a configured `wanted` one: [`current_umask`], except that
+/// without I/O (the pure fuzz targets) the host is not read and the check passes (`wanted`).
+fn umask_against(wanted: u32) -> Option<u32> {
+    if load::io_allowed() {
+        current_umask()
+    } else {
+        Some(wanted)
+    }
+}
+
 /// vigil's current umask, from `/proc/self/status` (Linux ≥ 4.7).
 fn current_umask() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -347,8 +372,11 @@ fn current_umask() -> Option<u32> {
 }
 
 /// The soft limit named `what` in `/proc/self/limits` (`None`: unknown; `Some(None)`:
-/// unlimited).
+/// unlimited). Without I/O the host is not read and the check passes: unlimited.
 fn soft_limit(what: &str) -> Option<Option<u64>> {
+    if !load::io_allowed() {
+        return Some(None);
+    }
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find_map(|l| l.strip_prefix(what))?;
     let soft = line.split_whitespace().next()?;
@@ -931,7 +959,7 @@ fn parse_supervisord(cx: &mut Ctx, doc: &IniDoc, here: &Path, env: &Env, hints: 
         parse_octal,
     ) && let Some(e) = sec.get("umask")
     {
-        match current_umask() {
+        match umask_against(mask) {
             Some(cur) if cur == mask => hints.notes.push(format!(
                 "[supervisord] umask={mask:03o}: vigil's umask already"
             )),
@@ -972,6 +1000,8 @@ fn parse_supervisord(cx: &mut Ctx, doc: &IniDoc, here: &Path, env: &Env, hints: 
         use nix::unistd::{Uid, User, getuid};
         let u = u.trim();
         let uid = match u.parse::<u32>() {
+            // Without I/O no user is looked up and the check passes.
+            _ if !load::io_allowed() => Some(getuid()),
             Ok(n) => User::from_uid(Uid::from_raw(n))
                 .ok()
                 .flatten()

@@ -225,3 +225,44 @@ fn events_history_and_follow() {
     let _ = child.wait();
     assert_eq!(seen, vec!["STOPPING", "STOPPED"]);
 }
+
+/// `vigil convert` of a config with a misspelt option (the fuzzers' first find): the TOML on
+/// stdout, the ignored option once on stderr with its line, no "warning" about the
+/// translation, exit 0; and the TOML passes `check-config`.
+#[test]
+fn convert_reports_an_ignored_option_once_and_the_translation_as_exact() {
+    let dir = tempdir();
+    let f = dir.path().join("supervisord.conf");
+    std::fs::write(
+        &f,
+        "[supervisord]\n[program:bot]\ncommand=sleep 1000\nspopsignal=INT\n",
+    )
+    .unwrap();
+    let out = Command::new(vigil_bin())
+        .arg("convert")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let file = f.display().to_string();
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "{file}:4:1: [program:bot] spopsignal: unknown option, ignored (did you mean \"stopsignal\"?)"
+        )
+    );
+    let toml = dir.path().join("vigil.toml");
+    std::fs::write(&toml, &out.stdout).unwrap();
+    let out = Command::new(vigil_bin())
+        .arg("check-config")
+        .arg(&toml)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -18,6 +18,27 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// The byte offsets at which the lines of `text` start (the first is 0): built once per file,
+/// so that locating each of many problems is a binary search, not a scan from the start.
+pub(crate) fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect()
+}
+
+/// [`line_col`] with the file's [`line_starts`].
+pub(crate) fn line_col_in(text: &str, starts: &[usize], offset: usize) -> (usize, usize) {
+    let mut off = offset.min(text.len());
+    while off > 0 && !text.is_char_boundary(off) {
+        off -= 1;
+    }
+    // The lines starting at or before `off`; there is always the first.
+    let line = starts.partition_point(|s| *s <= off).max(1);
+    let line_start = starts.get(line - 1).copied().unwrap_or(0);
+    let col = text.get(line_start..off).unwrap_or("").chars().count() + 1;
+    (line, col)
+}
+
 /// What the expansions see of the world: vigil's environment and the host name.
 #[derive(Clone)]
 pub(crate) struct Env {
@@ -49,6 +70,8 @@ pub(crate) struct SrcFile {
     pub base: usize,
     /// Whether errors show a column (TOML) or only the line (INI).
     pub columns: bool,
+    /// Where its lines start ([`line_starts`]).
+    pub lines: Vec<usize>,
 }
 
 /// The error sink: every file read (for locations) and every problem found so far, with the
@@ -386,6 +409,7 @@ impl Ctx {
         let base = self.files.last().map_or(0, |f| f.base + f.text.len() + 1);
         self.files.push(SrcFile {
             path,
+            lines: line_starts(&text),
             text,
             base,
             columns,
@@ -431,7 +455,7 @@ impl Ctx {
     ) -> ConfigError {
         let (file, line, col) = match self.locate(offset) {
             Some((f, local)) => {
-                let (line, col) = line_col(&f.text, local);
+                let (line, col) = line_col_in(&f.text, &f.lines, local);
                 (
                     f.path.clone(),
                     line,
@@ -460,22 +484,18 @@ impl Ctx {
     /// same error met once per process) dropped.
     pub(crate) fn finish(mut self) -> ConfigErrors {
         self.errors.sort_by_key(|(off, _)| *off);
-        let mut seen = HashSet::new();
-        let errors = self
-            .errors
-            .into_iter()
-            .map(|(_, e)| e)
-            .filter(|e| {
-                seen.insert((
-                    e.file.clone(),
-                    e.line,
-                    e.col,
-                    e.key.clone(),
-                    e.message.clone(),
-                ))
-            })
-            .collect();
-        ConfigErrors(errors)
+        let errors: Vec<ConfigError> = self.errors.into_iter().map(|(_, e)| e).collect();
+        let keep: Vec<bool> = {
+            let mut seen = HashSet::with_capacity(errors.len());
+            errors.iter().map(|e| seen.insert(e)).collect()
+        };
+        ConfigErrors(
+            errors
+                .into_iter()
+                .zip(keep)
+                .filter_map(|(e, k)| k.then_some(e))
+                .collect(),
+        )
     }
 
     pub(crate) fn type_error(&mut self, key: String, v: &Spanned<DeValue<'_>>, expected: &str) {

@@ -23,6 +23,21 @@ pub(crate) fn q(s: &str) -> String {
     o
 }
 
+/// Text for a TOML comment, which may hold neither a line break nor another control
+/// character except tab: those are written as `\u{..}` (a config value quoted in a note may
+/// contain any of them).
+pub(crate) fn comment_text(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c != '\t' && (c.is_control()) {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A TOML key: bare when it can be.
 pub(crate) fn k(s: &str) -> String {
     if !s.is_empty()
@@ -55,11 +70,15 @@ pub(crate) fn to_toml(c: &Config, hints: &Hints) -> String {
     let _ = writeln!(
         o,
         "# vigil.toml converted from {} by `vigil convert`.",
-        c.source.display()
+        comment_text(&c.source.display().to_string())
     );
     o.push_str("# Paths are absolute; %(ENV_X)s still reads vigil's environment at start.\n");
     for n in &hints.notes {
-        let _ = writeln!(o, "# Not carried over (accepted as is): {n}");
+        let _ = writeln!(
+            o,
+            "# Not carried over (accepted as is): {}",
+            comment_text(n)
+        );
     }
     o.push('\n');
     o.push_str("[vigil]\n");

@@ -153,14 +153,14 @@ pub(crate) fn ini_program(
         "an octal umask such as 022",
         parse_octal,
     ) && let Some(e) = sec.get("umask")
-        && current_umask() != Some(mask)
+        && umask_against(mask) != Some(mask)
     {
         unsupported_value(
             cx,
             e,
             &format!(
                 "vigil's children inherit vigil's umask ({}); start vigil with umask {mask:03o} instead",
-                current_umask().map_or_else(|| "unknown".to_string(), |c| format!("{c:03o}"))
+                umask_against(mask).map_or_else(|| "unknown".to_string(), |c| format!("{c:03o}"))
             ),
         );
     }

@@ -509,6 +509,17 @@ fn line_col_counts_characters() {
     assert_eq!(line_col(t, 5), (2, 1));
     assert_eq!(line_col(t, t.len()), (4, 5));
     assert_eq!(line_col(t, 1000), (4, 5));
+    // The indexed form (what every error of a load uses) agrees at every offset.
+    for text in [t, "", "\n", "\n\nx", "no newline", "é\nü\n"] {
+        let starts = super::context::line_starts(text);
+        for off in 0..=text.len() + 2 {
+            assert_eq!(
+                super::context::line_col_in(text, &starts, off),
+                line_col(text, off),
+                "{text:?} at {off}"
+            );
+        }
+    }
     // Columns after non-ASCII text in a real error.
     err1(
         "[program.a]\ncommand = \"x\"\nenvironment = { GREETING = \"héllo\", N = 1 }\n",
