@@ -590,3 +590,29 @@ pub fn resolve(base: &Path, p: &Path) -> PathBuf {
         base.join(p)
     }
 }
+
+/// What the config tests of both front ends share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// The sections of a `tests/data/config*/README.md`: each `## FILE` heading with the lines
+    /// of the code block under it (what loading FILE must print).
+    pub(crate) fn readme_sections(readme: &str) -> Vec<(String, Vec<String>)> {
+        let mut sections = Vec::new();
+        let mut current: Option<String> = None;
+        let mut in_block = false;
+        let mut lines = Vec::new();
+        for line in readme.lines() {
+            if let Some(h) = line.strip_prefix("## ") {
+                current = Some(h.trim().trim_matches('`').to_string());
+            } else if line.starts_with("```") {
+                if in_block && let Some(f) = current.take() {
+                    sections.push((f, std::mem::take(&mut lines)));
+                }
+                in_block = !in_block;
+            } else if in_block && current.is_some() {
+                lines.push(line.to_string());
+            }
+        }
+        sections
+    }
+}

@@ -617,23 +617,7 @@ fn docs_example_loads() {
 fn example_bad_files_match_readme() {
     let readme = std::fs::read_to_string(data_dir().join("README.md")).expect("read README");
     let mut checked = 0;
-    let mut current: Option<String> = None;
-    let mut in_block = false;
-    let mut expected: Vec<String> = Vec::new();
-    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
-    for line in readme.lines() {
-        if let Some(h) = line.strip_prefix("## ") {
-            current = Some(h.trim().trim_matches('`').to_string());
-        } else if line.starts_with("```") {
-            if in_block && let Some(f) = current.take() {
-                sections.push((f, std::mem::take(&mut expected)));
-            }
-            in_block = !in_block;
-        } else if in_block && current.is_some() {
-            expected.push(line.to_string());
-        }
-    }
-    for (file, want) in sections {
+    for (file, want) in crate::config::test_support::readme_sections(&readme) {
         if !file.ends_with(".toml") || file == "full.toml" {
             continue;
         }

@@ -1113,25 +1113,9 @@ fn copy_samples() -> TempDir {
 fn sample_files_match_readme() {
     let dir = copy_samples();
     let readme = std::fs::read_to_string(data_dir().join("README.md")).expect("README");
-    let mut sections: Vec<(String, Vec<String>)> = Vec::new();
-    let mut current: Option<String> = None;
-    let mut in_block = false;
-    let mut lines = Vec::new();
-    for line in readme.lines() {
-        if let Some(h) = line.strip_prefix("## ") {
-            current = Some(h.trim().trim_matches('`').to_string());
-        } else if line.starts_with("```") {
-            if in_block && let Some(f) = current.take() {
-                sections.push((f, std::mem::take(&mut lines)));
-            }
-            in_block = !in_block;
-        } else if in_block && current.is_some() {
-            lines.push(line.to_string());
-        }
-    }
     let mut valid = 0;
     let mut bad = 0;
-    for (file, want) in sections {
+    for (file, want) in crate::config::test_support::readme_sections(&readme) {
         let path = dir.path().join(&file);
         let text = std::fs::read_to_string(&path).expect("sample");
         match (load_with(&path, &text, &test_env()), want.as_slice()) {
