@@ -16,7 +16,7 @@
 //!     time, jobs/s, the ratio.
 //! (c) **daemon memory per queued job**: VmRSS of the daemon before and after queueing them.
 //!
-//! Knobs: BENCH_LAT, BENCH_JOBS, BENCH_PARALLEL, and BENCH_PEER=0 to leave pueue out (a
+//! Knobs: BENCH_LAT, BENCH_JOBS, BENCH_PARALLEL, BENCH_CGROUPS=none (jobs without cgroups), and BENCH_PEER=0 to leave pueue out (a
 //! quick run of vigil against the floors). (b) also runs a throughput floor: BENCH_PARALLEL
 //! threads of the bench spawning `true` back to back. vigil's drain is awaited by polling
 //! the last job (`GET /api/jobs/{id}`), not the whole queue listing.
@@ -92,8 +92,10 @@ impl Vigil {
             format!(
                 "[vigil]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nlog_level = \"warn\"\n\n\
                  [jobs]\ncpu_cores = {cores}\nram_gb = 64\nbuffer_pct = 0\nconsumption_factor_pct = 100\n\
-                 check_measured = false\nhistory_max = 0\nmax_wait_s = 1000000\n",
-                dir.join("data").display()
+                 check_measured = false\nhistory_max = 0\nmax_wait_s = 1000000\ncgroups = \"{}\"\n",
+                dir.join("data").display(),
+                // BENCH_CGROUPS=none: jobs without cgroups, to see what the cgroups cost.
+                std::env::var("BENCH_CGROUPS").unwrap_or_else(|_| "auto".into()),
             ),
         )
         .expect("config");

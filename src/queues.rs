@@ -177,3 +177,45 @@ mod tests {
         assert_eq!(rx.recv().await, Some(3), "the abandoned send left nothing");
     }
 }
+
+/// A warning about a lagging subscriber, at most once per [`Lagging::EVERY`], with what was
+/// missed since the last one (a flood lags a subscriber thousands of times a second; each
+/// lag is handled, but one line per lag would flood the log too).
+#[derive(Debug, Default)]
+pub struct Lagging {
+    missed: u64,
+    last: Option<std::time::Instant>,
+}
+
+impl Lagging {
+    pub const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// `n` more missed at `now`: the total to report now, if a line is due.
+    pub fn note(&mut self, n: u64, now: std::time::Instant) -> Option<u64> {
+        self.missed += n;
+        let due = self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= Self::EVERY);
+        if !due {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.missed))
+    }
+}
+
+#[cfg(test)]
+mod lagging_tests {
+    use super::Lagging;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn one_line_per_interval_with_the_total() {
+        let t0 = Instant::now();
+        let mut l = Lagging::default();
+        assert_eq!(l.note(5, t0), Some(5));
+        assert_eq!(l.note(3, t0 + Duration::from_secs(1)), None);
+        assert_eq!(l.note(4, t0 + Duration::from_secs(9)), None);
+        assert_eq!(l.note(1, t0 + Lagging::EVERY), Some(8));
+    }
+}

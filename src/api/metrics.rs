@@ -145,6 +145,7 @@ pub fn spawn_event_counters(
     let mut rx = events.subscribe();
     tasks.spawn(stop.run_until_cancelled_owned(async move {
         use tokio::sync::broadcast::error::RecvError;
+        let mut lagging = crate::queues::Lagging::default();
         loop {
             match rx.recv().await {
                 Ok(e) if e.kind == "trading_state" => {
@@ -160,10 +161,12 @@ pub fn spawn_event_counters(
                 }
                 Ok(_) => {}
                 Err(RecvError::Lagged(n)) => {
-                    tracing::warn!(
-                        skipped = n,
-                        "metrics: event counter lagged; counts may be low"
-                    );
+                    if let Some(skipped) = lagging.note(n, std::time::Instant::now()) {
+                        tracing::warn!(
+                            skipped,
+                            "metrics: event counter lagged; counts may be low (logged at most every 10 s)"
+                        );
+                    }
                 }
                 Err(RecvError::Closed) => return,
             }

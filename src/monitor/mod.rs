@@ -616,6 +616,8 @@ pub fn source_of(def: &RuleDef) -> Source {
 }
 
 struct Actor {
+    /// Rate-limits the warning about lagging behind the event log.
+    lagging: crate::queues::Lagging,
     latch: Latch,
     rules: RuleSet,
     kinds: BTreeMap<Source, &'static str>,
@@ -727,6 +729,7 @@ pub fn start_with_clock(
         probes,
         clock,
         tasks: tasks.clone(),
+        lagging: Default::default(),
     };
     actor.note_written(&written);
     actor.publish();
@@ -811,7 +814,9 @@ impl Actor {
                     Ok(e) => self.on_logged(&e).await,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         // A missed FATAL must not be lost: read the programs' states instead.
-                        tracing::warn!(missed = n, "monitor lagged behind the event log; re-reading program states");
+                        if let Some(missed) = self.lagging.note(n, std::time::Instant::now()) {
+                            tracing::warn!(missed, "monitor lagged behind the event log; re-reading program states (logged at most every 10 s)");
+                        }
                         self.resync_critical().await;
                     }
                     Err(_) => {}
