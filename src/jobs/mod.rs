@@ -315,6 +315,24 @@ impl Ahead {
 }
 
 /// The variables vigil adds to a job's environment.
+/// What `exec` needs to start job `e` (its output in `dir`, its cgroups `cg`).
+fn exec_spec<'a>(
+    url: &str,
+    max_output: u64,
+    e: &'a Entry,
+    dir: &'a std::path::Path,
+    cg: &'a JobCgroup,
+) -> exec::Spec<'a> {
+    exec::Spec {
+        id: e.job.id,
+        argv: &e.job.argv,
+        env: job_env(url, e.job.id, e),
+        dir,
+        cgroup: cg,
+        max_output,
+    }
+}
+
 fn job_env(url: &str, id: u64, e: &Entry) -> Vec<(String, String)> {
     vec![
         ("VIGIL_URL".to_string(), url.to_string()),
@@ -837,14 +855,7 @@ impl Actor {
             }
         };
         let dir = PathBuf::from(&e.job.output_dir);
-        let spec = exec::Spec {
-            id,
-            argv: &e.job.argv,
-            env: job_env(&self.url, id, e),
-            dir: &dir,
-            cgroup: &cg,
-            max_output: self.cfg.max_output_bytes,
-        };
+        let spec = exec_spec(&self.url, self.cfg.max_output_bytes, e, &dir, &cg);
         // A job whose spare cannot be made gets its error from the spawn when it starts.
         let spare = exec::spare(&spec).unwrap_or(None);
         Some(Ahead { cg, spare })
@@ -895,14 +906,7 @@ impl Actor {
                 JobCgroup::default()
             }
         };
-        let spec = exec::Spec {
-            id,
-            argv: &e.job.argv,
-            env: job_env(&self.url, id, e),
-            dir: &dir,
-            cgroup: &cg,
-            max_output: self.cfg.max_output_bytes,
-        };
+        let spec = exec_spec(&self.url, self.cfg.max_output_bytes, e, &dir, &cg);
         let spawned = match spare {
             Some(sp) => Ok(exec::start(sp, &spec, self.notes_tx.clone())),
             None => exec::spawn(spec, self.notes_tx.clone()),
