@@ -136,14 +136,20 @@ impl Store {
         }
         // By size: the oldest events, as many as the excess holds at the average size (at
         // most a chunk at a time), so a pass never deletes much more than the excess.
+        // The rows are counted once (a full scan), then kept up to date by what each chunk
+        // deleted; rows appended meanwhile only make the estimate low, and the loop goes on.
+        let mut known: Option<i64> = None;
         loop {
             let live = self.live_bytes()?;
             if live <= r.max_bytes {
                 break;
             }
-            let count: i64 = conn
-                .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
-                .map_err(err(&self.path, "counting events"))?;
+            let count = match known {
+                Some(c) => c,
+                None => conn
+                    .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+                    .map_err(err(&self.path, "counting events"))?,
+            };
             let excess = (live - r.max_bytes) as f64 / live as f64;
             let n = ((count as f64 * excess).ceil() as i64).clamp(1, CHUNK);
             let upto: Option<i64> = conn
@@ -154,8 +160,11 @@ impl Store {
                 )
                 .map_err(err(&self.path, "finding the oldest events"))?;
             match upto {
-                Some(u) if chunk(&conn, u)? > 0 => {}
-                _ => break,
+                Some(u) => match chunk(&conn, u)? {
+                    0 => break,
+                    gone => known = Some((count - gone as i64).max(0)),
+                },
+                None => break,
             }
         }
         if through > 0 {
